@@ -1,0 +1,88 @@
+"""Text normalisation for Thai and Latin listing text. Pure functions, no I/O.
+
+Thai is normalised with NFC, never NFKC/NFKD alone: those split SARA AM (ำ, U+0E33) into
+NIKHAHIT + SARA AA (ํ + า), after which a word no longer matches its dictionary form. We apply NFKC
+for the Latin look-alikes (full-width digits and letters) and then put SARA AM back together.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+THAI_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
+# zero-width and invisible characters sellers (and copy-paste) leave in titles
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufe00-\ufe0f]")
+_SPACES = re.compile(r"\s+")
+# Cyrillic and Greek letters that look like Latin ones (a seller's way around a keyword filter)
+_LOOKALIKE = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
+    "Х": "X", "Υ": "Y", "Ο": "O", "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K",
+    "Μ": "M", "Ν": "N", "Ρ": "P", "Τ": "T", "Χ": "X", "ο": "o", "ν": "v",
+    "–": "-", "—": "-", "‐": "-", "‑": "-", "‒": "-", "−": "-", "／": "/", "⁄": "/",
+})
+_SARA_AM_SPLIT = re.compile("\u0e4d\u0e32")  # ํ + า  -> ำ
+_SARA_AM_SPACED = re.compile("\u0e4d\\s+\u0e32")
+# the same Thai tone mark or vowel typed twice
+_DOUBLE_MARK = re.compile("([\u0e31\u0e34-\u0e3a\u0e47-\u0e4e])\\1+")
+
+
+def fix_thai(text: str) -> str:
+    """NFC, and repair SARA AM split by NFKC/NFKD or by careless typing."""
+    text = unicodedata.normalize("NFC", text)
+    text = _SARA_AM_SPACED.sub("\u0e33", text)
+    text = _SARA_AM_SPLIT.sub("\u0e33", text)
+    return _DOUBLE_MARK.sub(r"\1", text)
+
+
+def clean(text: str | None) -> str:
+    """Normalise for reading: NFKC for Latin look-alikes, Thai repaired, Thai digits to Arabic,
+    invisible characters removed, spaces collapsed. Case is kept."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFKC", text)
+    text = fix_thai(text)
+    text = text.translate(THAI_DIGITS).translate(_LOOKALIKE)
+    text = _INVISIBLE.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def fold(text: str | None) -> str:
+    """clean() and lower-case: the form every keyword comparison uses."""
+    return clean(text).casefold()
+
+
+_MODEL_STRIP = re.compile(r"[\s\-_./·•]+")
+
+
+def model_key(model: str | None) -> str:
+    """A model code compared without case, spaces, hyphens, dots: PB-2001 = pb2001 = PB 2001."""
+    return _MODEL_STRIP.sub("", fold(model))
+
+
+_BRAND_STRIP = re.compile(r"[\s\-_.,'’&+/()®™©]+")
+
+
+def brand_key(brand: str | None) -> str:
+    """A brand compared without case, spaces or punctuation: 'Tos-hiba' = 'TOSHIBA'."""
+    return _BRAND_STRIP.sub("", fold(brand))
+
+
+@lru_cache(maxsize=65536)
+def tokens(text: str) -> tuple[str, ...]:
+    """Word tokens of folded text: Thai by pythainlp (newmm, offline), Latin and numbers as they stand."""
+    from pythainlp.tokenize import word_tokenize
+
+    out: list[str] = []
+    for tok in word_tokenize(fold(text), engine="newmm", keep_whitespace=False):
+        tok = tok.strip()
+        if tok and not all(c in "()[]{}!?,;:*\"'|~`#" for c in tok):
+            out.append(tok)
+    return tuple(out)
+
+
+def tokenised(text: str) -> str:
+    """Space-separated tokens, the form stored in full-text indexes so Thai can be searched by word."""
+    return " ".join(tokens(text))

@@ -1,0 +1,51 @@
+"""Reason codes and the sentences an officer reads, in Thai and English.
+
+A reason code is `name` or `name:arg[:arg]`; the argument is data from the listing or the registry.
+"""
+
+from __future__ import annotations
+
+SENTENCES: dict[str, tuple[str, str]] = {
+    "product": ("สินค้าเป็น “{1}” ซึ่งต้องเป็นไปตาม มอก. {0}", "the product is a “{1}”, which falls under TIS {0}"),
+    "also_standard": ("สินค้านี้ต้องเป็นไปตาม มอก. {0} ด้วย", "the product must also meet TIS {0}"),
+    "category": ("หมวดหมู่ของร้าน “{1}” ชี้ว่าเป็นสินค้าตาม มอก. {0}", "the marketplace category “{1}” points to TIS {0}"),
+    "no_controlled_product": ("ไม่พบสินค้าที่อยู่ภายใต้มาตรฐานบังคับ", "no product under a compulsory standard was found"),
+    "accessory": ("เป็นอุปกรณ์เสริมหรือสินค้าอื่น (“{0}”) ไม่ใช่ตัวสินค้าควบคุม", "an accessory or another product (“{0}”), not the controlled product itself"),
+    "not_form": ("มาตรฐานไม่ครอบคลุมสินค้าแบบนี้ (“{1}”, มอก. {0})", "the standard does not cover this form of the product (“{1}”, TIS {0})"),
+    "form_unclear": ("มอก. {0} ครอบคลุมเฉพาะบางแบบ และประกาศไม่ได้บอกว่าเป็นแบบใด", "TIS {0} covers only some forms of this product and the listing does not say which"),
+    "ambiguous_product": ("ชื่อสินค้าอาจเป็นสินค้าควบคุมหรืออุปกรณ์เสริมก็ได้ (“{0}”)", "the title may name the controlled product or only an accessory for it (“{0}”)"),
+    "claims_tis": ("ประกาศอ้าง มอก. {0}", "the listing claims TIS {0}"),
+    "claims_licence": ("ประกาศอ้างใบอนุญาตเลขที่ {0}", "the listing claims licence {0}"),
+    "vague_claim": ("อ้างว่า “มี มอก.” โดยไม่ระบุเลข ซึ่งนับว่าไม่มีการอ้าง", "a vague “has TIS” claim with no number, which counts as no claim"),
+    "no_claim": ("ไม่มีการแสดงเลข มอก. หรือเลขใบอนุญาต", "no TIS number or licence number is shown"),
+    "tis_unknown": ("เลข มอก. {0} ที่อ้างไม่มีอยู่ในทะเบียนมาตรฐาน", "the claimed TIS {0} does not exist in the catalogue"),
+    "tis_not_for_product": ("มอก. {0} ที่อ้างไม่ครอบคลุมสินค้านี้ (ควรเป็น มอก. {1})", "the claimed TIS {0} does not cover this product (it should be TIS {1})"),
+    "licence_not_found": ("ไม่พบใบอนุญาตเลขที่ {0} ในทะเบียน", "licence {0} does not exist in the registry"),
+    "licence_inactive": ("ใบอนุญาต {0} อยู่ในสถานะ {1}", "licence {0} is {1}"),
+    "licence_other_brand": ("ใบอนุญาต {0} เป็นของเครื่องหมายการค้าอื่น ({1})", "licence {0} belongs to another brand ({1})"),
+    "licence_other_standard": ("ใบอนุญาต {0} ออกตาม มอก. {1} ไม่ใช่มาตรฐานของสินค้านี้", "licence {0} was issued under TIS {1}, not this product's standard"),
+    "licence_match": ("ตรงกับใบอนุญาต {0} ที่ใช้งานอยู่", "matches active licence {0}"),
+    "brand_licensed": ("เครื่องหมายการค้า {0} มีใบอนุญาตที่ใช้งานอยู่ตามมาตรฐานนี้", "brand {0} holds an active licence under this standard"),
+    "model_licensed": ("รุ่น {0} อยู่ในใบอนุญาต", "model {0} is listed on the licence"),
+    "model_not_licensed": ("รุ่น {0} ไม่อยู่ในใบอนุญาตใดของเครื่องหมายการค้านี้", "model {0} is on no licence of this brand"),
+    "no_active_licence_for_brand": ("ไม่มีใบอนุญาตที่ใช้งานอยู่สำหรับเครื่องหมายการค้า {0}", "no active licence for brand {0}"),
+    "brand_licence_inactive": ("ใบอนุญาตของ {0} ถูก{1}แล้ว", "the licence of {0} is {1}"),
+    "no_brand": ("ไม่ระบุยี่ห้อ จึงไม่มีใบอนุญาตใดรองรับได้", "no brand is named, so no licence can back it"),
+    "standard_not_covered": ("ไม่มีใบอนุญาตตาม มอก. {0} สำหรับเครื่องหมายการค้านี้", "no licence under TIS {0} for this brand"),
+}
+
+STATUS_WORDS = {"active": ("ใช้งาน", "active"), "suspended": ("พักใช้", "suspended"),
+                "cancelled": ("ยกเลิก", "cancelled"), "revoked": ("เพิกถอน", "revoked")}
+
+
+def sentence(code: str, lang: str = "en") -> str:
+    """The human sentence for a reason code, in 'th' or 'en'; the code itself if unknown."""
+    name, *args = code.split(":")
+    tpl = SENTENCES.get(name)
+    if tpl is None:
+        return code
+    i = 0 if lang == "th" else 1
+    if name in ("licence_inactive", "brand_licence_inactive") and len(args) > 1:
+        args[1] = STATUS_WORDS.get(args[1], (args[1], args[1]))[i]
+    args += [""] * 3
+    return tpl[i].format(*args)

@@ -1,0 +1,598 @@
+"""One seeded synthetic world: licences, sellers and listings with known truth.
+
+The same generator feeds the sandbox marketplaces, the labeled development set, `tiswatch registry
+generate` and the benchmarks, so that what the demo shows, what the tests assert and what the
+benchmarks measure all rest on one definition of the truth.
+
+Truth is by construction: a listing is made from a scenario ("a licensed brand and model", "a real
+licence number pasted on another brand", ...) and its expected verdict follows DOMAIN.md §3 from that
+scenario, never from running the matcher. Product words come from the standards catalogue, and only
+words that belong to one standard and carry none of its exclusion words are used, so the truth does
+not depend on how the matcher breaks ties.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from matching.normalise import fold
+from registry.catalogue import Catalogue, Standard, load_catalogue
+from registry.licences import Licence
+
+MARKETPLACES = ("shopee", "lazada", "shop")
+THAI_DIGITS = str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")
+
+# syllables for invented brand names, with a Thai spelling each (as Thai sellers transliterate)
+_SYL = [("vol", "โวล"), ("ta", "ต้า"), ("mi", "มิ"), ("ko", "โค"), ("ra", "ร่า"), ("tek", "เทค"), ("lux", "ลักซ์"),
+        ("po", "โพ"), ("wer", "เวอร์"), ("sun", "ซัน"), ("max", "แม็กซ์"), ("ni", "นิ"), ("zen", "เซน"), ("ka", "คา"),
+        ("ro", "โร"), ("fi", "ฟี"), ("no", "โน"), ("la", "ล่า"), ("gen", "เจน"), ("star", "สตาร์"), ("pro", "โปร"),
+        ("den", "เด็น"), ("ki", "คิ"), ("sa", "ซ่า"), ("mo", "โม"), ("tor", "ทอร์"), ("vi", "วิ"), ("xen", "เซ็น"),
+        ("bel", "เบล"), ("cor", "คอร์"), ("dra", "ดร้า"), ("el", "เอล"), ("fa", "ฟา"), ("hy", "ไฮ"), ("jet", "เจ็ท"),
+        ("lo", "โล"), ("na", "นา"), ("qui", "ควิ"), ("ri", "ริ"), ("su", "ซู"), ("tri", "ไตร"), ("ul", "อุล"), ("wa", "วา")]
+_COMPANY = ["บริษัท {} จำกัด", "บริษัท {} อินดัสทรี จำกัด", "บริษัท {} (ประเทศไทย) จำกัด", "ห้างหุ้นส่วนจำกัด {}",
+            "บริษัท {} เทรดดิ้ง จำกัด", "บริษัท {} อิเล็คทริค จำกัด (มหาชน)"]
+_FACTORY = ["นิคมอุตสาหกรรมอมตะนคร ชลบุรี", "นิคมอุตสาหกรรมบางปู สมุทรปราการ", "เขตประกอบการเสรีลาดกระบัง",
+            "Shenzhen, Guangdong", "Ningbo, Zhejiang", "Dongguan, Guangdong", "Ho Chi Minh City", "Penang"]
+_ORIGIN = ["ไทย", "จีน", "China", "เวียดนาม", "มาเลเซีย", "Japan", "ไต้หวัน"]
+_PROVINCES_TH = ["จังหวัดกรุงเทพมหานคร", "จังหวัดสมุทรปราการ", "จังหวัดนนทบุรี", "จังหวัดชลบุรี", "จังหวัดเชียงใหม่", "ต่างประเทศ"]
+_PROVINCES_EN = ["Bangkok", "Samut Prakan", "Nonthaburi", "Chon Buri", "Chiang Mai", "Overseas"]
+_SHOP = ["{}ช็อป", "ร้าน{}", "{} Official Store", "{}.shop", "{} Mall", "บ้าน{}", "{}_th", "{} Thailand"]
+_SHOPWORD = ["สมาย", "เฮงเฮง", "ดีดี", "มั่งมี", "happy", "good", "siam", "bkk", "ตลาดไฟ", "ไอทีเซ็นเตอร์", "โฮมมาร์ท", "ช่างไฟ",
+             "ของดี", "น้องหมี", "cheap", "speed", "gadget", "kids", "เบบี้", "ครัวไทย"]
+_PROMO = ["", "", "", "[ส่งฟรี] ", "🔥ลดราคา🔥 ", "ของแท้ 100% ", "⚡️Flash Sale⚡️ ", "【พร้อมส่ง】", "[ประกันศูนย์] ", "NEW! "]
+_TAIL = ["", "", " ส่งไว", " พร้อมส่ง", " ประกัน 1 ปี", " ของแท้", " ราคาถูก", " 🔥", " คุ้มสุดๆ", " รับประกันศูนย์"]
+
+# specs by catalogue group: Thai and English fragments; none carries an exclusion word
+_SPECS: dict[str, list[str]] = {
+    "battery": ["10000mAh", "20000mAh", "5000mAh", "30000mAh", "ชาร์จเร็ว 22.5W", "PD 20W", "2 พอร์ต"],
+    "appliance": ["1200W", "2000W", "ความจุ 1.8 ลิตร", "16 นิ้ว", "ประหยัดไฟเบอร์ 5", "5 ระดับ", "สีขาว", "รุ่นใหม่ล่าสุด"],
+    "lighting": ["9W", "12W", "18W", "แสงขาว", "แสงวอร์ม", "Daylight", "ขั้ว E27", "ประหยัดไฟ"],
+    "electrical": ["3 ช่อง", "4 ช่อง", "5 เมตร", "3 เมตร", "16A 250V", "มีสวิตช์", "10A"],
+    "toys": ["สำหรับเด็ก 3 ปีขึ้นไป", "เสริมพัฒนาการ", "ของขวัญวันเด็ก", "สีสดใส", "ชุดใหญ่"],
+    "vehicle": ["ขอบ 14", "ขอบ 17", "ไซส์ M", "ไซส์ L", "สีดำด้าน", "ปี 2025", "ทนทาน"],
+    "food-contact": ["500 มล.", "1 ลิตร", "ชุด 6 ใบ", "ปลอดสาร BPA", "ทนร้อน"],
+    "baby": ["ไซส์ S", "ไซส์ M", "แพ็ค 2 ชิ้น", "สำหรับเด็ก 0-6 เดือน", "ซิลิโคนนุ่ม"],
+    "construction": ["ยาว 10 เมตร", "ขนาด 60x60 ซม.", "50 กก.", "เกรด A", "ราคาส่ง"],
+    "household": ["แพ็ค 10 ชิ้น", "ขนาด 15 กก.", "กล่องใหญ่", "ราคาส่ง"],
+    "safety": ["ขนาด 15 ปอนด์", "ขนาด 10 ปอนด์", "พร้อมติดตั้ง", "เติมได้"],
+    "sanitary": ["สแตนเลส 304", "ปรับได้ 3 ระดับ", "สีโครม", "ชุดใหญ่"],
+    "kitchen": ["ขนาด 28 ซม.", "ขนาด 32 ซม.", "ชุด 3 ใบ", "หนาพิเศษ"],
+    "chemical": ["ขนาด 1 ลิตร", "ขนาด 3.785 ลิตร", "แกลลอน", "สีใส"],
+    "medical": ["กล่อง 100 ชิ้น", "ไซส์ M", "ไม่มีแป้ง"],
+    "stationery": ["12 สี", "24 สี", "แท่งใหญ่", "ปลอดสารพิษ"],
+    "food": ["ขนาด 565 กรัม", "แพ็ค 3 กระป๋อง", "ชิ้นพอดีคำ"],
+}
+_PRICE: dict[str, tuple[int, int]] = {"battery": (159, 1290), "appliance": (390, 12900), "lighting": (29, 490),
+                                      "electrical": (59, 890), "toys": (49, 1590), "vehicle": (290, 4500),
+                                      "food-contact": (29, 390), "baby": (59, 450), "construction": (99, 2500)}
+# goods under no compulsory standard, and look-alikes of controlled ones (Thai, English, brand-ish)
+UNCONTROLLED = [
+    ("เก้าอี้สนามพับได้", "folding camping chair"), ("ลูกชิ้นปลาเยาวราช", "fish balls"), ("เสื้อยืดคอกลม", "cotton t-shirt"),
+    ("กระเป๋าเป้", "backpack"), ("รองเท้าผ้าใบ", "sneakers"), ("ครีมกันแดด SPF50", "sunscreen SPF50"),
+    ("หนังสือนิทานเด็ก", "children's story book"), ("ผ้าม่านหน้าต่าง", "window curtain"), ("แก้วมัคเซรามิก", "ceramic mug"),
+    ("กาต้มน้ำไฟฟ้า", "electric kettle"), ("พัดลมพกพา USB", "USB mini fan"), ("ฟองน้ำเมลามีน", "melamine sponge"),
+    ("ลูกบอลซักผ้า", "laundry balls for washing machine"), ("หลอดดูดสแตนเลส", "stainless steel straws"),
+    ("หมวกแก๊ป", "baseball cap"), ("ปลั๊กอุดหู", "foam ear plugs"), ("ของเล่นแมว ไม้ตกแมว", "cat teaser toy"),
+    ("ฟิล์มกระจก iPhone 15", "tempered glass screen protector"), ("หมวกจักรยาน", "bicycle helmet"),
+    ("สายชาร์จ USB-C", "USB-C charging cable"), ("เมาส์ไร้สาย", "wireless mouse"), ("คีย์บอร์ดเกมมิ่ง", "gaming keyboard"),
+    ("นาฬิกาข้อมือ", "wrist watch"), ("ผ้าห่มนาโน", "nano blanket"), ("ที่นอนยางพารา", "latex mattress"),
+    ("กระทะเหล็กหล่อ", "cast iron skillet"), ("มีดทำครัว", "kitchen knife"), ("แปรงสีฟันไฟฟ้า", "electric toothbrush"),
+    ("ลูกข่างไม้ตกแต่ง", "wooden spinning top decoration"), ("ถุงมือผ้าทำสวน", "garden gloves"), ("เตาแก๊สหัวเดี่ยว", "single gas stove"),
+    ("ยางรถจักรยาน 26 นิ้ว", "26 inch bicycle tyre"), ("น้ำยาซักผ้า", "liquid laundry detergent"), ("ไฟฉาย LED ชาร์จได้", "rechargeable LED flashlight"),
+    ("กล่องเก็บของพลาสติก", "plastic storage box"), ("ขาตั้งกล้อง", "camera tripod"), ("ร่มพับ", "folding umbrella"),
+    ("แว่นกันแดด", "sunglasses"), ("ลำโพงรถยนต์ 6.5 นิ้ว", "6.5 inch car speaker"), ("สีไม้ 24 สี", "24 colored pencils"),
+]
+SCENARIOS: dict[str, tuple[str, float]] = {
+    # name: (verdict, weight in a default world)
+    "licensed": ("licensed", 0.26),
+    "licensed_no_model": ("licensed", 0.05),
+    "licensed_claims_licence": ("licensed", 0.05),
+    "unlicensed_unknown_brand": ("unlicensed", 0.10),
+    "unlicensed_no_brand": ("unlicensed", 0.04),
+    "unlicensed_vague_claim": ("unlicensed", 0.03),
+    "mislabeled_fake_tis": ("mislabeled", 0.05),
+    "mislabeled_fake_licence": ("mislabeled", 0.03),
+    "mislabeled_other_brand_licence": ("mislabeled", 0.03),
+    "mislabeled_revoked": ("mislabeled", 0.04),
+    "mislabeled_wrong_tis": ("mislabeled", 0.02),
+    "mislabeled_model": ("mislabeled", 0.02),
+    "needs_review_form": ("needs_review", 0.03),
+    "not_controlled": ("not_controlled", 0.17),
+    "accessory": ("not_controlled", 0.08),
+}
+
+
+@dataclass
+class Brand:
+    latin: str
+    thai: str
+
+    @property
+    def trademark(self) -> str:
+        return f"{self.latin} / {self.thai}"
+
+
+@dataclass
+class Seller:
+    marketplace: str
+    seller_id: str
+    shop_id: str
+    name: str
+    username: str
+    location: str
+
+
+@dataclass
+class WorldListing:
+    listing: dict[str, Any]  # DOMAIN.md §4.2, without observed_at
+    expected: dict[str, Any]
+    scenario: str
+    vanish_round: int | None = None  # the crawl round from which the item is gone (None: never)
+    price_by_round: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def marketplace(self) -> str:
+        return self.listing["marketplace"]
+
+    @property
+    def item_id(self) -> str:
+        return self.listing["item_id"]
+
+    def visible(self, round_no: int) -> bool:
+        return self.vanish_round is None or round_no < self.vanish_round
+
+    def at(self, round_no: int) -> dict[str, Any]:
+        d = dict(self.listing)
+        if round_no in self.price_by_round:
+            d["price"] = self.price_by_round[round_no]
+        return d
+
+
+@dataclass
+class World:
+    seed: int
+    catalogue: Catalogue
+    licences: list[Licence]
+    brands: dict[str, list[Brand]]  # standard base -> licensed brands
+    sellers: list[Seller]
+    listings: list[WorldListing]
+
+    def for_marketplace(self, marketplace: str, round_no: int = 1) -> list[WorldListing]:
+        return [w for w in self.listings if w.marketplace == marketplace and w.visible(round_no)]
+
+    def expected_counts(self, round_no: int = 1) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for w in self.listings:
+            if w.visible(round_no):
+                out[w.expected["verdict"]] = out.get(w.expected["verdict"], 0) + 1
+        return out
+
+    def write_listings(self, path: str | Path, with_expected: bool = True, round_no: int = 1) -> int:
+        n = 0
+        with open(path, "w", encoding="utf-8") as f:
+            for w in self.listings:
+                if not w.visible(round_no):
+                    continue
+                d = w.at(round_no)
+                if with_expected:
+                    d["expected"] = w.expected
+                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+                n += 1
+        return n
+
+
+# ------------------------------------------------------------------------------------------------
+def _safe_words(catalogue: Catalogue) -> dict[str, tuple[list[str], list[str]]]:
+    """Per standard base: (Thai words, Latin words) that belong to it alone and carry no exclusion."""
+    owners: dict[str, set[str]] = {}
+    for s in catalogue.standards:
+        for w in s.words:
+            owners.setdefault(w, set()).add(s.base)
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    all_words = list(owners)
+    acc = set(catalogue.accessory_words) | set(catalogue.for_words)
+    for s in catalogue.consumer_standards:
+        good = []
+        for w in s.words:
+            if len(owners[w]) > 1 or any(x in w for x in s.exclude) or any(a in w for a in acc):
+                continue
+            # a word that contains another standard's word would be read as that one by a tie-break
+            if any(o != w and o in w and s.base not in owners[o] for o in all_words):
+                continue
+            if any(w in o and o != w and s.base not in owners[o] for o in all_words) and len(w) < 5:
+                continue
+            if any(c.isdigit() for c in w) and len(w) <= 5:
+                continue
+            good.append(w)
+        thai = [w for w in good if not w.isascii()]
+        latin = [w for w in good if w.isascii()]
+        if thai:
+            out[s.base] = (thai, latin or [])
+    return out
+
+
+def _brand_pool(rng: random.Random, n: int) -> list[Brand]:
+    seen: set[str] = set()
+    out: list[Brand] = []
+    while len(out) < n:
+        k = rng.choice((2, 2, 2, 3))
+        syl = [rng.choice(_SYL) for _ in range(k)]
+        latin = "".join(s[0] for s in syl).capitalize()
+        if latin.lower() in seen or len(latin) < 4:
+            continue
+        seen.add(latin.lower())
+        out.append(Brand(latin, "".join(s[1] for s in syl)))
+    return out
+
+
+def _model_codes(rng: random.Random, n: int) -> list[str]:
+    prefix = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.choice((2, 2, 3))))
+    start = rng.randrange(100, 9000)
+    step = rng.choice((1, 1, 10, 100))
+    sep = rng.choice(("-", "-", "", " "))
+    return [f"{prefix}{sep}{start + i * step}" for i in range(n)]
+
+
+def allocate(total: int, catalogue: Catalogue, minimum: int = 0) -> dict[str, int]:
+    """Licences per standard following the real November-2025 counts (largest remainder)."""
+    weights = {s.base: s.total_licences for s in catalogue.standards if s.total_licences > 0}
+    wsum = sum(weights.values())
+    if total >= wsum:
+        scale = total / wsum
+    else:
+        scale = total / wsum
+    raw = {b: w * scale for b, w in weights.items()}
+    out = {b: int(v) for b, v in raw.items()}
+    if minimum:
+        for s in catalogue.consumer_standards:
+            if s.base in out and out[s.base] < minimum:
+                out[s.base] = minimum
+    diff = total - sum(out.values())
+    order = sorted(raw, key=lambda b: raw[b] - int(raw[b]), reverse=True)
+    i = 0
+    while diff > 0:
+        out[order[i % len(order)]] += 1
+        diff -= 1
+        i += 1
+    order = sorted(out, key=lambda b: out[b], reverse=True)
+    i = 0
+    while diff < 0:
+        b = order[i % len(order)]
+        if out[b] > max(minimum, 1 if weights[b] else 0):
+            out[b] -= 1
+            diff += 1
+        i += 1
+        if i > 10 * len(order) * (abs(diff) + 1):
+            break
+    return out
+
+
+def generate_licences(n: int, seed: int = 7, catalogue: Catalogue | None = None,
+                      minimum_per_consumer: int = 0) -> tuple[list[Licence], dict[str, list[Brand]]]:
+    """n licences whose spread over standards, types and statuses follows the real registry.
+
+    Returns the licences and, per standard base, the brands that hold a licence under it."""
+    cat = catalogue or load_catalogue()
+    rng = random.Random(f"licences:{seed}")
+    alloc = allocate(n, cat, minimum_per_consumer)
+    pool = _brand_pool(rng, max(60, n // 3))
+    brands_by_base: dict[str, list[Brand]] = {}
+    licences: list[Licence] = []
+    seq = 1000
+    tax_ids: dict[str, str] = {}
+    by_base = {s.base: s for s in cat.standards}
+    for base, count in sorted(alloc.items(), key=lambda kv: kv[0]):
+        s = by_base[base]
+        m, i, d = s.licences
+        types = ["ท"] * m + ["น"] * i + ["ส"] * d or ["ท"]
+        # a brand holds a few licences under one standard (one per model family / factory)
+        nbrands = max(1, round(count / rng.choice((1.5, 2, 3))))
+        brands = rng.sample(pool, min(nbrands, len(pool)))
+        brands_by_base[base] = brands
+        for k in range(count):
+            seq += rng.randrange(1, 4)
+            b = brands[k % len(brands)]
+            ltype = rng.choice(types)
+            if ltype == "น" and rng.random() < 0.03:
+                ltype = "นค"
+            company = rng.choice(_COMPANY).format(b.latin.upper() if rng.random() < 0.5 else b.thai)
+            tax_ids.setdefault(company, "0" + "".join(rng.choice(string.digits) for _ in range(12)))
+            issued = date(2016, 1, 1) + timedelta(days=rng.randrange(0, 3500))
+            r = rng.random()
+            status = "active" if r < 0.86 else "suspended" if r < 0.905 else "cancelled" if r < 0.955 else "revoked"
+            status_date = issued + timedelta(days=rng.randrange(100, 1500)) if status != "active" else None
+            tm = b.trademark if rng.random() < 0.85 else b.latin
+            words = list(s.words)
+            product = (words[0] if words else s.name_th)
+            licences.append(Licence(
+                licence_no=f"{ltype}{seq}-{rng.randrange(1, 40)}/{rng.randrange(1, 70)}",
+                tis_no=s.tis_no, licence_type=ltype, licensee=company, tax_id=tax_ids[company], trademarks=tuple(
+                    x.strip() for x in tm.split("/")), product=product, models=tuple(_model_codes(rng, rng.randrange(1, 6))),
+                factory=rng.choice(_FACTORY), origin=rng.choice(_ORIGIN), issued=issued, status=status,
+                status_date=status_date))
+    rng.shuffle(licences)
+    return licences, brands_by_base
+
+
+# ------------------------------------------------------------------------------------------------
+class _Maker:
+    def __init__(self, rng: random.Random, cat: Catalogue, licences: list[Licence], hard: bool):
+        self.rng, self.cat, self.hard = rng, cat, hard
+        self.safe = _safe_words(cat)
+        self.by_base: dict[str, list[Licence]] = {}
+        for lic in licences:
+            self.by_base.setdefault(lic.base, []).append(lic)
+        self.all_brand_keys = {fold(t).replace(" ", "") for lic in licences for t in lic.trademarks}
+        self.standards = [s for s in cat.consumer_standards if s.base in self.safe and self._coverable(s)]
+        self.form_standards = [s for s in self.standards if s.requires]
+        # goods sold online: weight a standard by the square root of its licence count (power banks,
+        # plugs, toys and lamps come up far more often than steel sheet)
+        popular = {"battery": 4, "electrical": 3, "appliance": 3, "toys": 3, "lighting": 2, "vehicle": 2, "baby": 2}
+        self.weights = [max(1.0, s.total_licences) ** 0.5 * popular.get(s.group or "", 1) for s in self.standards]
+        self.unknown = [b for b in _brand_pool(random.Random(rng.random()), 400)
+                        if fold(b.latin) not in self.all_brand_keys and fold(b.thai) not in self.all_brand_keys]
+
+    def _coverable(self, s: Standard) -> bool:
+        return all(self.cat.find(w) is not None for w in s.with_)
+
+    def brand_licences(self, base: str, brand: str, active: bool | None = None) -> list[Licence]:
+        k = fold(brand)
+        return [x for x in self.by_base.get(base, []) if k in (fold(t) for t in x.trademarks)
+                and (active is None or x.active == active)]
+
+    def fully_licensed(self, s: Standard, lic: Licence) -> bool:
+        """The licence's brand is also licensed under every co-applicable standard."""
+        tm = lic.trademarks[0]
+        return all(self.brand_licences(self.cat.find(w).base, tm, active=True) for w in s.with_)  # type: ignore[union-attr]
+
+    def claim_text(self, tis: str, hard: bool) -> str:
+        rng = self.rng
+        forms = ["มอก. {}", "มอก.{}", "มอก {}", "ม.อ.ก. {}", "TIS {}", "(มอก.{})", "[ มอก {} ]"]
+        t = tis
+        if hard:
+            r = rng.random()
+            if r < 0.2:
+                t = t.translate(THAI_DIGITS)
+            elif r < 0.35 and "-" in t:
+                num, year = t.rsplit("-", 1)
+                t = f"{num}-{int(year) - 543}"
+            elif r < 0.45:
+                t = t.replace("-", "\u200b-")
+        return rng.choice(forms).format(t)
+
+    def licence_text(self, no: str) -> str:
+        return self.rng.choice(["ใบอนุญาตเลขที่ {}", "เลขที่ใบอนุญาต {}", "ใบอนุญาต {}", "Licence no. {}"]).format(no)
+
+    def title(self, s: Standard, brand: str | None, model: str | None, claim: str = "", lang: str | None = None) -> str:
+        rng = self.rng
+        thai, latin = self.safe[s.base]
+        noun_th = rng.choice(thai)
+        noun_en = rng.choice(latin) if latin else noun_th
+        spec = rng.choice(_SPECS.get(s.group or "", ["คุณภาพดี"]))
+        for w in s.requires[:1]:  # state the covered form
+            noun_th = f"{noun_th}{w}" if not w.isascii() else f"{noun_th} {w}"
+        lang = lang or rng.choice(("th", "th", "th", "en", "mix"))
+        b = brand or ""
+        m = f"รุ่น {model}" if model and lang == "th" and rng.random() < 0.6 else (model or "")
+        if lang == "en" and latin:
+            parts = [b, model or "", noun_en.title() if rng.random() < 0.5 else noun_en, spec, claim]
+        elif lang == "mix" and latin:
+            parts = [noun_th, b, model or "", noun_en, spec, claim]
+        else:
+            parts = [noun_th, b, m, spec, claim]
+        text = rng.choice(_PROMO) + " ".join(p for p in parts if p) + rng.choice(_TAIL)
+        return " ".join(text.split())
+
+
+def _description(rng: random.Random, title: str, claim_in_desc: str, vague: bool) -> str:
+    lines = [f"✅ {title}", "📌 สินค้าพร้อมส่ง จัดส่งภายใน 1-2 วัน", "📌 รับประกันสินค้า 7 วัน หากสินค้ามีปัญหา"]
+    if claim_in_desc:
+        lines.insert(1, f"✔️ {claim_in_desc}")
+    if vague:
+        lines.insert(1, rng.choice(["✔️ สินค้ามีมอก. ปลอดภัย", "✔️ ได้มาตรฐาน มอก.", "✔️ ผ่านมาตรฐาน ปลอดภัย 100%"]))
+    return "\n".join(lines)
+
+
+def build_world(seed: int = 7, n_licences: int = 600, n_listings: int = 240, catalogue: Catalogue | None = None,
+                marketplaces: Iterable[str] = MARKETPLACES, weights: dict[str, float] | None = None,
+                hard: bool = False, vanish_share: float = 0.05) -> World:
+    """The world: licences following the real registry, sellers on each marketplace, listings with truth.
+
+    `hard` adds the spellings that make reading claims difficult (Thai digits, CE years, zero-width
+    characters) and more English and mixed titles."""
+    cat = catalogue or load_catalogue()
+    rng = random.Random(f"world:{seed}")
+    licences, brands = generate_licences(n_licences, seed, cat, minimum_per_consumer=3)
+    mk = _Maker(rng, cat, licences, hard)
+    mps = list(marketplaces)
+    sellers: list[Seller] = []
+    for i in range(max(12, n_listings // 6)):
+        mp = mps[i % len(mps)]
+        word = rng.choice(_SHOPWORD)
+        name = rng.choice(_SHOP).format(word)
+        username = f"{''.join(c for c in fold(word) if c.isascii() and c.isalnum()) or 'shop'}{i}"
+        loc = rng.choice(_PROVINCES_EN if mp == "lazada" else _PROVINCES_TH)
+        sellers.append(Seller(mp, str(100000 + i * 7919), str(20000000 + i * 104729), name, username, loc))
+    w = weights or {k: v[1] for k, v in SCENARIOS.items()}
+    names = list(w)
+    listings: list[WorldListing] = []
+    attempts = 0
+    while len(listings) < n_listings and attempts < n_listings * 20:
+        attempts += 1
+        scen = rng.choices(names, [w[n] for n in names])[0]
+        made = _make(mk, scen, rng, hard)
+        if made is None:
+            continue
+        listing, expected = made
+        seller = rng.choice([s for s in sellers if s.marketplace == mps[len(listings) % len(mps)]] or sellers)
+        listing.update(_marketplace_fields(rng, seller, listing, len(listings)))
+        wl = WorldListing(listing, expected, scen)
+        if rng.random() < vanish_share:
+            wl.vanish_round = 2
+        if rng.random() < 0.15 and listing.get("price"):
+            wl.price_by_round[2] = round(listing["price"] * rng.choice((0.8, 0.9, 1.1)), 0)
+        listings.append(wl)
+    return World(seed, cat, licences, brands, sellers, listings)
+
+
+def _marketplace_fields(rng: random.Random, seller: Seller, listing: dict[str, Any], n: int) -> dict[str, Any]:
+    mp = seller.marketplace
+    if mp == "shopee":
+        item_id = str(1_000_000_000 + n * 7_777_777 % 9_000_000_000 + rng.randrange(1000))
+    elif mp == "lazada":
+        item_id = str(4_000_000_000 + n * 1_234_567 + rng.randrange(1000))
+    else:
+        item_id = f"p{1000 + n}"
+    return {"marketplace": mp, "item_id": item_id, "shop_id": seller.shop_id, "seller": seller.name,
+            "seller_id": seller.seller_id, "location": seller.location, "currency": "THB"}
+
+
+def _make(mk: _Maker, scen: str, rng: random.Random, hard: bool) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    standards = mk.standards
+    if scen == "needs_review_form":
+        if not mk.form_standards:
+            return None
+        s = rng.choice(mk.form_standards)
+        thai, _ = mk.safe[s.base]
+        brand = rng.choice(mk.unknown)
+        title = f"{rng.choice(_PROMO)}{rng.choice(thai)} {brand.latin} {rng.choice(_SPECS.get(s.group or '', ['']))}".strip()
+        return _listing(rng, title, None, "", False), {"verdict": "needs_review", "tis_no": s.tis_no, "licence_no": None}
+    if scen in ("not_controlled", "accessory"):
+        if scen == "not_controlled":
+            th, en = rng.choice(UNCONTROLLED)
+            brand = rng.choice(mk.unknown)
+            title = rng.choice([f"{th} {brand.latin}", f"{brand.latin} {en}", f"{rng.choice(_PROMO)}{th} {en}"])
+            return _listing(rng, title, brand.latin if rng.random() < 0.4 else None, "", False), \
+                {"verdict": "not_controlled", "tis_no": None, "licence_no": None}
+        s = rng.choice(standards)
+        thai, _ = mk.safe[s.base]
+        acc = rng.choice(["เคส", "ซอง", "ผ้าคลุม", "สติกเกอร์", "ฟิล์ม", "ที่วาง"])
+        title = f"{rng.choice(_PROMO)}{acc}{rng.choice(('', ' '))}{rng.choice(thai)} {rng.choice(mk.unknown).latin}".strip()
+        return _listing(rng, title, None, "", False), {"verdict": "not_controlled", "tis_no": None, "licence_no": None}
+
+    s = rng.choices(standards, mk.weights)[0]
+    lics = mk.by_base.get(s.base, [])
+    active = [x for x in lics if x.active and x.models and mk.fully_licensed(s, x)]
+    claim_title = claim_desc = ""
+    brand_field: str | None = None
+    vague = False
+    exp: dict[str, Any] = {"verdict": SCENARIOS[scen][0], "tis_no": s.tis_no, "licence_no": None}
+
+    def place(claim: str) -> None:
+        nonlocal claim_title, claim_desc
+        if rng.random() < 0.6:
+            claim_title = claim
+        else:
+            claim_desc = claim
+
+    if scen.startswith("licensed"):
+        if not active:
+            return None
+        if scen == "licensed_no_model":
+            # with no model named, the licence is only known when the brand holds one under the standard
+            active = [x for x in active if len(mk.brand_licences(s.base, x.trademarks[0], active=True)) == 1]
+            if not active:
+                return None
+        lic = rng.choice(active)
+        tm = rng.choice(lic.trademarks)
+        model = rng.choice(lic.models) if scen != "licensed_no_model" else None
+        if model and hard and rng.random() < 0.4:
+            model = rng.choice([model.lower(), model.replace("-", ""), model.replace("-", " ")])
+        if scen == "licensed_claims_licence":
+            place(mk.licence_text(lic.licence_no))
+        elif rng.random() < 0.55:
+            place(mk.claim_text(lic.tis_no, hard))
+        brand_field = tm if rng.random() < 0.5 else None
+        title = mk.title(s, tm, model, claim_title)
+        exp["licence_no"] = lic.licence_no
+    elif scen.startswith("unlicensed"):
+        brand = rng.choice(mk.unknown)
+        bname = None if scen == "unlicensed_no_brand" else rng.choice((brand.latin, brand.latin, brand.thai))
+        model = _model_codes(rng, 1)[0] if bname and rng.random() < 0.5 else None
+        vague = scen == "unlicensed_vague_claim"
+        if vague and rng.random() < 0.5:
+            claim_title = rng.choice(["มีมอก.", "ได้มาตรฐาน มอก.", "ผ่านมอก."])
+            vague = False
+        brand_field = bname if bname and rng.random() < 0.5 else None
+        title = mk.title(s, bname, model, claim_title)
+    elif scen == "mislabeled_fake_tis":
+        brand = rng.choice(mk.unknown)
+        place(mk.claim_text(s.tis_no, hard))
+        title = mk.title(s, brand.latin, None, claim_title)
+    elif scen == "mislabeled_fake_licence":
+        brand = rng.choice(mk.unknown)
+        fake = f"{rng.choice('ทน')}{rng.randrange(90000, 99999)}-{rng.randrange(1, 9)}/{rng.randrange(1, 70)}"
+        place(mk.licence_text(fake))
+        title = mk.title(s, brand.latin, None, claim_title)
+    elif scen == "mislabeled_other_brand_licence":
+        if not active:
+            return None
+        lic = rng.choice(active)
+        brand = rng.choice(mk.unknown)
+        place(mk.licence_text(lic.licence_no))
+        title = mk.title(s, brand.latin, None, claim_title)
+        brand_field = brand.latin
+        exp["licence_no"] = lic.licence_no
+    elif scen == "mislabeled_revoked":
+        # a brand whose every licence under the standard is no longer active
+        dead = [x for x in lics if not x.active and not mk.brand_licences(s.base, x.trademarks[0], active=True)]
+        if not dead:
+            return None
+        lic = rng.choice(dead)
+        if rng.random() < 0.5:
+            place(mk.licence_text(lic.licence_no))
+        else:
+            place(mk.claim_text(lic.tis_no, hard))
+        title = mk.title(s, lic.trademarks[0], rng.choice(lic.models) if lic.models else None, claim_title)
+        exp["licence_no"] = lic.licence_no
+    elif scen == "mislabeled_wrong_tis":
+        other = rng.choice([o for o in mk.cat.standards if o.tis.number not in {x.tis.number for x in [s]} and o.base != s.base
+                            and o.base not in {mk.cat.find(w).base for w in s.with_}])  # type: ignore[union-attr]
+        brand = rng.choice(mk.unknown)
+        place(mk.claim_text(other.tis_no, hard))
+        title = mk.title(s, brand.latin, None, claim_title)
+    elif scen == "mislabeled_model":
+        if not active:
+            return None
+        lic = rng.choice(active)
+        tm = lic.trademarks[0]
+        licensed = {fold(m).replace("-", "").replace(" ", "") for x in mk.brand_licences(s.base, tm) for m in x.models}
+        base_model = lic.models[0]
+        digits = "".join(c for c in base_model if c.isdigit())
+        prefix = base_model[: len(base_model) - len(digits)]
+        model = None
+        for k in range(1, 50):
+            cand = f"{prefix}{int(digits) + 7 * k}" if digits else None
+            if cand and fold(cand).replace("-", "").replace(" ", "") not in licensed:
+                model = cand
+                break
+        if model is None:
+            return None
+        place(mk.claim_text(s.tis_no, hard))
+        title = mk.title(s, tm, model, claim_title)
+    else:
+        raise ValueError(scen)
+    return _listing(rng, title, brand_field, claim_desc, vague, s), exp
+
+
+def _listing(rng: random.Random, title: str, brand: str | None, claim_desc: str, vague: bool,
+             s: Standard | None = None) -> dict[str, Any]:
+    lo, hi = _PRICE.get((s.group if s else "") or "", (39, 990))
+    price = float(rng.randrange(lo, hi) // 10 * 10 + rng.choice((0, 9, 9, 5)))
+    return {
+        "title": title,
+        "description": _description(rng, title, claim_desc, vague),
+        "brand": brand,
+        "price": price,
+        "sold": rng.choice((0, 3, 12, 85, 230, 1400, 12000)),
+        "category": [],
+        "attributes": {},
+        "images": [],
+    }

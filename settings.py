@@ -1,0 +1,224 @@
+"""Configuration: one TOML file validated by pydantic, overridable by TISWATCH_* environment variables.
+
+Order of precedence (last wins): config/default.toml, the user's file (--config / TISWATCH_CONFIG),
+environment variables TISWATCH_<SECTION>__<KEY>. Values from the environment are parsed as TOML
+values when they look like one (numbers, booleans, arrays), so TISWATCH_CRAWL__CONCURRENCY=4 is an int.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG = ROOT / "config" / "default.toml"
+DEFAULT_CATALOGUE = ROOT / "config" / "standards.toml"
+ENV_PREFIX = "TISWATCH_"
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; the message names the key, the source and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(_Section):
+    backend: Literal["sqlite", "elasticsearch"] = "sqlite"
+    es_url: str = ""
+    es_prefix: str = "tiswatch"
+    evidence_retention_days: int = Field(0, ge=0)
+
+
+class RegistrySettings(_Section):
+    catalogue: str = ""
+    source: str = ""
+
+
+class CrawlSettings(_Section):
+    concurrency: int = Field(8, ge=1, le=256)
+    concurrency_per_domain: int = Field(4, ge=1, le=256)
+    download_delay: float = Field(0.25, ge=0)
+    autothrottle: bool = True
+    obey_robots: bool = True
+    timeout: float = Field(30, gt=0)
+    retries: int = Field(3, ge=0, le=20)
+    max_pages: int = Field(0, ge=0)
+    time_limit: float = Field(3600, gt=0)
+    user_agent: str = "tiswatch/0.1"
+    browser_executable: str = "/usr/bin/chromium"
+    browser_pages: int = Field(4, ge=1, le=64)
+    screenshots: bool = True
+
+
+class MarketplaceSettings(_Section):
+    enabled: bool = True
+    base_url: str = ""
+    start_urls: list[str] = []
+    keywords: list[str] = []
+    categories: list[str] = []
+    max_search_pages: int = Field(3, ge=0)
+    obey_robots: bool | None = None  # None: the [crawl] setting
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class SandboxSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8800, ge=0, le=65535)
+    seed: int = 7
+    listings: int = Field(240, ge=10, le=100_000)
+    licences: int = Field(600, ge=50, le=1_000_000)
+
+
+class ReviewSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    secret_key: str = ""
+    language: Literal["th", "en"] = "th"
+
+
+class AlertSettings(_Section):
+    min_risk: int = Field(70, ge=0, le=100)
+    webhook_timeout: float = Field(10, gt=0)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_: bool = Field(False, alias="json")
+
+
+class Settings(_Section):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    home: Path = Path("tiswatch-home")
+    store: StoreSettings = StoreSettings()
+    registry: RegistrySettings = RegistrySettings()
+    crawl: CrawlSettings = CrawlSettings()
+    marketplaces: dict[str, MarketplaceSettings] = {}
+    sandbox: SandboxSettings = SandboxSettings()
+    review: ReviewSettings = ReviewSettings()
+    alerts: AlertSettings = AlertSettings()
+    log: LogSettings = LogSettings()
+
+    # ---- paths in the data directory -------------------------------------------------------
+    @property
+    def listings_db(self) -> Path:
+        return self.home / "listings.sqlite"
+
+    @property
+    def registry_db(self) -> Path:
+        return self.home / "registry.sqlite"
+
+    @property
+    def app_db(self) -> Path:
+        return self.home / "app.sqlite"
+
+    @property
+    def jobs_db(self) -> Path:
+        return self.home / "jobs.sqlite"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.home / "evidence"
+
+    @property
+    def crawl_dir(self) -> Path:
+        return self.home / "crawl"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def catalogue_path(self) -> Path:
+        return Path(self.registry.catalogue) if self.registry.catalogue else DEFAULT_CATALOGUE
+
+    def ensure_home(self) -> Path:
+        for d in (self.home, self.evidence_dir, self.crawl_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    data: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in (ENV_PREFIX + "CONFIG", ENV_PREFIX + "HOME"):
+            continue
+        path = tuple(p.lower() for p in name[len(ENV_PREFIX):].split("__") if p)
+        if not path or path[0] not in Settings.model_fields and path[0] != "log":
+            continue  # unrelated TISWATCH_* variables (e.g. TISWATCH_ES_URL for tests) are ignored
+        node = data
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = _env_value(raw)
+        origin[path] = f"environment variable {name}"
+    return data, origin
+
+
+def load_settings(
+    config: str | Path | None = None,
+    home: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Load and validate the configuration; raises ConfigError naming the key, the source and why."""
+    env = dict(os.environ if environ is None else environ)
+    data = _read_toml(DEFAULT_CONFIG)
+    origin_file = {(): str(DEFAULT_CONFIG)}
+    config = config or env.get(ENV_PREFIX + "CONFIG")
+    if config:
+        data = _deep_merge(data, _read_toml(Path(config)))
+        origin_file[()] = str(config)
+    env_data, env_origin = _env_overrides(env)
+    data = _deep_merge(data, env_data)
+    data = _deep_merge(data, overrides)
+    data["home"] = Path(home or env.get(ENV_PREFIX + "HOME") or data.get("home") or "tiswatch-home")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            key = ".".join(loc)
+            src = env_origin.get(loc, origin_file[()])
+            lines.append(f"config key `{key}` ({src}): {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
