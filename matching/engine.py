@@ -45,6 +45,10 @@ def check(listing, registry: Registry) -> Verdict:
     assert std is not None
     v.tis_no = std.tis_no
     v.standards = [s.tis_no for s in product.standards]
+    if product.status == "unclear" and _claims_standard(tis_claims, lic_claims, product.primary, registry):
+        # a claim of this very standard (or a licence under it) says the listed form is the covered one
+        product.status = "controlled"
+        product.reasons = [r for r in product.reasons if not r.startswith("form_unclear")]
     if product.status == "unclear":
         v.verdict, v.risk = "needs_review", 45
         v.reasons = product.reasons + claim_reasons
@@ -101,6 +105,18 @@ def check(listing, registry: Registry) -> Verdict:
         return _set(v, "mislabeled", 85, reasons + ([wrong_tis] if wrong_tis else []) + [why])
     reasons += ["vague_claim"] if vague else ["no_claim"]
     return _set(v, "unlicensed", 75 if finding.brand.key else 70, reasons + [why])
+
+
+def _claims_standard(tis_claims: list[Claim], lic_claims: list[Claim], std, registry: Registry) -> bool:
+    for c in lic_claims:
+        lic = registry.licence(c.value)
+        if lic is not None and lic.base == std.base:
+            return True
+    for c in tis_claims:
+        t = parse_tis(c.value)
+        if t is not None and (t.base == std.base or (t.part is None and t.number == std.tis.number)):
+            return True
+    return False
 
 
 def _claimed_standard(tis_claims: list[Claim], lic_claims: list[Claim], registry: Registry):

@@ -61,9 +61,12 @@ def find_brand(listing_brand: str | None, title: str, base: str, registry: Regis
     if given and given not in NO_BRAND:
         if given in brands:
             return BrandFinding(listing_brand, given, "brand")
-        # a brand field like "Anker Official" or a Thai spelling inside a longer field
+        # a brand field like "Anker Official Store": the key must be one or more whole words of it
+        # ("Pono" is not "Ponotor"; Thai runs together, so a Thai key must be the whole field)
+        words = [brand_key(w) for w in re.split(r"[\s/,|()\[\]]+", fold(listing_brand)) if brand_key(w)]
+        spans = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(len(words), i + 3) + 1)}
         for k in brands:
-            if len(k) >= 3 and k in given:
+            if k in spans:
                 return BrandFinding(listing_brand, k, "brand")
         if len(given) >= 4 and brands:
             best = process.extractOne(given, list(brands), scorer=fuzz.ratio, score_cutoff=88)

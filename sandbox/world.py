@@ -376,8 +376,13 @@ class _Maker:
         noun_th = rng.choice(thai)
         noun_en = rng.choice(latin) if latin else noun_th
         spec = rng.choice(_SPECS.get(s.group or "", ["คุณภาพดี"]))
-        for w in s.requires[:1]:  # state the covered form
-            noun_th = f"{noun_th}{w}" if not w.isascii() else f"{noun_th} {w}"
+        # state the covered form, in Thai and in English (requires lists both: ["ไฟฟ้า", "electric"])
+        th_form = next((w for w in s.requires if not w.isascii()), "")
+        en_form = next((w for w in s.requires if w.isascii()), th_form)
+        if th_form:
+            noun_th = f"{noun_th}{th_form}"
+        if en_form and latin:
+            noun_en = f"{en_form} {noun_en}"
         lang = lang or rng.choice(("th", "th", "th", "en", "mix"))
         b = brand or ""
         m = f"รุ่น {model}" if model and lang == "th" and rng.random() < 0.6 else (model or "")

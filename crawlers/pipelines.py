@@ -1,0 +1,102 @@
+"""Item pipelines: validate (DOMAIN.md §4.2) → check (matching.check) → store → evidence for flags.
+
+Spiders yield plain dicts; keys starting with "_" carry what only the pipelines need (the raw response,
+the rendered page, a screenshot, a verdict already computed by the spider) and never reach the store.
+A bad item is dropped with a log line naming its URL; it never stops the crawl.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from scrapy.exceptions import DropItem
+
+from crawlers.context import context_for
+from listings.model import Listing
+
+log = logging.getLogger(__name__)
+
+
+class _Base:
+    def __init__(self, crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    @property
+    def ctx(self):
+        return context_for(self.crawler)
+
+
+class ValidatePipeline(_Base):
+    def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
+        data = {k: v for k, v in item.items() if not k.startswith("_")}
+        data.setdefault("observed_at", datetime.now(UTC))
+        try:
+            item["_listing"] = Listing.model_validate(data)
+        except ValidationError as e:
+            self.crawler.stats.inc_value("tiswatch/invalid")
+            first = e.errors()[0]
+            raise DropItem(f"invalid listing from {item.get('url') or item.get('_url') or '?'}: "
+                           f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+        return item
+
+
+class CheckPipeline(_Base):
+    def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
+        from matching import check
+
+        if item.get("_verdict") is None:
+            item["_verdict"] = check(item["_listing"], self.ctx.registry)
+        v = item["_verdict"]
+        self.crawler.stats.inc_value(f"tiswatch/verdict/{v.verdict}")
+        return item
+
+
+class StorePipeline(_Base):
+    def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
+        listing: Listing = item["_listing"]
+        res = self.ctx.store.ingest(listing, item["_verdict"], listing.observed_at)
+        self.ctx.seen.add(listing.key)
+        self.crawler.stats.inc_value("tiswatch/listings")
+        if res.new_listing:
+            self.crawler.stats.inc_value("tiswatch/new_listings")
+        item["_ingest"] = res
+        return item
+
+
+class EvidencePipeline(_Base):
+    """Keeps the raw response, rendered HTML and screenshot of every flagged listing, with a manifest."""
+
+    def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
+        v = item["_verdict"]
+        listing: Listing = item["_listing"]
+        if not v.flagged:
+            return item
+        res = item.get("_ingest")
+        if res is not None and not (res.new_observation or res.verdict_changed) and self.ctx.store.evidence(listing.key):
+            return item  # the same view was captured before
+        files: dict[str, tuple[str, bytes]] = {}
+        raw = item.get("_raw")
+        if raw:
+            name = "response.json" if item.get("_raw_kind") == "json" else "response.html"
+            files["raw"] = (name, raw if isinstance(raw, bytes) else str(raw).encode())
+        if item.get("_html"):
+            files["html"] = ("page.html", item["_html"].encode() if isinstance(item["_html"], str) else item["_html"])
+        if item.get("_screenshot"):
+            files["screenshot"] = ("screenshot.png", item["_screenshot"])
+        files["verdict"] = ("verdict.json", json.dumps(v.detail(), ensure_ascii=False, indent=1).encode())
+        files["listing"] = ("listing.json", json.dumps(listing.record(), ensure_ascii=False, indent=1).encode())
+        at = listing.observed_at or datetime.now(UTC)
+        folder, written = self.ctx.evidence.save(listing.marketplace, listing.item_id, listing.url, files, at,
+                                                 {"source_urls": item.get("_sources", [])})
+        for f in written:
+            self.ctx.store.add_evidence(listing.key, f.kind, str(f.path.relative_to(self.ctx.settings.home)), f.sha256, f.size, at)
+        self.crawler.stats.inc_value("tiswatch/evidence")
+        return item

@@ -1,0 +1,107 @@
+"""Running a crawl as a child process (the parent side): time limit, log file, exit status, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from settings import ROOT, Settings
+
+
+@dataclass
+class CrawlResult:
+    marketplace: str
+    returncode: int
+    seconds: float
+    log_path: Path
+    timed_out: bool = False
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        if self.timed_out:
+            return "timed_out"
+        return self.report.get("reason") or ("finished" if self.returncode == 0 else "failed")
+
+    @property
+    def listings(self) -> int:
+        return int(self.report.get("listings") or 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def crawl_command(settings: Settings, marketplace: str, *, base_url: str = "", categories: list[str] | None = None,
+                  keywords: list[str] | None = None, start_urls: list[str] | None = None, sitemap: str = "",
+                  max_search_pages: int | None = None, fresh: bool = False, config: str | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "crawlers.run", marketplace, "--home", str(settings.home)]
+    if config:
+        cmd += ["--config", str(config)]
+    if base_url:
+        cmd += ["--base-url", base_url]
+    for c in categories or []:
+        cmd += ["--category", c]
+    for k in keywords or []:
+        cmd += ["--keyword", k]
+    for u in start_urls or []:
+        cmd += ["--start-url", u]
+    if sitemap:
+        cmd += ["--sitemap", sitemap]
+    if max_search_pages is not None:
+        cmd += ["--max-search-pages", str(max_search_pages)]
+    if fresh:
+        cmd.append("--fresh")
+    return cmd
+
+
+def run_crawl(settings: Settings, marketplace: str, *, time_limit: float | None = None, config: str | None = None,
+              **kw: Any) -> CrawlResult:
+    """Run one marketplace's crawl in a child process and wait for it (at most `time_limit` seconds;
+    a crawl still running then gets SIGTERM, which lets Scrapy stop cleanly, then SIGKILL)."""
+    settings.ensure_home()
+    log_path = settings.log_dir / f"crawl-{marketplace}.log"
+    report_path = settings.crawl_dir / marketplace / "last_run.json"
+    before = report_path.stat().st_mtime if report_path.exists() else 0
+    cmd = crawl_command(settings, marketplace, config=config, **kw) + ["--log-file", str(log_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    t0 = time.monotonic()
+    limit = time_limit or settings.crawl.time_limit
+    with open(settings.log_dir / f"crawl-{marketplace}.out", "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env, start_new_session=True)
+        timed_out = False
+        try:
+            proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            stop_child(proc)
+    report: dict[str, Any] = {}
+    if report_path.exists() and report_path.stat().st_mtime > before:
+        try:
+            report = json.loads(report_path.read_text("utf-8"))
+        except ValueError:
+            report = {}
+    return CrawlResult(marketplace, proc.returncode, time.monotonic() - t0, log_path, timed_out, report)
+
+
+def stop_child(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM the child's process group (Scrapy finishes in-flight pages), then SIGKILL after `grace`."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
