@@ -1,0 +1,310 @@
+"""The `tiswatch` command. Global options (--home, --config) come first: `tiswatch --home DIR demo`.
+
+Each package adds its own sub-commands (registry/cli.py, ...); this file holds the ones that tie the
+packages together: demo, sandbox, crawl, parse, check, serve, run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="tiswatch: watches Thai online marketplaces for products sold without a valid TIS (มอก.) licence.")
+console = Console()
+err = Console(stderr=True)
+
+
+class State:
+    home: str | None = None
+    config: str | None = None
+    _settings: Settings | None = None
+
+    def settings(self, **overrides: Any) -> Settings:
+        if self._settings is None or overrides:
+            try:
+                s = load_settings(config=self.config, home=self.home, **overrides)
+            except ConfigError as e:
+                err.print(f"[red]configuration error[/red]\n{e}")
+                raise typer.Exit(2) from None
+            if overrides:
+                return s
+            self._settings = s
+        return self._settings
+
+
+state = State()
+
+
+@app.callback()
+def main_options(
+    home: Annotated[str | None, typer.Option("--home", envvar="TISWATCH_HOME", help="data directory (default ./tiswatch-home)")] = None,
+    config: Annotated[str | None, typer.Option("--config", envvar="TISWATCH_CONFIG", help="TOML configuration file")] = None,
+) -> None:
+    state.home, state.config = home, config
+
+
+def _mount() -> None:
+    from registry.cli import app as registry_app
+
+    app.add_typer(registry_app, name="registry")
+
+
+# ---- demo ---------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="run the cycle, print the summary and exit")] = False,
+    port: Annotated[int | None, typer.Option(help="review app port (default: [review] port, 8000)")] = None,
+    sandbox_port: Annotated[int | None, typer.Option(help="sandbox port (default: [sandbox] port, 8800; 0 = any free)")] = None,
+    listings: Annotated[int | None, typer.Option(help="listings in the sandbox world")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the sandbox world")] = None,
+) -> None:
+    """A whole monitoring cycle against the local sandbox marketplaces, then the review app.
+
+    Starts the sandbox (Shopee-, Lazada- and shop-like sites), imports the sandbox world's licence
+    file, crawls each marketplace (Shopee in Chromium), checks and stores every listing, prints a
+    summary and serves the review app on http://127.0.0.1:8000."""
+    from sandbox.demo import run_demo
+
+    s = state.settings()
+    code = run_demo(s, console, serve=not no_serve, review_port=port, sandbox_port=sandbox_port,
+                    n_listings=listings, seed=seed)
+    raise typer.Exit(code)
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int | None, typer.Option(help="port (default [sandbox] port, 8800)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the generated world")] = None,
+    listings: Annotated[int | None, typer.Option(help="number of listings")] = None,
+    write_registry: Annotated[Path | None, typer.Option(help="also write the world's licence file (CSV) here")] = None,
+) -> None:
+    """Serve the sandbox marketplaces (offline replicas of Shopee, Lazada and a shop site)."""
+    from sandbox.server import serve
+    from sandbox.world import build_world
+
+    s = state.settings()
+    w = build_world(seed=seed if seed is not None else s.sandbox.seed, n_licences=s.sandbox.licences,
+                    n_listings=listings or s.sandbox.listings)
+    if write_registry:
+        from registry.licences import write_licence_csv
+
+        write_licence_csv(w.licences, write_registry)
+        console.print(f"licence file: {write_registry} ({len(w.licences)} licences)")
+    h, p = host or s.sandbox.host, port if port is not None else s.sandbox.port
+    console.print(f"sandbox marketplaces on http://{h}:{p}/  (shopee/, lazada/, shop/, _sandbox/truth.jsonl)")
+    serve(w, h, p)
+
+
+# ---- crawl --------------------------------------------------------------------------------------
+@app.command()
+def crawl(
+    marketplace: Annotated[str, typer.Argument(help="shopee, lazada or shop")],
+    base_url: Annotated[str, typer.Option(help="override the marketplace's base URL (e.g. a sandbox)")] = "",
+    category: Annotated[list[str] | None, typer.Option(help="category URL or path to crawl (repeatable)")] = None,
+    keyword: Annotated[list[str] | None, typer.Option(help="search keyword (repeatable); default: from the catalogue")] = None,
+    start_url: Annotated[list[str] | None, typer.Option(help="shop: product page URL (repeatable)")] = None,
+    sitemap: Annotated[str, typer.Option(help="shop: sitemap URL")] = "",
+    max_search_pages: Annotated[int | None, typer.Option(help="result pages per keyword or category")] = None,
+    fresh: Annotated[bool, typer.Option(help="forget an interrupted crawl instead of resuming it")] = False,
+    time_limit: Annotated[float | None, typer.Option(help="seconds; default [crawl] time_limit")] = None,
+) -> None:
+    """Crawl one marketplace now (in a child process), check and store what it finds.
+
+    What to crawl comes from [marketplaces.NAME] in the configuration unless given here. A crawl that
+    was killed resumes where it stopped, unless --fresh. Exit status 0 finished, 3 blocked, 1 failed."""
+    from crawlers.runner import run_crawl
+
+    s = state.settings()
+    if marketplace not in ("shopee", "lazada", "shop"):
+        err.print(f"[red]unknown marketplace {marketplace!r}[/red] (shopee, lazada, shop)")
+        raise typer.Exit(2)
+    with console.status(f"crawling {marketplace} …"):
+        r = run_crawl(s, marketplace, base_url=base_url, categories=category, keywords=keyword, start_urls=start_url,
+                      sitemap=sitemap, max_search_pages=max_search_pages, fresh=fresh, time_limit=time_limit,
+                      config=state.config)
+    st = r.report.get("stats", {})
+    console.print(f"{marketplace}: {r.reason} in {r.seconds:.1f}s; {r.listings} listings, "
+                  f"{st.get('downloader/request_count', 0)} requests, {r.report.get('delisted', 0)} delisted; log {r.log_path}")
+    if r.report.get("blocked"):
+        err.print(f"[red]blocked[/red] at {r.report['blocked'].get('url')}: {r.report['blocked'].get('why')}")
+    raise typer.Exit(0 if r.ok else (3 if r.reason == "blocked" else 1))
+
+
+@app.command()
+def parse(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="saved response: JSON, HTML, HAR or CSV")],
+    url: Annotated[str, typer.Option(help="the URL the response came from (helps detection)")] = "",
+    out: Annotated[Path | None, typer.Option(help="write JSON Lines here instead of standard output")] = None,
+) -> None:
+    """Turn a saved marketplace response into listings (DOMAIN.md §4.2 JSON Lines), detecting its kind."""
+    from crawlers.parsers.common import Blocked, ParseError
+    from crawlers.parsers.detect import parse_file
+
+    try:
+        kind, items = parse_file(path, url)
+    except (ParseError, Blocked) as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    lines = "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items)
+    if out:
+        out.write_text(lines, "utf-8")
+    else:
+        sys.stdout.write(lines)
+    err.print(f"{path}: {kind}, {len(items)} listings")
+
+
+# ---- check --------------------------------------------------------------------------------------
+def _registry(s: Settings, registry_path: Path | None):
+    from registry.catalogue import CatalogueError, load_catalogue
+    from registry.index import Registry
+    from registry.licences import LicenceFileError
+    from registry.store import RegistryStore
+
+    try:
+        cat = load_catalogue(s.catalogue_path)
+        if registry_path:
+            reg = Registry.from_file(registry_path, cat)
+            for e in getattr(reg, "load_errors", [])[:5]:
+                err.print(f"[yellow]skipped licence row[/yellow] {e}")
+            return reg
+        s.ensure_home()
+        rs = RegistryStore(s.registry_db)
+        try:
+            if rs.count() == 0:
+                err.print("[yellow]the stored registry is empty[/yellow]: import a licence file with "
+                          "`tiswatch registry import PATH`, or pass --registry PATH")
+            return Registry.from_store(rs, cat)
+        finally:
+            rs.close()
+    except (CatalogueError, LicenceFileError) as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+
+
+def read_listings(path: Path):
+    """Yield (line number, Listing or error message) from a JSON Lines file."""
+    from pydantic import ValidationError
+
+    from listings.model import Listing
+
+    with path.open(encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, Listing.model_validate_json(line)
+            except ValidationError as e:
+                first = e.errors()[0]
+                yield n, f"{path}:{n}: {'.'.join(str(x) for x in first['loc']) or 'line'}: {first['msg']}"
+
+
+@app.command()
+def check(
+    path: Annotated[Path | None, typer.Argument(help="listings as JSON Lines (DOMAIN.md §4.2)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write verdicts (§4.3) here instead of standard output")] = None,
+    registry: Annotated[Path | None, typer.Option("--registry", help="use this licence file instead of the stored registry")] = None,
+    title: Annotated[str | None, typer.Option(help="check one listing given by its title")] = None,
+    brand: Annotated[str | None, typer.Option(help="its brand")] = None,
+    description: Annotated[str | None, typer.Option(help="its description")] = None,
+    lang: Annotated[str, typer.Option(help="language of the reasons printed for --title: th or en")] = "th",
+) -> None:
+    """Check listings against the registry: listings in, verdicts out, in the same order.
+
+    A line that is not a valid listing is reported (file:line: why) and gets no verdict line; the
+    others go on. With --title, one listing is checked and explained."""
+    from listings.model import Listing
+    from matching import check as check_listing
+    from matching.reasons import sentence
+
+    s = state.settings()
+    reg = _registry(s, registry)
+    if title is not None:
+        v = check_listing(Listing(marketplace="cli", item_id="1", title=title, brand=brand, description=description), reg)
+        console.print(f"[bold]{v.verdict}[/bold]  risk {v.risk}  มอก. {v.tis_no or '—'}  licence {v.licence_no or '—'}")
+        for r in v.reasons:
+            console.print(f"  • {sentence(r, lang)}  [dim]{r}[/dim]")
+        return
+    if path is None:
+        err.print("give a JSON Lines file of listings, or --title")
+        raise typer.Exit(2)
+    bad = 0
+    n = 0
+    sink = out.open("w", encoding="utf-8") if out else sys.stdout
+    try:
+        for _, item in read_listings(path):
+            if isinstance(item, str):
+                err.print(f"[yellow]{item}[/yellow]")
+                bad += 1
+                continue
+            sink.write(json.dumps(check_listing(item, reg).record(), ensure_ascii=False) + "\n")
+            n += 1
+    finally:
+        if out:
+            sink.close()
+    err.print(f"{n} verdicts" + (f", {bad} invalid lines skipped" if bad else ""))
+    raise typer.Exit(1 if bad and not n else 0)
+
+
+# ---- serve and run ------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address (default [review] host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default [review] port, 8000)")] = None,
+) -> None:
+    """Serve the review app (officers, investigators, partners) on http://HOST:PORT/."""
+    import uvicorn
+
+    from review.app import create_app
+
+    s = state.settings()
+    s.ensure_home()
+    h, p = host or s.review.host, port or s.review.port
+    console.print(f"review app on http://{h}:{p}/")
+    uvicorn.run(create_app(s), host=h, port=p, log_level="warning")
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="review app address")] = None,
+    port: Annotated[int | None, typer.Option(help="review app port")] = None,
+) -> None:
+    """The service: the scheduler (crawls and the other jobs) and the review app together."""
+    import uvicorn
+
+    from review.app import create_app
+    from scheduler import start_scheduler
+
+    s = state.settings()
+    s.ensure_home()
+    sched = start_scheduler(s, config=state.config)
+    h, p = host or s.review.host, port or s.review.port
+    console.print(f"scheduler started ({len(sched.get_jobs())} jobs); review app on http://{h}:{p}/")
+    try:
+        uvicorn.run(create_app(s), host=h, port=p, log_level="warning")
+    finally:
+        sched.shutdown(wait=False)
+
+
+def main() -> None:
+    _mount()
+    t0 = time.monotonic()
+    try:
+        app()
+    finally:
+        del t0
+
+
+_mount_done = False
+if __name__ == "__main__":
+    main()
