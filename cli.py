@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from settings import ConfigError, Settings, load_settings
 
@@ -296,15 +294,12 @@ def run(
         sched.shutdown(wait=False)
 
 
+_mount()
+
+
 def main() -> None:
-    _mount()
-    t0 = time.monotonic()
-    try:
-        app()
-    finally:
-        del t0
+    app()
 
 
-_mount_done = False
 if __name__ == "__main__":
     main()

@@ -184,7 +184,7 @@ def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[
         if not name.startswith(ENV_PREFIX) or name in (ENV_PREFIX + "CONFIG", ENV_PREFIX + "HOME"):
             continue
         path = tuple(p.lower() for p in name[len(ENV_PREFIX):].split("__") if p)
-        if not path or path[0] not in Settings.model_fields and path[0] != "log":
+        if not path or (path[0] not in Settings.model_fields and path[0] != "log"):
             continue  # unrelated TISWATCH_* variables (e.g. TISWATCH_ES_URL for tests) are ignored
         node = data
         for p in path[:-1]:

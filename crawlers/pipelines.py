@@ -94,7 +94,7 @@ class EvidencePipeline(_Base):
         files["verdict"] = ("verdict.json", json.dumps(v.detail(), ensure_ascii=False, indent=1).encode())
         files["listing"] = ("listing.json", json.dumps(listing.record(), ensure_ascii=False, indent=1).encode())
         at = listing.observed_at or datetime.now(UTC)
-        folder, written = self.ctx.evidence.save(listing.marketplace, listing.item_id, listing.url, files, at,
+        _, written = self.ctx.evidence.save(listing.marketplace, listing.item_id, listing.url, files, at,
                                                  {"source_urls": item.get("_sources", [])})
         for f in written:
             self.ctx.store.add_evidence(listing.key, f.kind, str(f.path.relative_to(self.ctx.settings.home)), f.sha256, f.size, at)

@@ -70,16 +70,21 @@ def brand_key(brand: str | None) -> str:
     return _BRAND_STRIP.sub("", fold(brand))
 
 
+_RUNS = re.compile(r"([\u0e00-\u0e7f]+)|([^\W_]+(?:[-.][^\W_]+)*)")
+
+
 @lru_cache(maxsize=65536)
 def tokens(text: str) -> tuple[str, ...]:
-    """Word tokens of folded text: Thai by pythainlp (newmm, offline), Latin and numbers as they stand."""
+    """Word tokens of folded text: Thai runs cut into words by pythainlp (newmm, offline); Latin words,
+    numbers and codes kept whole ('10000mah', 'pb-2001'); punctuation dropped."""
     from pythainlp.tokenize import word_tokenize
 
     out: list[str] = []
-    for tok in word_tokenize(fold(text), engine="newmm", keep_whitespace=False):
-        tok = tok.strip()
-        if tok and not all(c in "()[]{}!?,;:*\"'|~`#" for c in tok):
-            out.append(tok)
+    for m in _RUNS.finditer(fold(text)):
+        if m.group(1):
+            out.extend(t for t in word_tokenize(m.group(1), engine="newmm", keep_whitespace=False) if t.strip())
+        else:
+            out.append(m.group(2))
     return tuple(out)
 
 

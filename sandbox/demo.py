@@ -95,7 +95,7 @@ def run_demo(settings: Settings, console: Console, serve: bool = True, review_po
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
             tasks = {mp: prog.add_task(f"round {round_no}: crawling {mp} …", total=1) for mp in ("shopee", "lazada", "shop")}
 
-            def one(mp: str):
+            def one(mp: str, tasks=tasks, round_no=round_no):
                 r = run_crawl(cs, mp, config=str(cfg), time_limit=900)
                 prog.update(tasks[mp], completed=1, description=f"round {round_no}: {mp}: {r.reason}, {r.listings} listings")
                 return mp, r

@@ -485,7 +485,7 @@ class SandboxServer:
                 loop.run_until_complete(site.start())
                 port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
                 self.url = f"http://{self.host}:{port}"
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:
                 err.append(e)
                 ready.set()
                 return

@@ -244,10 +244,7 @@ def allocate(total: int, catalogue: Catalogue, minimum: int = 0) -> dict[str, in
     """Licences per standard following the real November-2025 counts (largest remainder)."""
     weights = {s.base: s.total_licences for s in catalogue.standards if s.total_licences > 0}
     wsum = sum(weights.values())
-    if total >= wsum:
-        scale = total / wsum
-    else:
-        scale = total / wsum
+    scale = total / wsum
     raw = {b: w * scale for b, w in weights.items()}
     out = {b: int(v) for b, v in raw.items()}
     if minimum:

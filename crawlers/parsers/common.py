@@ -48,7 +48,7 @@ def html_to_text(fragment: str | None) -> str:
 
     try:
         doc = lh.fromstring(f"<div>{fragment}</div>")
-    except Exception:  # noqa: BLE001 - broken markup still has text in it
+    except Exception:
         return clean(re.sub(r"<[^>]+>", " ", fragment))
     for br in doc.iter("br", "p", "li", "div"):
         br.tail = "\n" + (br.tail or "")
@@ -64,7 +64,7 @@ class ParseError(ValueError):
     """A response is not what the parser expects; the message names the URL or file."""
 
 
-class Blocked(Exception):  # noqa: N818 - it is a state of the marketplace, not a programming error
+class Blocked(Exception):
     """The marketplace answered with a block or captcha page instead of data."""
 
     def __init__(self, marketplace: str, url: str, why: str):

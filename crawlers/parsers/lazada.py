@@ -43,7 +43,7 @@ def check_block(text: str, url: str) -> None:
 
 def parse_catalog(data: Any, url: str = "", base: str = "https://www.lazada.co.th") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Listing cards and paging ({'page', 'page_size', 'total', 'more'}) from a catalog JSON."""
-    if not isinstance(data, dict) or "mods" not in data and "mainInfo" not in data:
+    if not isinstance(data, dict) or ("mods" not in data and "mainInfo" not in data):
         raise ParseError(f"{url or 'catalog'}: not a Lazada catalog JSON (no mods/mainInfo)")
     items = (data.get("mods") or {}).get("listItems") or []
     out = []

@@ -47,7 +47,7 @@ def products_in_page(html: str | bytes, url: str, marketplace: str = "shop") -> 
 
     try:
         data = extruct.extract(html, base_url=url, syntaxes=["json-ld", "microdata", "opengraph"], uniform=True, errors="log")
-    except Exception as e:  # noqa: BLE001 - extruct raises many kinds on bad markup
+    except Exception as e:
         raise ParseError(f"{url}: cannot read structured data ({type(e).__name__}: {e})") from None
     out: list[dict[str, Any]] = []
     for p in _walk_jsonld(data.get("json-ld") or []) + [m for m in (data.get("microdata") or []) if _is_product(m.get("@type"))]:

@@ -30,7 +30,7 @@ class ShopSpider(TiswatchSpider):
     def parse_sitemap(self, response: scrapy.http.Response):
         try:
             sm = Sitemap(response.body)
-        except Exception as e:  # noqa: BLE001 - lxml raises several kinds on a broken sitemap
+        except Exception as e:
             self.page_failed(response.url, f"not a sitemap ({e})")
             return
         for entry in sm:

@@ -39,7 +39,7 @@ async def _init_page(page, request):
 async def _body(resp) -> tuple[str, bytes]:
     try:
         return resp.url, await resp.body()
-    except Exception:  # noqa: BLE001 - the page may have navigated away; the body is gone
+    except Exception:
         return resp.url, b""
 
 
@@ -156,7 +156,7 @@ class ShopeeSpider(TiswatchSpider):
                 merged["_verdict"] = v
                 if v.flagged and self.ctx.settings.crawl.screenshots:
                     merged["_screenshot"] = await pw.screenshot(full_page=True, type="png")
-            except Exception as e:  # noqa: BLE001 - validation is the pipeline's job; it will say why
+            except Exception as e:
                 log.debug("pre-check failed for %s: %s", response.url, e)
             yield merged
         except Blocked as e:

@@ -1,0 +1,67 @@
+"""Spiders against the sandbox marketplaces, each crawl in its own child process as in production."""
+
+import json
+import urllib.request
+
+import pytest
+
+from crawlers.runner import run_crawl
+from listings.sqlite_store import SqliteStore
+from registry.store import RegistryStore, bulk
+
+
+@pytest.fixture
+def crawl_home(home, world):
+    rs = RegistryStore(home.registry_db)
+    rs.import_licences(bulk(world.licences))
+    rs.close()
+    cfg = home.home / "fast.toml"
+    cfg.write_text("[crawl]\ndownload_delay = 0.0\nautothrottle = false\nconcurrency = 16\nconcurrency_per_domain = 16\n")
+    return home, str(cfg)
+
+
+def _verdicts_match(store, world, marketplace):
+    wrong = []
+    for w in world.for_marketplace(marketplace):
+        d = store.get(f"{marketplace}:{w.item_id}")
+        assert d is not None, f"{w.item_id} not stored"
+        if (d["verdict"], d["tis_no"], d["licence_no"]) != (w.expected["verdict"], w.expected["tis_no"], w.expected["licence_no"]):
+            wrong.append((w.listing["title"], w.expected, d["verdict"], d["reasons"]))
+    return wrong
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("marketplace", ["lazada", "shop"])
+def test_http_spiders_store_every_listing_with_the_right_verdict(sandbox, world, crawl_home, marketplace):
+    home, cfg = crawl_home
+    seeds = json.load(urllib.request.urlopen(sandbox.url + "/_sandbox/seeds.json"))
+    kw = {"categories": seeds["lazada"]["categories"]} if marketplace == "lazada" else {"sitemap": seeds["shop"]["sitemap"]}
+    r = run_crawl(home, marketplace, base_url=f"{sandbox.url}/{marketplace}", config=cfg, time_limit=300, **kw)
+    assert r.ok, r.log_path.read_text()[-3000:]
+    st = SqliteStore(home.listings_db)
+    assert st.counts()["by_marketplace"][marketplace] == len(world.for_marketplace(marketplace))
+    assert _verdicts_match(st, world, marketplace) == []
+    flagged = [w for w in world.for_marketplace(marketplace) if w.expected["verdict"] in ("unlicensed", "mislabeled", "needs_review")]
+    ev = st.evidence(f"{marketplace}:{flagged[0].item_id}")
+    assert {"raw", "verdict", "listing", "manifest"} <= {e["kind"] for e in ev}
+    assert r.report["listings"] == len(world.for_marketplace(marketplace))
+
+
+@pytest.mark.slow
+def test_blocked_marketplace_stops_and_reports(sandbox, crawl_home):
+    home, cfg = crawl_home
+    req = urllib.request.Request(sandbox.url + "/_sandbox/config", data=json.dumps({"block": ["lazada"]}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(req).read()
+    try:
+        r = run_crawl(home, "lazada", base_url=f"{sandbox.url}/lazada", config=cfg, time_limit=120,
+                      categories=[f"{sandbox.url}/lazada/shop-general/"])
+    finally:
+        req = urllib.request.Request(sandbox.url + "/_sandbox/config", data=json.dumps({"block": []}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(req).read()
+    assert r.returncode == 3 and r.reason == "blocked"
+    assert "punish" in r.report["blocked"]["why"]
+    status = json.loads((home.crawl_dir / "status.json").read_text())
+    assert status["lazada"]["state"] == "blocked"
+    assert SqliteStore(home.listings_db).counts()["listings"] == 0

@@ -1,0 +1,23 @@
+"""`tiswatch demo --no-serve` on a fresh data directory: the whole cycle, counts equal to the sandbox truth."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_demo_cycle_matches_sandbox_truth(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "cli", "--home", str(tmp_path / "h"), "demo", "--no-serve", "--sandbox-port", "0",
+                        "--listings", "120"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path)})
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-4000:]
+    rows = dict(re.findall(r"│ (unlicensed|mislabeled|needs_review|licensed|not_controlled)\s+│\s+\d+\s+│\s+\d+\s+│ (.) │", out))
+    assert rows and set(rows.values()) == {"✓"}, out[-3000:]
+    for mp in ("shopee", "lazada", "shop"):
+        assert re.search(rf"│ {mp}\s+│\s+(\d+)\s+│\s+\1\s+│ finished", out), out[-3000:]

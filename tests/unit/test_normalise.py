@@ -1,0 +1,43 @@
+import pytest
+
+from matching.normalise import brand_key, clean, fix_thai, fold, model_key, tokens
+
+
+@pytest.mark.parametrize("raw, want", [
+    ("มอก.\u200b166-2549", "มอก.166-2549"),                 # zero-width space
+    ("๑๖๖-๒๕๔๙", "166-2549"),                             # Thai digits
+    ("ＴＩＳ　２４３２", "TIS 2432"),                        # full-width letters, digits and space
+    ("Powerbаnk", "Powerbank"),                            # Cyrillic а
+    ("  แบต   สำรอง \n", "แบต สำรอง"),
+    ("TIS 2432–2555", "TIS 2432-2555"),                    # en dash
+    (None, ""),
+])
+def test_clean(raw, want):
+    assert clean(raw) == want
+
+
+def test_sara_am_survives_nfkc():
+    # NFKC splits ำ into ํ + า; clean() must put it back so words still match the dictionary
+    import unicodedata
+
+    word = "แบตสำรอง"
+    assert unicodedata.normalize("NFKC", word) != word
+    assert clean(unicodedata.normalize("NFKC", word)) == word
+    assert fix_thai("น\u0e4d\u0e32") == "นำ"
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("PB-2001", "pb2001", True), ("PB 2001", "PB-2001", True), ("PB-2001", "PB-2002", False), ("pb.2001", "PB2001", True),
+])
+def test_model_key(a, b, same):
+    assert (model_key(a) == model_key(b)) is same
+
+
+def test_brand_key_and_fold():
+    assert brand_key("Tos-hiba ®") == brand_key("TOSHIBA")
+    assert fold("HATARI") == "hatari"
+
+
+def test_tokens_thai():
+    assert "ปลั๊กพ่วง" in tokens("ปลั๊กพ่วงมอก.2432")
+    assert tokens("พาวเวอร์แบงค์ 10000mAh PB-2001") [-2:] == ("10000mah", "pb-2001")
