@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resp.headers["X-Frame-Options"] = "DENY"
         return resp
 
+    # ---- routers from other packages: each adds one include_router line here -------------------
+    # (registry/api.py licence check, alerts/api.py partner feeds, ...)
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
