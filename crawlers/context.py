@@ -27,6 +27,7 @@ class CrawlContext:
     _registry: Any = None
     _store: Any = None
     _evidence: Any = None
+    _events: Any = None
 
     @property
     def registry(self):
@@ -58,6 +59,14 @@ class CrawlContext:
             self._evidence = EvidenceWriter(self.settings.evidence_dir)
         return self._evidence
 
+    @property
+    def events(self):
+        if self._events is None:
+            from listings.events import open_events
+
+            self._events = open_events(self.settings)
+        return self._events
+
     def write_status(self, state: str, **extra: Any) -> None:
         """home/crawl/status.json: the last state of each marketplace's crawl, read by the review app."""
         path = self.settings.crawl_dir / "status.json"
@@ -74,6 +83,8 @@ class CrawlContext:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+        if self._events is not None:
+            self._events.close()
 
 
 def context_for(crawler, marketplace: str | None = None) -> CrawlContext:

@@ -73,6 +73,7 @@ class CrawlReport:
             ctx.write_status("blocked", **ctx.blocked)
         elif reason == "finished" and ctx.complete and getattr(spider, "complete_coverage", False) and ctx.seen:
             delisted = ctx.store.mark_delisted(ctx.marketplace, ctx.seen, ctx.started)
+            ctx.events.append_many(("delisted", k, {"marketplace": ctx.marketplace}) for k in delisted)
             ctx.write_status("ok", listings=len(ctx.seen), delisted=len(delisted))
         else:
             ctx.write_status("ok" if reason == "finished" else reason, listings=len(ctx.seen))

@@ -68,6 +68,13 @@ class StorePipeline(_Base):
         if res.new_listing:
             self.crawler.stats.inc_value("tiswatch/new_listings")
         item["_ingest"] = res
+        if res.verdict_changed:
+            from listings.events import verdict_event
+
+            self.ctx.events.append("verdict", listing.key, verdict_event(item["_verdict"], res.previous_verdict,
+                                                                         listing.marketplace, "crawl"))
+        if any(c[0] == "relisted" for c in res.changes):
+            self.ctx.events.append("relisted", listing.key, {"marketplace": listing.marketplace})
         return item
 
 

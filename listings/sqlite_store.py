@@ -168,6 +168,7 @@ class SqliteStore:
         if not same or prev["registry_version"] != v.registry_version:
             cur.execute("INSERT INTO verdicts(key, at, verdict, risk, tis_no, licence_no, reasons, registry_version) VALUES (?,?,?,?,?,?,?,?)",
                         (key, at, v.verdict, v.risk, v.tis_no, v.licence_no, reasons, v.registry_version))
+        res.previous_verdict = prev["verdict"] if prev is not None else None
         if prev is not None and prev["verdict"] != v.verdict:
             res.changes.append(("verdict", prev["verdict"], v.verdict))
         old_claims = {c["value"] for c in json.loads(old["detail"] or "{}").get("claims", []) if c.get("kind") != "vague"} if old else set()

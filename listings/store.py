@@ -21,6 +21,7 @@ class IngestResult:
     new_observation: bool = False
     changes: list[tuple[str, Any, Any]] = field(default_factory=list)
     verdict_changed: bool = False
+    previous_verdict: str | None = None  # the listing's verdict before this ingest
 
 
 @dataclass

@@ -45,6 +45,12 @@ def test_http_spiders_store_every_listing_with_the_right_verdict(sandbox, world,
     ev = st.evidence(f"{marketplace}:{flagged[0].item_id}")
     assert {"raw", "verdict", "listing", "manifest"} <= {e["kind"] for e in ev}
     assert r.report["listings"] == len(world.for_marketplace(marketplace))
+    # every listing's first verdict is an event for the alerts and the other consumers
+    from listings.events import EventLog
+
+    events = EventLog(home.home / "events.sqlite").read(limit=10_000, kinds=["verdict"])
+    assert {e.key for e in events} == {f"{marketplace}:{w.item_id}" for w in world.for_marketplace(marketplace)}
+    assert all(e.data["source"] == "crawl" and e.data["previous"] is None for e in events)
 
 
 @pytest.mark.slow
