@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from listings.model import FLAGGED, Listing
-from listings.store import REVIEW_STATUSES, IngestResult, SearchQuery, SearchResult
+from listings.store import REVIEW_STATUSES, FetchState, IngestResult, SearchQuery, SearchResult
 from matching.normalise import fold, tokenised, tokens
 
 SCHEMA_VERSION = 1
@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS evidence (
   size INTEGER, created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evidence_key ON evidence(key);
+CREATE TABLE IF NOT EXISTS crawl_state (
+  marketplace TEXT NOT NULL, ref TEXT NOT NULL, key TEXT, keys TEXT NOT NULL DEFAULT '[]', card_hash TEXT,
+  fetched_at TEXT NOT NULL, PRIMARY KEY (marketplace, ref)
+);
+CREATE INDEX IF NOT EXISTS crawl_state_key ON crawl_state(key);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_words USING fts5(key UNINDEXED, words, tokenize='unicode61 remove_diacritics 0');
 CREATE VIRTUAL TABLE IF NOT EXISTS search_tri USING fts5(key UNINDEXED, text, tokenize='trigram');
 """
@@ -76,6 +81,15 @@ def _iso(dt: datetime | None) -> str:
 
 def _j(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+def _chunks(items: list[Any], n: int = 500) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
 
 
 class SqliteStore:
@@ -207,6 +221,92 @@ class SqliteStore:
                 cur.execute("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)", (k, when, "delisted", last, when))
             cur.execute("COMMIT")
         return gone
+
+    # ---- crawl bookkeeping ---------------------------------------------------------------------
+    def fetch_states(self, marketplace: str, refs: Iterable[str]) -> dict[str, FetchState]:
+        refs = list(dict.fromkeys(refs))
+        out: dict[str, FetchState] = {}
+        for part in _chunks(refs):
+            marks = ",".join("?" * len(part))
+            for r in self.db.execute(f"SELECT ref, keys, card_hash, fetched_at FROM crawl_state WHERE marketplace=? AND ref IN ({marks})",
+                                     [marketplace, *part]):
+                out[r["ref"]] = FetchState(r["ref"], json.loads(r["keys"]), r["card_hash"], _dt(r["fetched_at"]))
+            missing = [x for x in part if x not in out]
+            if missing:
+                marks = ",".join("?" * len(missing))
+                for r in self.db.execute(f"SELECT item_id, key FROM listings WHERE marketplace=? AND item_id IN ({marks})",
+                                         [marketplace, *missing]):
+                    out[r["item_id"]] = FetchState(r["item_id"], [r["key"]])
+        keys = list({s.keys[0] for s in out.values() if s.keys})
+        info: dict[str, sqlite3.Row] = {}
+        for part in _chunks(keys):
+            marks = ",".join("?" * len(part))
+            for r in self.db.execute(f"SELECT key, status, last_seen, verdict, content_hash,"
+                                     f" EXISTS(SELECT 1 FROM evidence e WHERE e.key=listings.key) AS ev"
+                                     f" FROM listings WHERE key IN ({marks})", part):
+                info[r["key"]] = r
+        for s in out.values():
+            r = info.get(s.keys[0]) if s.keys else None
+            if r is not None:
+                s.status, s.last_seen, s.verdict = r["status"], _dt(r["last_seen"]), r["verdict"]
+                s.content_hash, s.has_evidence = r["content_hash"], bool(r["ev"])
+        return out
+
+    def record_fetch(self, marketplace: str, ref: str, keys: list[str], card_hash: str | None, at: datetime) -> None:
+        with self._lock:
+            self.db.execute("INSERT OR REPLACE INTO crawl_state(marketplace, ref, key, keys, card_hash, fetched_at) VALUES (?,?,?,?,?,?)",
+                            (marketplace, ref, keys[0] if keys else None, _j(list(keys)), card_hash, _iso(at)))
+
+    def touch(self, keys: Iterable[str], at: datetime) -> int:
+        when = _iso(at)
+        n = 0
+        with self._lock:
+            cur = self.db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for k in dict.fromkeys(keys):
+                    c = cur.execute("UPDATE listings SET last_seen=? WHERE key=? AND status='active' AND last_seen < ?", (when, k, when))
+                    if c.rowcount:
+                        n += 1
+                        cur.execute("UPDATE observations SET last_seen=?, times=times+1 WHERE id=(SELECT max(id) FROM observations WHERE key=?)"
+                                    " AND last_seen < ?", (when, k, when))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return n
+
+    def delist(self, key: str, at: datetime) -> datetime | None:
+        when = _iso(at)
+        with self._lock:
+            cur = self.db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                r = cur.execute("SELECT last_seen FROM listings WHERE key=? AND status='active'", (key,)).fetchone()
+                if r is not None:
+                    cur.execute("UPDATE listings SET status='delisted', delisted_at=? WHERE key=?", (when, key))
+                    cur.execute("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)", (key, when, "delisted", r["last_seen"], when))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return _dt(r["last_seen"]) if r is not None else None
+
+    def due_refetch(self, marketplace: str, before: datetime, flagged_before: datetime, unseen_since: datetime,
+                    limit: int) -> list[dict[str, Any]]:
+        flagged = ",".join(f"'{v}'" for v in sorted(FLAGGED))
+        rows = self.db.execute(
+            "SELECT l.key, l.item_id, l.shop_id, l.url, l.verdict, coalesce(cs.ref, l.item_id) AS ref, cs.card_hash,"
+            " coalesce(cs.fetched_at, l.last_seen) AS fetched FROM listings l"
+            " LEFT JOIN crawl_state cs ON cs.marketplace=l.marketplace AND cs.key=l.key"
+            " WHERE l.marketplace=? AND l.status='active' AND l.last_seen < ?"
+            f" AND coalesce(cs.fetched_at, l.last_seen) < CASE WHEN l.verdict IN ({flagged}) THEN ? ELSE ? END"
+            " ORDER BY fetched LIMIT ?",
+            (marketplace, _iso(unseen_since), _iso(flagged_before), _iso(before), max(0, limit))).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:  # a listing found under two refs (a shop page that moved) is revisited once
+            out.setdefault(r["key"], dict(r))
+        return list(out.values())
 
     def add_evidence(self, key: str, kind: str, path: str, sha256: str, size: int, created_at: datetime | None = None) -> None:
         with self._lock:

@@ -4,7 +4,7 @@ contract tests (tests/integration/test_store_contract.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,6 +22,24 @@ class IngestResult:
     changes: list[tuple[str, Any, Any]] = field(default_factory=list)
     verdict_changed: bool = False
     previous_verdict: str | None = None  # the listing's verdict before this ingest
+
+
+@dataclass
+class FetchState:
+    """What the crawl knows about one thing it may fetch again (a listing's product page, or a shop
+    page): the search card it last fetched it for, when, and the state of the listing(s) found there.
+    `ref` is what a crawl sees before fetching: the item id on marketplaces whose search cards carry
+    ids, the page URL on shop sites."""
+
+    ref: str
+    keys: list[str] = field(default_factory=list)
+    card_hash: str | None = None
+    fetched_at: datetime | None = None
+    status: str | None = None          # the listing's status: active or delisted (None: not stored)
+    last_seen: datetime | None = None
+    verdict: str | None = None
+    content_hash: str | None = None
+    has_evidence: bool = False
 
 
 @dataclass
@@ -61,6 +79,23 @@ class ListingStore(Protocol):
     def evidence(self, key: str) -> list[dict[str, Any]]: ...
     def set_review_status(self, key: str, status: str) -> None: ...
     def export(self) -> Iterator[dict[str, Any]]: ...
+    # ---- crawl bookkeeping for incremental crawls (crawlers/incremental.py decides) ---------------
+    # fetch_states: what was fetched for these refs, when, for which search card, and the state of
+    #   the listings found there; refs never fetched but whose item id is a stored listing come back
+    #   with that listing and fetched_at None.
+    # record_fetch: a ref was fetched (for the search card with hash card_hash) and gave these listings.
+    # touch: these listings were seen again, unchanged, without fetching them (last_seen moves on,
+    #   for the listing and its latest observation); delisted listings are left alone.
+    # delist: one listing is gone (its page says so); returns its last-seen time, None when it was
+    #   not active.
+    # due_refetch: active listings of a marketplace not seen since `unseen_since` whose last fetch is
+    #   older than `before` (`flagged_before` for flagged ones), oldest first: what a crawl revisits.
+    def fetch_states(self, marketplace: str, refs: Iterable[str]) -> dict[str, FetchState]: ...
+    def record_fetch(self, marketplace: str, ref: str, keys: list[str], card_hash: str | None, at: datetime) -> None: ...
+    def touch(self, keys: Iterable[str], at: datetime) -> int: ...
+    def delist(self, key: str, at: datetime) -> datetime | None: ...
+    def due_refetch(self, marketplace: str, before: datetime, flagged_before: datetime, unseen_since: datetime,
+                    limit: int) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
