@@ -1,6 +1,11 @@
-"""The verdict engine: check(listing, registry) -> Verdict, pure (no network, no disk, no clock)."""
+"""The verdict engine: check(listing, registry) -> Verdict, pure (no network, no disk, no clock).
+
+Claims read from the listing's images (matching/image_claims.py) join the text claims through
+`check(listing, registry, image_claims=...)`; without them the verdict is the text-only one."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from matching.claims import Claim, read_claims
 from matching.licence import find_licence
@@ -19,16 +24,24 @@ def _claim_fields(listing) -> dict[str, str | None]:
     return fields
 
 
-def check(listing, registry: Registry) -> Verdict:
+def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = None) -> Verdict:
     cat = registry.catalogue
     claims = read_claims(_claim_fields(listing), cat.vague_claims)
+    if image_claims:
+        from matching.image_claims import merge_claims
+
+        claims = merge_claims(claims, image_claims)
     tis_claims = [c for c in claims if c.kind == "tis"]
     lic_claims = [c for c in claims if c.kind == "licence"]
     vague = any(c.kind == "vague" for c in claims)
     v = Verdict(listing.marketplace, listing.item_id, "not_controlled", 0,
-                claims=[{"kind": c.kind, "value": c.value, "where": c.where, "span": list(c.span), "text": c.text} for c in claims],
-                registry_version=registry.version)
-    claim_reasons = [f"claims_tis:{c.value}" for c in tis_claims] + [f"claims_licence:{c.value}" for c in lic_claims]
+                claims=[_claim_detail(c) for c in claims], registry_version=registry.version)
+    if image_claims:
+        from matching.image_claims import claim_reasons as _image_claim_reasons
+
+        claim_reasons = _image_claim_reasons(claims)
+    else:
+        claim_reasons = [f"claims_tis:{c.value}" for c in tis_claims] + [f"claims_licence:{c.value}" for c in lic_claims]
 
     product = decide_product(listing.title, listing.category, listing.attributes, cat)
     # a claimed TIS number can reveal the product when the words do not (a listing that says only "มอก. 2879")
@@ -105,6 +118,14 @@ def check(listing, registry: Registry) -> Verdict:
         return _set(v, "mislabeled", 85, reasons + ([wrong_tis] if wrong_tis else []) + [why])
     reasons += ["vague_claim"] if vague else ["no_claim"]
     return _set(v, "unlicensed", 75 if finding.brand.key else 70, reasons + [why])
+
+
+def _claim_detail(c: Claim) -> dict:
+    d = {"kind": c.kind, "value": c.value, "where": c.where, "span": list(c.span), "text": c.text}
+    box = getattr(c, "box", None)
+    if box is not None:  # an image claim: where in the picture, for the review page's highlight
+        d.update(box=list(box), source=c.source, image_size=list(c.image_size))  # type: ignore[attr-defined]
+    return d
 
 
 def _claims_standard(tis_claims: list[Claim], lic_claims: list[Claim], std, registry: Registry) -> bool:
