@@ -324,8 +324,13 @@ class _Maker:
         self.rng, self.cat, self.hard = rng, cat, hard
         self.safe = _safe_words(cat)
         self.by_base: dict[str, list[Licence]] = {}
+        # (base, folded trademark) -> licences, in licence order: brand_licences is called for every
+        # listing made, and folding every trademark each time made big worlds slow to build
+        self._by_brand: dict[tuple[str, str], list[Licence]] = {}
         for lic in licences:
             self.by_base.setdefault(lic.base, []).append(lic)
+            for k in dict.fromkeys(fold(t) for t in lic.trademarks):
+                self._by_brand.setdefault((lic.base, k), []).append(lic)
         self.all_brand_keys = {fold(t).replace(" ", "") for lic in licences for t in lic.trademarks}
         self.standards = [s for s in cat.consumer_standards if s.base in self.safe and self._coverable(s)]
         self.form_standards = [s for s in self.standards if s.requires]
@@ -340,9 +345,7 @@ class _Maker:
         return all(self.cat.find(w) is not None for w in s.with_)
 
     def brand_licences(self, base: str, brand: str, active: bool | None = None) -> list[Licence]:
-        k = fold(brand)
-        return [x for x in self.by_base.get(base, []) if k in (fold(t) for t in x.trademarks)
-                and (active is None or x.active == active)]
+        return [x for x in self._by_brand.get((base, fold(brand)), []) if active is None or x.active == active]
 
     def fully_licensed(self, s: Standard, lic: Licence) -> bool:
         """The licence's brand is also licensed under every co-applicable standard."""
@@ -424,6 +427,9 @@ def build_world(seed: int = 7, n_licences: int = 600, n_listings: int = 240, cat
         sellers.append(Seller(mp, str(100000 + i * 7919), str(20000000 + i * 104729), name, username, loc))
     w = weights or {k: v[1] for k, v in SCENARIOS.items()}
     names = list(w)
+    by_mp: dict[str, list[Seller]] = {}
+    for sl in sellers:
+        by_mp.setdefault(sl.marketplace, []).append(sl)
     listings: list[WorldListing] = []
     attempts = 0
     while len(listings) < n_listings and attempts < n_listings * 20:
@@ -433,7 +439,7 @@ def build_world(seed: int = 7, n_licences: int = 600, n_listings: int = 240, cat
         if made is None:
             continue
         listing, expected = made
-        seller = rng.choice([s for s in sellers if s.marketplace == mps[len(listings) % len(mps)]] or sellers)
+        seller = rng.choice(by_mp.get(mps[len(listings) % len(mps)]) or sellers)
         listing.update(_marketplace_fields(rng, seller, listing, len(listings)))
         wl = WorldListing(listing, expected, scen)
         if rng.random() < vanish_share:
