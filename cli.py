@@ -55,6 +55,9 @@ def _mount() -> None:
     from registry.cli import app as registry_app
 
     app.add_typer(registry_app, name="registry")
+    from review.cli import app as users_app
+
+    app.add_typer(users_app, name="users")
 
 
 # ---- demo ---------------------------------------------------------------------------------------
@@ -269,7 +272,17 @@ def serve(
     s.ensure_home()
     h, p = host or s.review.host, port or s.review.port
     console.print(f"review app on http://{h}:{p}/")
+    _no_users_hint(s)
     uvicorn.run(create_app(s), host=h, port=p, log_level="warning")
+
+
+def _no_users_hint(s: Settings) -> None:
+    from review.db import open_appdb
+
+    db = open_appdb(s)
+    if db.count_users() == 0:
+        err.print("[yellow]no users yet[/yellow]: make the first administrator with `tiswatch users add NAME --role admin`")
+    db.close()
 
 
 @app.command()
@@ -288,6 +301,7 @@ def run(
     sched = start_scheduler(s, config=state.config)
     h, p = host or s.review.host, port or s.review.port
     console.print(f"scheduler started ({len(sched.get_jobs())} jobs); review app on http://{h}:{p}/")
+    _no_users_hint(s)
     try:
         uvicorn.run(create_app(s), host=h, port=p, log_level="warning")
     finally:

@@ -86,6 +86,11 @@ class ReviewSettings(_Section):
     port: int = Field(8000, ge=0, le=65535)
     secret_key: str = ""
     language: Literal["th", "en"] = "th"
+    secure_cookies: bool = False
+    session_hours: float = Field(12, gt=0, le=24 * 30)
+    max_failed_logins: int = Field(5, ge=1, le=100)
+    lockout_minutes: int = Field(15, ge=1, le=24 * 60)
+    page_size: int = Field(50, ge=10, le=500)
 
 
 class AlertSettings(_Section):

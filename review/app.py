@@ -1,18 +1,26 @@
-"""The review web application (FastAPI + Jinja2). Listing text is written by sellers and may be
-hostile: templates autoescape everything and a strict Content-Security-Policy forbids inline script."""
+"""The review web application (FastAPI + Jinja2 + htmx). Listing text is written by sellers and may be
+hostile: templates autoescape everything and a strict Content-Security-Policy forbids inline script
+and style (htmx is vendored under review/static/vendor and configured not to inject styles).
+
+`app.state` holds: settings, store (the listing store), appdb (app.sqlite: users, sessions, tokens,
+decisions, audit), events (the listing event log), decider (review/decisions.py), secret.
+Other packages add routers with one `include_router` line below; see docs/DEVELOPING.md.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from listings.store import SearchQuery, open_store
-from matching.reasons import sentence
+from listings.events import open_events
+from listings.store import open_store
+from review.db import open_appdb, secret_key
+from review.decisions import Decider
 from settings import Settings, load_settings
 
 HERE = Path(__file__).parent
@@ -20,60 +28,79 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or ("application/json" in request.headers.get("accept", "") \
+        and "text/html" not in request.headers.get("accept", ""))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FastAPI(title="tiswatch", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    settings.ensure_home()
+    app = FastAPI(title="tiswatch", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None, swagger_ui_parameters={"persistAuthorization": True},
+                  description="The review app's JSON API: everything the pages do. Authenticate with a personal "
+                              "API token (My account → Personal API tokens): `Authorization: Bearer tw_…`.")
     app.state.settings = settings
     app.state.store = open_store(settings)
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.autoescape = True
-    templates.env.filters["sentence"] = lambda code, lang="th": sentence(code, lang)
+    app.state.appdb = open_appdb(settings)
+    app.state.events = open_events(settings)
+    app.state.decider = Decider(app.state.store, app.state.appdb, app.state.events)
+    app.state.secret = secret_key(settings)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         resp = await call_next(request)
-        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers.setdefault("Content-Security-Policy", CSP)
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Referrer-Policy"] = "same-origin"
-        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        if request.url.path.startswith(("/api/", "/listing/", "/export/", "/account", "/users", "/audit")):
+            resp.headers.setdefault("Cache-Control", "no-store")
         return resp
 
-    # ---- routers from other packages: each adds one include_router line here -------------------
-    # (registry/api.py licence check, alerts/api.py partner feeds, ...)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        if exc.status_code == 401:
+            nxt = request.url.path + ("?" + request.url.query if request.url.query else "")
+            from urllib.parse import urlencode
 
-    @app.get("/healthz")
+            return RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
+        from review.web import render
+
+        key = "err.csrf" if "CSRF" in str(exc.detail) else "err.403" if exc.status_code == 403 else \
+            "err.404" if exc.status_code == 404 else "err.title"
+        return render(request, "error.html", {"code": exc.status_code, "key": key, "detail": str(exc.detail)},
+                      status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        errs = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
+        if _wants_json(request):
+            return JSONResponse({"detail": errs}, status_code=422)
+        from review.web import render
+
+        return render(request, "error.html", {"code": 422, "key": "err.title",
+                                              "detail": "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errs)},
+                      status_code=422)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> RedirectResponse:
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
+    @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/", response_class=HTMLResponse)
-    def queue(request: Request, marketplace: str | None = None, verdict: str | None = None, tis: str | None = None,
-              q: str = "", page: int = Query(1, ge=1, le=100_000)) -> Any:
-        size = 50
-        res = app.state.store.search(SearchQuery(text=q, marketplace=marketplace or None, verdict=verdict or None,
-                                                 tis=tis or None, flagged_only=True, order="risk",
-                                                 limit=size, offset=(page - 1) * size))
-        from crawlers.context import read_status
+    from review.api import router as api_router
+    from review.pages import router as pages_router
 
-        return templates.TemplateResponse(request, "queue.html", {
-            "res": res, "page": page, "pages": max(1, -(-res.total // size)), "q": q, "marketplace": marketplace or "",
-            "verdict": verdict or "", "tis": tis or "", "counts": app.state.store.counts(),
-            "crawl_status": read_status(settings.home)})
+    app.include_router(api_router)
+    # ---- routers from other packages: each adds one include_router line here -------------------
+    # (registry/api.py licence check, alerts/api.py partner feeds, ...)
 
-    @app.get("/listing/{key:path}", response_class=HTMLResponse)
-    def listing(request: Request, key: str) -> Any:
-        d = app.state.store.get(key)
-        if d is None:
-            raise HTTPException(404, "no such listing")
-        return templates.TemplateResponse(request, "listing.html", {
-            "l": d, "history": app.state.store.history(key), "evidence": app.state.store.evidence(key),
-            "seller": app.state.store.seller(d["marketplace"], d["seller_id"]) if d.get("seller_id") else None})
-
-    @app.get("/api/v1/listings")
-    def api_listings(q: str = "", marketplace: str | None = None, verdict: str | None = None, flagged: bool = False,
-                     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> JSONResponse:
-        res = app.state.store.search(SearchQuery(text=q, marketplace=marketplace, verdict=verdict, flagged_only=flagged,
-                                                 order="risk", limit=limit, offset=offset))
-        return JSONResponse({"total": res.total, "items": res.hits, "facets": res.facets})
+    app.include_router(pages_router)  # last: its /listing/{key:path} would shadow more specific routes
 
     return app

@@ -156,7 +156,11 @@ def run_demo(settings: Settings, console: Console, serve: bool = True, review_po
     from review.app import create_app
 
     p = review_port or s.review.port
-    console.print(f"[bold]review app[/bold] on http://{s.review.host}:{p}/  (Ctrl-C to stop)")
+    from review.cli import ensure_demo_user
+
+    console.print(f"[bold]review app[/bold] on http://{s.review.host}:{p}/  (Ctrl-C to stop)\n"
+                  f"log in as [bold]demo[/bold] with the password [bold]{ensure_demo_user(s)}[/bold] (a demo officer; "
+                  "a new password each run; `tiswatch users add NAME --role admin` makes an administrator)")
     try:
         uvicorn.run(create_app(s), host=s.review.host, port=p, log_level="warning")
     finally:

@@ -1,0 +1,194 @@
+"""The JSON API under /api/v1: what the pages do, for scripts and other systems.
+
+Authenticate with a personal API token (`Authorization: Bearer tw_…`, made on the account page) or,
+from the app's own pages, the session cookie plus the `X-CSRF-Token` header. Roles are the pages':
+officers and investigators read, officers decide, administrators manage users and read the audit log;
+a partner administrator reaches none of this (partners' own feeds are alerts/, with their own keys).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from review import service
+from review.auth import DECIDERS, INTERNAL, require_role
+from review.db import ROLES, User, UserError
+from review.decisions import DISMISS_REASONS, TARGETS, DecisionError
+from review.pages import _evaluation_lines, _filters, _ip, _pack, _search_filters, export_response
+from review.service import BadParam, ListFilters
+
+router = APIRouter(prefix="/api/v1", tags=["review"])
+internal = require_role(*INTERNAL)
+decider = require_role(*DECIDERS)
+admin = require_role("admin")
+anyone = require_role(*ROLES)
+
+
+class DecisionIn(BaseModel):
+    action: Literal["confirm", "dismiss", "escalate", "taken_down", "reopen", "note"]
+    reason: str | None = Field(None, description=f"for dismiss: one of {', '.join(DISMISS_REASONS)}")
+    target: str | None = Field(None, description=f"for escalate: one of {', '.join(TARGETS)}")
+    note: str = Field("", max_length=4000)
+    licence_no: str | None = Field(None, max_length=40, description="for a dismissal as licensed: the licence, if known")
+
+
+class BulkDecisionIn(DecisionIn):
+    keys: list[str] = Field(min_length=1, max_length=500)
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=10, max_length=1000)
+    role: Literal["officer", "investigator", "partner_admin", "admin"]
+    display_name: str = ""
+
+
+class SavedSearchIn(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    query: dict[str, str]
+
+
+def _search(request: Request, f: ListFilters, limit: int, offset: int) -> dict[str, Any]:
+    try:
+        res = request.app.state.store.search(f.query(limit, offset))
+    except BadParam as e:
+        raise HTTPException(400, str(e)) from None
+    return {"total": res.total, "limit": limit, "offset": offset, "items": res.hits,
+            "facets": {k: [[a, b] for a, b in v] for k, v in res.facets.items()}}
+
+
+@router.get("/me")
+def me(user: User = Depends(anyone)) -> dict[str, Any]:
+    return user.public()
+
+
+@router.get("/queue", summary="The triage queue: flagged listings by risk, with filters and facets")
+def api_queue(request: Request, user: User = Depends(internal), f: ListFilters = Depends(_filters),
+              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    return _search(request, f, limit, offset)
+
+
+@router.get("/listings", summary="Full-text search over all listings, with filters and facets")
+def api_listings(request: Request, user: User = Depends(internal), f: ListFilters = Depends(_search_filters),
+                 limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    return _search(request, f, limit, offset)
+
+
+@router.get("/listings/{key:path}/evidence.zip", summary="The evidence pack of one listing (ZIP)")
+def api_pack(request: Request, key: str, user: User = Depends(internal)):
+    from fastapi.responses import Response
+
+    return Response(_pack(request, [key], user, f"evidence pack {key}"), media_type="application/zip")
+
+
+@router.post("/listings/{key:path}/decisions", summary="Decide on a listing (officers)")
+def api_decide(request: Request, key: str, body: DecisionIn, user: User = Depends(decider)) -> dict[str, Any]:
+    try:
+        d = request.app.state.decider.decide(key, body.action, user, body.reason, body.target, body.note, body.licence_no,
+                                             _ip(request))
+    except KeyError:
+        raise HTTPException(404, "no such listing") from None
+    except DecisionError as e:
+        raise HTTPException(409, e.detail) from None
+    return {"id": d.id, "key": d.key, "action": d.action, "previous": d.previous, "status": d.status}
+
+
+@router.get("/listings/{key:path}", summary="A listing with its history, evidence, decisions and seller")
+def api_listing(request: Request, key: str, user: User = Depends(internal)) -> dict[str, Any]:
+    ctx = service.listing_page(request.app.state.store, request.app.state.decider, key)
+    if ctx is None:
+        raise HTTPException(404, "no such listing")
+    seller = ctx["seller"]
+    return service.jsonable({
+        "listing": ctx["l"], "history": ctx["history"], "evidence": ctx["evidence"], "decisions": ctx["decisions"],
+        "timeline": ctx["timeline"], "candidates": ctx["candidates"], "claims": ctx["claims"],
+        "seller": {k: v for k, v in seller.items() if k != "items"} if seller else None,
+        "seller_listings": [{"key": x["key"], "title": x["title"], "verdict": x["verdict"], "risk": x["risk"]}
+                            for x in ctx["other_listings"]]})
+
+
+@router.post("/decisions", summary="The same decision on several listings (officers)")
+def api_bulk(request: Request, body: BulkDecisionIn, user: User = Depends(decider)) -> dict[str, Any]:
+    done, failed = [], []
+    for k in body.keys:
+        try:
+            d = request.app.state.decider.decide(k, body.action, user, body.reason, body.target, body.note,
+                                                 body.licence_no, _ip(request))
+            done.append({"key": k, "id": d.id, "status": d.status})
+        except KeyError:
+            failed.append({"key": k, "error": "no such listing"})
+        except DecisionError as e:
+            failed.append({"key": k, "error": e.detail})
+    return {"done": done, "failed": failed}
+
+
+@router.get("/sellers/{marketplace}/{seller_id:path}", summary="A seller: listings, first/last seen, flagged share")
+def api_seller(request: Request, marketplace: str, seller_id: str, user: User = Depends(internal)) -> dict[str, Any]:
+    s = request.app.state.store.seller(marketplace, seller_id)
+    if s is None:
+        raise HTTPException(404, "no such seller")
+    return service.jsonable(s)
+
+
+@router.get("/dashboard", summary="Flags per day, by standard, backlog age, decisions per officer, takedown rate")
+def api_dashboard(request: Request, user: User = Depends(internal), days: int = Query(30, ge=1, le=366)) -> dict[str, Any]:
+    return service.dashboard(request.app.state.store, request.app.state.appdb, request.app.state.events,
+                             datetime.now(UTC), days)
+
+
+@router.get("/audit", summary="The audit log, newest first (administrators)")
+def api_audit(request: Request, user: User = Depends(admin), target: str | None = None, who: str | None = None,
+              action: str | None = None, limit: int = Query(200, ge=1, le=1000), before: int | None = None):
+    return request.app.state.appdb.audit_rows(target, who, action, limit, before)
+
+
+@router.get("/saved-searches")
+def api_saved(request: Request, user: User = Depends(internal)) -> list[dict[str, Any]]:
+    return request.app.state.appdb.saved_searches(user)
+
+
+@router.post("/saved-searches", status_code=201)
+def api_save(request: Request, body: SavedSearchIn, user: User = Depends(internal)) -> dict[str, Any]:
+    q = {k: v for k, v in body.query.items() if k in ListFilters.__dataclass_fields__}
+    return {"id": request.app.state.appdb.save_search(user, body.name, q), "name": body.name, "query": q}
+
+
+@router.delete("/saved-searches/{sid}", status_code=204)
+def api_unsave(request: Request, sid: int, user: User = Depends(internal)) -> None:
+    if not request.app.state.appdb.delete_saved_search(user, sid):
+        raise HTTPException(404, "no such saved search")
+
+
+@router.get("/users", summary="Users (administrators)")
+def api_users(request: Request, user: User = Depends(admin)) -> list[dict[str, Any]]:
+    return [u.public() for u in request.app.state.appdb.users()]
+
+
+@router.post("/users", status_code=201, summary="Add a user (administrators)")
+def api_add_user(request: Request, body: UserIn, user: User = Depends(admin)) -> dict[str, Any]:
+    try:
+        return request.app.state.appdb.add_user(body.username, body.password, body.role, body.display_name, by=user).public()
+    except UserError as e:
+        raise HTTPException(400, str(e)) from None
+
+
+@router.get("/export/queue.{fmt}", summary="The queue as CSV or XLSX")
+def api_export_queue(request: Request, fmt: str, user: User = Depends(internal), f: ListFilters = Depends(_filters)):
+    return export_response(request, user, f, fmt, "queue")
+
+
+@router.get("/export/search.{fmt}", summary="A search as CSV or XLSX")
+def api_export_search(request: Request, fmt: str, user: User = Depends(internal),
+                      f: ListFilters = Depends(_search_filters)):
+    return export_response(request, user, f, fmt, "search")
+
+
+@router.get("/export/evaluation.jsonl", summary="Officers' decisions as a labeled evaluation set (DOMAIN.md §4.2)")
+def api_evaluation(request: Request, user: User = Depends(internal)):
+    request.app.state.appdb.audit("export.evaluation", None, None, None, user, _ip(request))
+    return StreamingResponse(_evaluation_lines(request), media_type="application/x-ndjson")

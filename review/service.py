@@ -1,0 +1,205 @@
+"""What the pages and the JSON API both do: turning request parameters into store queries, gathering a
+listing's page, a seller's page and the dashboard's figures. The HTML routes (pages.py) and the API
+(api.py) are thin layers over this, so they cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from listings.model import FLAGGED
+from listings.store import REVIEW_STATUSES, SearchQuery
+from review.i18n import BANGKOK
+
+ORDERS = ("relevance", "risk", "recent", "price")
+FLAGGED_VERDICTS = ("unlicensed", "mislabeled", "needs_review")
+VERDICT_NAMES = ("not_controlled", "licensed", "unlicensed", "mislabeled", "needs_review")
+
+
+class BadParam(ValueError):
+    pass
+
+
+def parse_day(s: str | None, end: bool = False) -> datetime | None:
+    """'2026-11-22' (a day in Asia/Bangkok) to the UTC instant it starts (or ends, when `end`)."""
+    if not s:
+        return None
+    try:
+        d = date.fromisoformat(s.strip())
+    except ValueError:
+        raise BadParam(f"not a date (YYYY-MM-DD): {s[:40]!r}") from None
+    t = datetime.combine(d, time.max if end else time.min, BANGKOK)
+    return t.astimezone(UTC)
+
+
+@dataclass
+class ListFilters:
+    """The filters of the queue and the search page, as given in the URL."""
+
+    q: str = ""
+    marketplace: str = ""
+    verdict: str = ""
+    tis: str = ""
+    seller: str = ""
+    date_from: str = ""
+    date_to: str = ""
+    status: str = ""
+    flagged: bool = True
+    order: str = "risk"
+    price_min: float | None = None
+    price_max: float | None = None
+
+    def query(self, limit: int, offset: int) -> SearchQuery:
+        if self.verdict and self.verdict not in VERDICT_NAMES:
+            raise BadParam(f"unknown verdict {self.verdict[:40]!r}")
+        if self.status and self.status != "all" and self.status not in REVIEW_STATUSES:
+            raise BadParam(f"unknown review status {self.status[:40]!r}")
+        if self.order not in ORDERS:
+            raise BadParam(f"unknown order {self.order[:40]!r}")
+        return SearchQuery(
+            text=self.q[:500], marketplace=self.marketplace or None, verdict=self.verdict or None, tis=self.tis.strip() or None,
+            seller=self.seller.strip() or None, date_from=parse_day(self.date_from), date_to=parse_day(self.date_to, end=True),
+            review_status=None if self.status in ("", "all") else self.status, flagged_only=self.flagged,
+            price_min=self.price_min, price_max=self.price_max, order=self.order, limit=limit, offset=offset)
+
+    def params(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if v not in ("", None)}
+        d["flagged"] = "1" if self.flagged else "0"
+        return d
+
+
+def listing_page(store: Any, decider: Any, key: str, lang: str = "th") -> dict[str, Any] | None:
+    d = store.get(key)
+    if d is None:
+        return None
+    history = store.history(key)
+    evidence = store.evidence(key)
+    seller = store.seller(d["marketplace"], d["seller_id"]) if d.get("seller_id") else None
+    detail = d.get("detail") or {}
+    claims = detail.get("claims") or []
+    prices = []
+    for o in history.get("observations", []):
+        p = (o.get("data") or {}).get("price")
+        if p is not None:
+            prices.append((o["first_seen"], float(p)))
+    # newest capture of each kind: what the page shows (older captures stay in the evidence pack)
+    latest: dict[str, dict[str, Any]] = {}
+    for e in evidence:
+        if e["kind"] not in latest or e["created_at"] >= latest[e["kind"]]["created_at"]:
+            latest[e["kind"]] = e
+    timeline = sorted(
+        [{"at": c["at"], "kind": "change", **c} for c in history.get("changes", [])]
+        + [{"at": v["at"], "kind": "verdict", **v} for v in history.get("verdicts", [])]
+        + [{"at": x["at"], "kind": "decision", **x} for x in decider.for_listing(key)],
+        key=lambda x: x["at"])
+    return {
+        "l": d, "history": history, "evidence": evidence, "latest_evidence": latest, "seller": seller,
+        "claims": claims, "claim_texts": [c.get("text") or c.get("value") for c in claims if c.get("where") == "title"],
+        "standards": detail.get("standards") or ([d["tis_no"]] if d.get("tis_no") else []),
+        "candidates": detail.get("candidates") or [], "prices": prices, "decisions": decider.for_listing(key),
+        "timeline": timeline,
+        "other_listings": [x for x in (seller or {}).get("items", []) if x["key"] != key][:20],
+    }
+
+
+def evidence_file(store: Any, home: Any, key: str, eid: int) -> tuple[Any, dict[str, Any]] | None:
+    """(path, record) of one of a listing's evidence files, only if it lies inside the data directory."""
+    ev = store.evidence(key)
+    if not 0 <= eid < len(ev):
+        return None
+    rec = ev[eid]
+    root = home.resolve()
+    p = (root / rec["path"]).resolve()
+    if not p.is_relative_to(root) or not p.is_file():
+        return None
+    return p, rec
+
+
+# ---- the dashboard ------------------------------------------------------------------------------
+def update_flag_days(appdb: Any, events: Any, batch: int = 5000) -> int:
+    """Fold new `verdict` events into flag_days (new flags per Bangkok day, marketplace and standard).
+
+    A listing counts on the day its verdict becomes flagged (from unflagged or from nothing). The
+    cursor is kept in app.sqlite, so each event is read once, whichever process reads it."""
+    if events is None:
+        return 0
+    after = int(appdb.meta("flag_days_cursor", "0") or 0)
+    n = 0
+    while True:
+        evs = events.read(after=after, limit=batch, kinds=["verdict"])
+        if not evs:
+            break
+        counts: dict[tuple[str, str, str], int] = defaultdict(int)
+        for e in evs:
+            d = e.data
+            if d.get("verdict") in FLAGGED and d.get("previous") not in FLAGGED:
+                day = e.at.astimezone(BANGKOK).date().isoformat()
+                counts[(day, d.get("marketplace") or e.key.split(":")[0], d.get("tis_no") or "")] += 1
+        after = evs[-1].id
+        with appdb._lock:
+            appdb.db.execute("BEGIN IMMEDIATE")
+            try:
+                for (day, mp, tis), c in counts.items():
+                    appdb.db.execute("INSERT INTO flag_days VALUES (?,?,?,?) ON CONFLICT(day, marketplace, tis_no)"
+                                     " DO UPDATE SET n = n + excluded.n", (day, mp, tis, c))
+                appdb.db.execute("INSERT OR REPLACE INTO meta VALUES ('flag_days_cursor', ?)", (str(after),))
+                appdb.db.execute("COMMIT")
+            except BaseException:
+                appdb.db.execute("ROLLBACK")
+                raise
+        n += len(evs)
+        if len(evs) < batch:
+            break
+    return n
+
+
+def dashboard(store: Any, appdb: Any, events: Any, now: datetime, days: int = 30) -> dict[str, Any]:
+    update_flag_days(appdb, events)
+    today = now.astimezone(BANGKOK).date()
+    day_list = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
+    rows = appdb.q("SELECT day, marketplace, tis_no, n FROM flag_days WHERE day >= ?", (day_list[0],))
+    per_mp: dict[str, list[int]] = {}
+    by_std: dict[str, int] = defaultdict(int)
+    idx = {d: i for i, d in enumerate(day_list)}
+    for r in rows:
+        if r["day"] in idx:
+            per_mp.setdefault(r["marketplace"], [0] * len(day_list))[idx[r["day"]]] += r["n"]
+        by_std[r["tis_no"] or "—"] += r["n"]
+    # backlog: flagged listings nobody has decided on, by how long ago they were first seen
+    backlog = []
+    edges = [(0, 1), (1, 7), (7, 30), (30, None)]
+    total_new = store.search(SearchQuery(flagged_only=True, review_status="new", limit=0)).total
+    older_than = {}
+    for a in (1, 7, 30):
+        older_than[a] = store.search(SearchQuery(flagged_only=True, review_status="new", limit=0,
+                                                 date_to=now - timedelta(days=a))).total
+    for a, b in edges:
+        n_ge_a = total_new if a == 0 else older_than[a]
+        n_ge_b = older_than[b] if b else 0
+        backlog.append((a, max(0, n_ge_a - n_ge_b)))
+    since = (now - timedelta(days=days)).astimezone(UTC).isoformat(timespec="seconds")
+    per_officer = [(r["username"], r["n"]) for r in appdb.q(
+        "SELECT username, count(*) AS n FROM decisions WHERE at >= ? AND action != 'note' GROUP BY username ORDER BY n DESC",
+        (since,))]
+    # takedown rate over the listings officers acted on: the status each listing has now
+    st = {r["status"]: r["n"] for r in appdb.q(
+        "SELECT status, count(*) AS n FROM (SELECT key, status FROM decisions d WHERE id = "
+        "(SELECT max(id) FROM decisions WHERE key = d.key AND action != 'note')) GROUP BY status")}
+    acted = st.get("confirmed", 0) + st.get("escalated", 0) + st.get("taken_down", 0)
+    counts = store.counts()
+    flagged = sum(v for k, v in counts.get("by_verdict", {}).items() if k in FLAGGED)
+    return {
+        "days": day_list, "per_marketplace": per_mp,
+        "by_standard": sorted(by_std.items(), key=lambda x: -x[1])[:15],
+        "backlog": backlog, "backlog_total": total_new, "per_officer": per_officer,
+        "taken_down": st.get("taken_down", 0), "acted": acted,
+        "takedown_rate": round(st.get("taken_down", 0) / acted, 3) if acted else None,
+        "listings": counts.get("listings", 0), "flagged": flagged,
+    }
+
+
+def jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=str, ensure_ascii=False))

@@ -1,0 +1,363 @@
+"""The review app's routes through HTTP (FastAPI TestClient): roles enforced on every route, CSRF,
+lock-out, decisions reaching the store and the event log, the append-only audit log, exports, the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+import zipfile
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from listings.events import open_events, verdict_event
+from listings.model import Listing
+from listings.store import open_store
+from matching import check
+from review.app import create_app
+from review.db import open_appdb
+from review.exports import verify_pack
+
+PW = {"off": "officer-pass-1", "inv": "investig-pass-1", "part": "partner-pass-1", "adm": "admin-pass-12"}
+HOSTILE = '=HYPERLINK("http://evil")<script>alert(1)</script> พาวเวอร์แบงค์ 20000mAh'
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, world, world_registry):
+    from settings import load_settings
+
+    s = load_settings(home=tmp_path_factory.mktemp("rv") / "home", environ={})
+    s.ensure_home()
+    st, ev = open_store(s), open_events(s)
+    at = datetime(2026, 11, 22, 3, tzinfo=UTC)
+    for w in world.listings[:120] + [None]:
+        x = Listing(**w.listing) if w else Listing(marketplace="shopee", item_id="evil", title=HOSTILE, seller="x",
+                                                   seller_id="s-evil")
+        v = check(x, world_registry)
+        st.ingest(x, v, at)
+        ev.append("verdict", x.key, verdict_event(v, None, x.marketplace, "crawl"), at=at)
+    # an evidence capture for the hostile listing
+    folder = s.evidence_dir / "shopee" / "evil" / "20261122T030000Z"
+    folder.mkdir(parents=True)
+    (folder / "page.html").write_text("<html><script>alert(1)</script></html>")
+    import hashlib
+
+    st.add_evidence("shopee:evil", "html", str((folder / "page.html").relative_to(s.home)),
+                    hashlib.sha256((folder / "page.html").read_bytes()).hexdigest(), 38, at)
+    st.add_evidence("shopee:evil", "raw", "../../etc/passwd", "0" * 64, 1, at)  # a hostile path: never served
+    st.close()
+    ev.close()
+    db = open_appdb(s)
+    for name, role in (("off", "officer"), ("inv", "investigator"), ("part", "partner_admin"), ("adm", "admin")):
+        db.add_user(name, PW[name], role)
+    db.close()
+    return s
+
+
+@pytest.fixture(scope="module")
+def app(data):
+    return create_app(data)
+
+
+def login(app, name: str) -> tuple[TestClient, str]:
+    c = TestClient(app)
+    r = c.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
+    r = c.post("/login", data={"username": name, "password": PW[name], "csrf": token, "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303 and "error" not in r.headers["location"], r.headers.get("location")
+    page = c.get("/account")
+    return c, re.search(r'data-csrf="([^"]+)"', page.text).group(1)
+
+
+_CLIENTS: dict[tuple[int, str], tuple[TestClient, str]] = {}
+
+
+def client(app, name: str) -> tuple[TestClient, str]:
+    """A logged-in client per user, reused across tests (argon2 makes each login deliberately slow)."""
+    k = (id(app), name)
+    if k not in _CLIENTS:
+        _CLIENTS[k] = login(app, name)
+    return _CLIENTS[k]
+
+
+def flagged_keys(app, status="new"):
+    from listings.store import SearchQuery
+
+    return [h["key"] for h in app.state.store.search(SearchQuery(flagged_only=True, review_status=status, order="risk",
+                                                                 limit=500)).hits]
+
+
+# ---- who may see what ---------------------------------------------------------------------------
+INTERNAL_GETS = ["/", "/queue", "/search?q=พัดลม", "/dashboard", "/listing/shopee:evil", "/seller/shopee/s-evil",
+                 "/export/queue.csv", "/export/search.xlsx?q=a", "/listing/shopee:evil/evidence.zip",
+                 "/export/evaluation.jsonl", "/api/v1/queue", "/api/v1/listings?q=x", "/api/v1/listings/shopee:evil",
+                 "/api/v1/sellers/shopee/s-evil", "/api/v1/dashboard", "/api/v1/saved-searches"]
+ADMIN_GETS = ["/audit", "/users", "/api/v1/audit", "/api/v1/users"]
+
+
+@pytest.mark.parametrize("path", INTERNAL_GETS + ADMIN_GETS + ["/account", "/api/v1/me"])
+def test_nothing_without_a_login(app, path):
+    r = TestClient(app).get(path, follow_redirects=False)
+    if path.startswith("/api/"):
+        assert r.status_code == 401 and r.json()["detail"]
+    else:
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("path", INTERNAL_GETS + ADMIN_GETS)
+def test_a_partner_administrator_sees_nothing_internal(app, path):
+    c, _ = client(app, "part")
+    r = c.get(path, follow_redirects=False)
+    if path == "/":
+        assert r.status_code == 303 and r.headers["location"] in ("/partners", "/account")
+    else:
+        assert r.status_code == 403
+        assert "HYPERLINK" not in r.text and "พาวเวอร์แบงค์" not in r.text and "mAh" not in r.text
+
+
+@pytest.mark.parametrize("path", INTERNAL_GETS)
+def test_officers_and_investigators_read_everything_internal(app, path):
+    for who in ("off", "inv"):
+        c, _ = client(app, who)
+        assert c.get(path).status_code == 200, (who, path)
+
+
+@pytest.mark.parametrize("path", ADMIN_GETS)
+def test_only_administrators_see_users_and_the_audit_log(app, path):
+    for who in ("off", "inv"):
+        c, _ = client(app, who)
+        assert c.get(path).status_code == 403
+    c, _ = client(app, "adm")
+    assert c.get(path).status_code == 200
+
+
+def test_an_investigator_cannot_decide(app):
+    c, csrf = client(app, "inv")
+    key = flagged_keys(app)[0]
+    r = c.post("/decide", data={"key": key, "action": "confirm", "csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 403
+    r = c.post(f"/api/v1/listings/{key}/decisions", json={"action": "confirm"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 403
+    assert app.state.store.get(key)["review_status"] == "new"
+
+
+def test_state_changes_need_the_csrf_token(app):
+    c, csrf = login(app, "off")
+    key = flagged_keys(app)[1]
+    for data, headers in (({"key": key, "action": "confirm"}, {}),
+                          ({"key": key, "action": "confirm", "csrf": "forged"}, {}),
+                          ({"key": key, "action": "confirm", "csrf": csrf}, {"Origin": "https://evil.example"})):
+        r = c.post("/decide", data=data, headers=headers, follow_redirects=False)
+        assert r.status_code == 403
+    assert c.post(f"/api/v1/listings/{key}/decisions", json={"action": "confirm"}).status_code == 403
+    assert c.post("/logout", follow_redirects=False).status_code == 403
+    assert app.state.store.get(key)["review_status"] == "new"
+    r = c.post("/login", data={"username": "off", "password": PW["off"], "csrf": "x"}, follow_redirects=False)
+    assert "error=csrf" in r.headers["location"]
+
+
+# ---- decisions ----------------------------------------------------------------------------------
+def test_a_decision_updates_the_store_the_event_log_and_the_audit_log(app):
+    c, csrf = client(app, "off")
+    key = flagged_keys(app)[2]
+    last = app.state.events.last_id()
+    r = c.post("/decide", data={"key": key, "action": "confirm", "csrf": csrf, "next": "/listing/" + key},
+               follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/listing/")
+    assert app.state.store.get(key)["review_status"] == "confirmed"
+    evs = app.state.events.read(after=last, kinds=["decision"])
+    assert [(e.key, e.data["decision"], e.data["previous"]) for e in evs] == [(key, "confirmed", "new")]
+    off = app.state.appdb.user("off")
+    assert evs[0].data["by"] == off.id
+    r = c.post("/decide", data={"key": key, "action": "escalate", "target": "etda", "note": "ส่ง สพธอ.", "csrf": csrf},
+               follow_redirects=False)
+    assert app.state.store.get(key)["review_status"] == "escalated"
+    rows = app.state.appdb.audit_rows(target=f"listing:{key}")
+    assert [r["action"] for r in rows] == ["decision.escalate", "decision.confirm"]
+    assert rows[0]["before"]["status"] == "confirmed" and rows[0]["after"]["status"] == "escalated"
+    assert rows[0]["after"]["note"] == "ส่ง สพธอ." and rows[0]["username"] == "off"
+    # a decision that is not allowed changes nothing and says why
+    r = c.post("/decide", data={"key": key, "action": "confirm", "csrf": csrf, "next": "/"}, follow_redirects=False)
+    assert "error=" in r.headers["location"] and app.state.store.get(key)["review_status"] == "escalated"
+    page = c.get("/listing/" + key).text
+    assert "ส่ง สพธอ." in page and "off" in page
+
+
+def test_bulk_decisions_and_dismissals_feed_the_evaluation_set(app):
+    c, csrf = client(app, "off")
+    keys = flagged_keys(app)[3:6]
+    r = c.post("/decide", data={"key": keys, "action": "dismiss", "reason": "accessory", "csrf": csrf, "next": "/"},
+               follow_redirects=False)
+    assert r.status_code == 303 and "msg=" in r.headers["location"]
+    assert {app.state.store.get(k)["review_status"] for k in keys} == {"dismissed"}
+    lines = [json.loads(x) for x in c.get("/export/evaluation.jsonl").text.splitlines()]
+    mine = {x["marketplace"] + ":" + x["item_id"]: x for x in lines}
+    for k in keys:
+        assert mine[k]["expected"] == {"verdict": "not_controlled", "tis_no": None, "licence_no": None}
+        assert mine[k]["title"] == app.state.store.get(k)["title"]
+    # each line is a valid §4.2 evaluation listing
+    from listings.model import Listing
+
+    for x in lines:
+        assert Listing.model_validate(x).expected is not None
+
+
+def test_htmx_decision_returns_the_updated_row(app):
+    c, csrf = client(app, "off")
+    key = flagged_keys(app)[6]
+    r = c.post("/decide", data={"key": key, "action": "confirm"}, headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.text.lstrip().startswith("<tr") and "s-confirmed" in r.text
+    r = c.post("/decide", data={"key": key, "action": "confirm"}, headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert r.status_code == 409
+
+
+def test_the_audit_log_is_append_only_in_the_database(app):
+    db = sqlite3.connect(app.state.settings.app_db, isolation_level=None)
+    n = db.execute("SELECT count(*) FROM audit").fetchone()[0]
+    assert n > 0
+    for sql in ("UPDATE audit SET username='x'", "DELETE FROM audit", "UPDATE decisions SET note='x'", "DELETE FROM decisions"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute(sql)
+    assert db.execute("SELECT count(*) FROM audit").fetchone()[0] == n
+    db.close()
+    c, _ = login(app, "adm")
+    spec = TestClient(app).get("/api/openapi.json").json()["paths"]
+    assert [p for p in spec if "audit" in p] == ["/api/v1/audit"] and list(spec["/api/v1/audit"]) == ["get"]
+    for method in ("put", "patch", "delete", "post"):
+        assert getattr(c, method)("/api/v1/audit").status_code == 405
+
+
+# ---- accounts -----------------------------------------------------------------------------------
+def test_lockout_after_repeated_failures_and_unlock_by_an_administrator(app):
+    db = app.state.appdb
+    db.add_user("victim", "victim-pass-1", "officer")
+    PW["victim"] = "victim-pass-1"
+    c = TestClient(app)
+    for _ in range(app.state.settings.review.max_failed_logins):
+        tok = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+        r = c.post("/login", data={"username": "victim", "password": "wrong", "csrf": tok}, follow_redirects=False)
+        assert "error=bad" in r.headers["location"]
+    tok = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    r = c.post("/login", data={"username": "victim", "password": "victim-pass-1", "csrf": tok}, follow_redirects=False)
+    assert "error=locked" in r.headers["location"]
+    a, csrf = login(app, "adm")
+    assert a.post("/users/victim/unlock", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    login(app, "victim")
+    assert [r["action"] for r in db.audit_rows(target="user:victim")][:2] == ["login", "user.unlock"]
+
+
+def test_sessions_cookies_logout_and_disable(app):
+    c = TestClient(app)
+    tok = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    r = c.post("/login", data={"username": "inv", "password": PW["inv"], "csrf": tok}, follow_redirects=False)
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "tw_session=" in cookie
+    assert app.state.appdb.db.execute("SELECT count(*) FROM sessions WHERE id=?",
+                                      (re.search(r"tw_session=([^;]+)", cookie).group(1),)).fetchone()[0] == 0  # hashed
+    csrf = re.search(r'data-csrf="([^"]+)"', c.get("/account").text).group(1)
+    assert c.post("/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    assert c.get("/", follow_redirects=False).status_code == 303
+    a, acsrf = login(app, "adm")
+    a.post("/users", data={"username": "temp", "password": "temp-pass-123", "role": "officer", "csrf": acsrf})
+    PW["temp"] = "temp-pass-123"
+    t, _ = login(app, "temp")
+    a.post("/users/temp/disable", data={"csrf": acsrf})
+    assert t.get("/", follow_redirects=False).status_code == 303  # the session ended
+
+
+def test_personal_api_tokens(app):
+    c, csrf = login(app, "off")
+    r = c.post("/account/tokens", data={"name": "script", "csrf": csrf})
+    token = re.search(r'id="new-token">([^<]+)<', r.text).group(1)
+    api = TestClient(app)
+    h = {"Authorization": f"Bearer {token}"}
+    assert api.get("/api/v1/me", headers=h).json()["username"] == "off"
+    key = flagged_keys(app)[7]
+    r = api.post(f"/api/v1/listings/{key}/decisions", json={"action": "dismiss", "reason": "licensed", "licence_no": "ท1-1/1"},
+                 headers=h)
+    assert r.status_code == 200 and r.json()["status"] == "dismissed"
+    r = api.post(f"/api/v1/listings/{key}/decisions", json={"action": "dismiss", "reason": "licensed"}, headers=h)
+    assert r.status_code == 409
+    assert api.get("/api/v1/me", headers={"Authorization": "Bearer tw_wrong"}).status_code == 401
+    tid = app.state.appdb.tokens(app.state.appdb.user("off"))[0]["id"]
+    c.post(f"/account/tokens/{tid}/revoke", data={"csrf": csrf})
+    assert api.get("/api/v1/me", headers=h).status_code == 401
+    assert token not in app.state.settings.app_db.read_bytes().decode("latin-1")
+
+
+def test_openapi_lists_the_api(app):
+    spec = TestClient(app).get("/api/openapi.json").json()
+    assert {"/api/v1/queue", "/api/v1/listings", "/api/v1/decisions", "/api/v1/dashboard"} <= set(spec["paths"])
+
+
+# ---- pages show hostile text as text; exports are safe ------------------------------------------
+def test_hostile_text_is_escaped_everywhere(app):
+    c, _ = client(app, "off")
+    for path in ("/listing/shopee:evil", "/seller/shopee/s-evil", "/search?q=พาวเวอร์แบงค์&flagged=0&status=all"):
+        r = c.get(path)
+        assert r.status_code == 200
+        assert "<script>alert(1)</script>" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_exports_are_formula_safe(app):
+    c, _ = client(app, "inv")
+    r = c.get("/export/search.csv?q=HYPERLINK&flagged=0")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows and all(not x["title"].startswith("=") for x in rows) and rows[0]["title"].startswith("'=")
+    from openpyxl import load_workbook
+
+    r = c.get("/export/search.xlsx?q=HYPERLINK&flagged=0")
+    ws = load_workbook(io.BytesIO(r.content)).active
+    titles = [row[4] for row in ws.iter_rows(min_row=2, values_only=True)]
+    assert titles and all(t.startswith("'=") for t in titles)
+
+
+def test_evidence_pack_has_a_manifest_with_sha256(app):
+    c, _ = client(app, "inv")
+    r = c.get("/listing/shopee:evil/evidence.zip")
+    assert r.headers["content-type"] == "application/zip"
+    assert verify_pack(r.content) == []
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    m = json.loads(z.read("manifest.json"))
+    names = {f["path"] for f in m["files"]}
+    assert {"shopee_evil/listing.json", "shopee_evil/verdict.json", "shopee_evil/history.json",
+            "shopee_evil/decisions.json"} <= names
+    assert any(n.endswith("page.html") for n in names)
+    assert m["made_by"] == "inv" and m["made_at_bangkok"].endswith("+07:00")
+    assert not any("passwd" in n for n in z.namelist())  # the hostile evidence path was not followed
+    # the saved page is served inert
+    r = c.get("/listing/shopee:evil/evidence/0")
+    assert "sandbox" in r.headers["content-security-policy"] and r.status_code == 200
+    assert c.get("/listing/shopee:evil/evidence/1").status_code == 404
+
+
+def test_dashboard_counts_flags_per_day(app):
+    c, _ = client(app, "off")
+    d = c.get("/api/v1/dashboard?days=366").json()
+    day_total = sum(sum(v) for v in d["per_marketplace"].values())
+    assert day_total == d["flagged"] and d["flagged"] > 0
+    assert "<svg" in c.get("/dashboard").text
+
+
+def test_saved_searches(app):
+    c, csrf = client(app, "inv")
+    c.post("/search/save", data={"name": "พัดลม ไม่มี มอก.", "query": "q=พัดลม&flagged=1", "csrf": csrf})
+    saved = c.get("/api/v1/saved-searches").json()
+    assert saved[0]["name"] == "พัดลม ไม่มี มอก." and saved[0]["query"] == {"q": "พัดลม", "flagged": "1"}
+    assert "พัดลม ไม่มี มอก." in c.get("/search").text
+    o, _ = client(app, "off")
+    assert o.get("/api/v1/saved-searches").json() == []  # one's own
+
+
+def test_language_switch(app):
+    c, _ = login(app, "off")
+    assert "คิวตรวจสอบ" in c.get("/").text
+    c.get("/lang/en?next=/")
+    page = c.get("/").text
+    assert "Triage queue" in page and '<html lang="en">' in page
+    assert c.get("/lang/en?next=//evil.example", follow_redirects=False).headers["location"] == "/"
