@@ -58,6 +58,9 @@ def _mount() -> None:
     from review.cli import app as users_app
 
     app.add_typer(users_app, name="users")
+    from alerts.cli import app as partners_app
+
+    app.add_typer(partners_app, name="partners")
 
 
 # ---- demo ---------------------------------------------------------------------------------------

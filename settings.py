@@ -93,9 +93,45 @@ class ReviewSettings(_Section):
     page_size: int = Field(50, ge=10, le=500)
 
 
+class SmtpSettings(_Section):
+    host: str = ""  # empty: no e-mail (digests are skipped with a warning)
+    port: int = Field(25, ge=1, le=65535)
+    username: str = ""
+    password: str = ""
+    security: Literal["none", "starttls", "ssl"] = "none"
+    sender: str = "tiswatch@localhost"
+    timeout: float = Field(30, gt=0)
+
+
+class DigestGroupSettings(_Section):
+    emails: list[str] = []
+    marketplaces: list[str] = []
+    standards: list[str] = []
+
+
 class AlertSettings(_Section):
     min_risk: int = Field(70, ge=0, le=100)
     webhook_timeout: float = Field(10, gt=0)
+    public_url: str = ""
+    evidence_link_days: float = Field(30, gt=0, le=365)
+    concurrency: int = Field(4, ge=1, le=64)
+    retry_hours: float = Field(72, gt=0, le=24 * 30)
+    retry_base_seconds: float = Field(5, gt=0)
+    retry_max_delay_seconds: float = Field(6 * 3600, gt=0)
+    circuit_after: int = Field(5, ge=1, le=1000)
+    poll_seconds: float = Field(0.25, gt=0, le=60)
+    verify_http_marketplaces: list[str] = ["shop"]
+    verify_days: float = Field(14, gt=0)
+    digest_top: int = Field(10, ge=1, le=100)
+    smtp: SmtpSettings = SmtpSettings()
+    groups: dict[str, DigestGroupSettings] = {}
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
 
 
 class LogSettings(_Section):

@@ -100,6 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     # ---- routers from other packages: each adds one include_router line here -------------------
     # (registry/api.py licence check, alerts/api.py partner feeds, ...)
+    from alerts.api import router as alerts_router
+
+    app.include_router(alerts_router)
 
     app.include_router(pages_router)  # last: its /listing/{key:path} would shadow more specific routes
 

@@ -1,0 +1,49 @@
+"""The clock alerts/ reads: the real one, or a fake one that tests and benchmarks move by hand."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class FakeClock:
+    """Time stands still until `advance`; `sleep` only yields to the event loop (a worker that would
+    wait an hour for a retry returns at once and finds nothing due until the test moves the clock)."""
+
+    def __init__(self, start: datetime | None = None):
+        self._now = start or datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float = 0, **kw: float) -> datetime:
+        self._now += timedelta(seconds=seconds, **kw)
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+def iso(dt: datetime) -> str:
+    """The one text form of a time in alerts.sqlite: UTC, microseconds, sortable as text."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))

@@ -1,0 +1,249 @@
+"""The webhook delivery worker: at-least-once, one lane per partner, retries with backoff, dead letters.
+
+Each partner with a webhook URL gets its own lane (an asyncio task) with its own concurrency limit and
+its own circuit breaker, so a slow or dead partner only ever occupies its own lane: the others are
+not delayed. A message keeps its webhook-id on every retry and its body is fixed at the first attempt
+(retries send the same bytes); failed attempts wait per `backoff.RetryPolicy` and a message not
+delivered within the retry window (72 h) moves to the dead-letter list, from which an administrator can
+replay it (`tiswatch partners replay`). Every attempt is recorded (time, status code, error, latency).
+
+Entry points: `AlertWorker.drain()` (handle the event log, send everything due now, return: the
+scheduler's job and `tiswatch partners deliver`), `AlertWorker.run(stop)` (keep going until `stop` is
+set: `tiswatch partners deliver --loop`), and `deliver(settings)` which wires them to a data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from alerts.backoff import RetryPolicy, parse_retry_after
+from alerts.clock import Clock, SystemClock, iso, parse_iso
+from alerts.engine import AlertEngine, Publisher
+from alerts.notify import Notifier, Outgoing, WebhookNotifier
+from alerts.store import AlertStore, Partner
+
+log = logging.getLogger("tiswatch.alerts")
+
+
+@dataclass
+class DrainStats:
+    events: int = 0
+    messages: int = 0
+    attempts: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    per_partner: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, pid: str, what: str, n: int = 1) -> None:
+        setattr(self, what, getattr(self, what) + n)
+        d = self.per_partner.setdefault(pid, {"attempts": 0, "delivered": 0, "failed": 0, "dead": 0})
+        d[what] = d.get(what, 0) + n
+
+
+class AlertWorker:
+    def __init__(self, store: AlertStore, publisher: Publisher, notifier: Notifier, *, engine: AlertEngine | None = None,
+                 clock: Clock | None = None, policy: RetryPolicy | None = None, timeout: float = 10.0,
+                 poll: float = 0.25, rng: Callable[[], float] = random.random):
+        self.store, self.publisher, self.notifier, self.engine = store, publisher, notifier, engine
+        self.clock = clock or SystemClock()
+        self.policy = policy or RetryPolicy()
+        self.timeout = timeout
+        self.lease = timedelta(seconds=timeout + 60)
+        self.poll = poll
+        self.rng = rng
+        self.stats = DrainStats()
+        self._wake: dict[str, asyncio.Event] = {}
+        self._failures: dict[str, int] = {}
+
+    # ---- one attempt ---------------------------------------------------------------------------------
+    async def _attempt(self, p: Partner, row: Any) -> None:
+        mid = row["message_id"]
+        try:
+            body = row["body"]
+            if body is None:
+                body = self.publisher.body(row)
+                self.store.save_body(mid, body)
+            secrets_ = self.store.webhook_secrets(p.id, self.clock.now())
+            if not secrets_:
+                raise RuntimeError("the partner has no webhook secret")
+        except Exception as e:  # a bug or a locked database must not kill the lane; the message stays queued
+            log.exception("cannot prepare %s for %s", row["msg_id"], p.id)
+            now = self.clock.now()
+            self.store.record_attempt(mid, p.id, now, ok=False, status=None, error=f"internal: {e}", latency_ms=0,
+                                      next_at=self.policy.next_attempt(now, row["attempts"] + 1, self.rng()), dead=False)
+            return
+        res = await self.notifier.send(p.webhook_url or "", Outgoing(id=row["msg_id"], body=bytes(body),
+                                                                      secrets=tuple(secrets_)))
+        now = self.clock.now()
+        self.stats.count(p.id, "attempts")
+        if res.ok:
+            self.store.record_attempt(mid, p.id, now, ok=True, status=res.status, error=None, latency_ms=res.latency_ms,
+                                      next_at=None, dead=False)
+            self.stats.count(p.id, "delivered")
+            if self._failures.get(p.id):
+                self._failures[p.id] = 0
+                self.store.partner_recovered(p.id, now)
+            return
+        attempts = row["attempts"] + 1
+        deadline = self.policy.deadline(parse_iso(row["created_at"]))
+        nxt = self.policy.next_attempt(now, attempts, self.rng(), parse_retry_after(res.retry_after, now))
+        dead = now >= deadline
+        self.store.record_attempt(mid, p.id, now, ok=False, status=res.status, error=res.error, latency_ms=res.latency_ms,
+                                  next_at=min(nxt, deadline), dead=dead)
+        self.stats.count(p.id, "dead" if dead else "failed")
+        n = self._failures.get(p.id, 0) + 1
+        self._failures[p.id] = n
+        pause = self.policy.circuit_pause(n, self.rng())
+        self.store.partner_failed(p.id, n, now + timedelta(seconds=pause) if pause is not None else None)
+
+    # ---- a partner's lane ------------------------------------------------------------------------------
+    def _slots(self, p: Partner, now: datetime, inflight: int) -> int:
+        if p.paused_until and p.paused_until > iso(now):
+            return 0
+        if self._failures.get(p.id, 0) >= self.policy.circuit_after:
+            return max(0, 1 - inflight)  # probing: one message at a time until one gets through
+        return max(0, p.concurrency - inflight)
+
+    def _next_wait(self, pid: str, now: datetime) -> float:
+        """Seconds until something of this lane could be due, at most `poll` (a new message wakes the
+        lane earlier)."""
+        t = self.store.next_due(pid)
+        if not t:
+            return self.poll
+        return max(0.01, min(self.poll, (parse_iso(t) - now).total_seconds()))
+
+    async def _lane(self, pid: str, until_idle: bool, stop: asyncio.Event | None = None) -> None:
+        inflight: set[asyncio.Task[None]] = set()
+        wake = self._wake.setdefault(pid, asyncio.Event())
+        p0 = self.store.partner(pid)
+        self._failures.setdefault(pid, p0.failures if p0 else 0)
+        try:
+            while stop is None or not stop.is_set():
+                p = self.store.partner(pid)
+                if p is None or not p.enabled or not p.webhook_url:
+                    break
+                now = self.clock.now()
+                dead = self.store.expire(pid, now - timedelta(seconds=self.policy.give_up_after), now)
+                if dead:
+                    self.stats.count(pid, "dead", dead)
+                rows = self.store.claim_due(pid, now, self._slots(p, now, len(inflight)), self.lease)
+                for row in rows:
+                    inflight.add(asyncio.create_task(self._attempt(p, row)))
+                if not inflight:
+                    if until_idle:
+                        break
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), timeout=self._next_wait(pid, now))
+                    continue
+                waiter = asyncio.create_task(wake.wait())
+                done, _ = await asyncio.wait(inflight | {waiter}, return_when=asyncio.FIRST_COMPLETED,
+                                             timeout=None if until_idle else self.poll)
+                waiter.cancel()
+                wake.clear()
+                for t in done:
+                    if t is not waiter:
+                        inflight.discard(t)
+                        if t.exception() is not None:
+                            log.error("delivery task failed: %r", t.exception())
+        finally:
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+
+    def _webhook_partners(self) -> list[str]:
+        return [p.id for p in self.store.partners(enabled_only=True) if p.webhook_url]
+
+    # ---- entry points ------------------------------------------------------------------------------------
+    async def drain(self) -> DrainStats:
+        """Handle all pending events, then send everything that is due now, every partner in parallel;
+        return when nothing is due (retries scheduled for later stay queued)."""
+        self.stats = DrainStats()
+        self._failures, self._wake = {}, {}
+        if self.engine is not None:
+            r = self.engine.process_all()
+            self.stats.events, self.stats.messages = r.events, r.messages
+        await asyncio.gather(*(self._lane(pid, until_idle=True) for pid in self._webhook_partners()))
+        return self.stats
+
+    async def run(self, stop: asyncio.Event | threading.Event) -> None:
+        """Read the event log and deliver continuously until `stop` is set."""
+        self.stats = DrainStats()
+        self._failures, self._wake = {}, {}
+        astop = stop if isinstance(stop, asyncio.Event) else asyncio.Event()
+        lanes: dict[str, asyncio.Task[None]] = {}
+        try:
+            while not astop.is_set():
+                if isinstance(stop, threading.Event) and stop.is_set():
+                    astop.set()
+                    break
+                if self.engine is not None:
+                    try:
+                        r = self.engine.process(500)
+                    except Exception:
+                        log.exception("alert engine batch failed; retrying")
+                        r = None
+                    if r is not None and r.messages:
+                        self.stats.messages += r.messages
+                        for ev in self._wake.values():
+                            ev.set()
+                    if r is not None and r.events >= 500:
+                        await asyncio.sleep(0)
+                        continue
+                for pid in self._webhook_partners():
+                    if pid not in lanes or lanes[pid].done():
+                        lanes[pid] = asyncio.create_task(self._lane(pid, until_idle=False, stop=astop))
+                await asyncio.sleep(self.poll)  # real time: how often the event log is polled
+        finally:
+            astop.set()
+            for ev in self._wake.values():
+                ev.set()
+            if lanes:
+                await asyncio.gather(*lanes.values(), return_exceptions=True)
+
+
+# ---- wiring to a data directory --------------------------------------------------------------------------
+def policy_from(settings: Any) -> RetryPolicy:
+    a = settings.alerts
+    return RetryPolicy(base=a.retry_base_seconds, max_delay=a.retry_max_delay_seconds,
+                       give_up_after=a.retry_hours * 3600.0, circuit_after=a.circuit_after)
+
+
+def build_worker(settings: Any, *, clock: Clock | None = None, notifier: Notifier | None = None) -> tuple[AlertWorker, Any]:
+    """A worker on a data directory, and the service object whose `close()` releases it."""
+    from alerts.service import open_service
+
+    svc = open_service(settings, clock=clock)
+    worker = AlertWorker(svc.store, svc.publisher, notifier or WebhookNotifier(settings.alerts.webhook_timeout, svc.clock),
+                         engine=svc.engine, clock=svc.clock, policy=policy_from(settings),
+                         timeout=settings.alerts.webhook_timeout, poll=settings.alerts.poll_seconds)
+    return worker, svc
+
+
+def deliver(settings: Any, *, loop: bool = False, stop: threading.Event | None = None, clock: Clock | None = None,
+            notifier: Notifier | None = None) -> DrainStats:
+    """Handle the event log and deliver webhooks: once (what is due now), or until `stop` is set when
+    `loop`. This is the function the scheduler calls."""
+    worker, svc = build_worker(settings, clock=clock, notifier=notifier)
+
+    async def main() -> DrainStats:
+        try:
+            if loop:
+                await worker.run(stop or threading.Event())
+                return worker.stats
+            return await worker.drain()
+        finally:
+            await worker.notifier.aclose()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        svc.close()

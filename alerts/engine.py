@@ -1,0 +1,252 @@
+"""The alert engine: reads the listing event log forward from its cursor and writes each partner's feed.
+
+For every `verdict`, `decision`, `delisted` and `relisted` event it updates what is known about the
+listing (`rules.Facts`), then asks the rules, partner by partner, whether an alert opens, changes or is
+retracted, and appends the message to that partner's feed (and webhook queue). The messages of a batch
+and the new cursor are committed together (alerts/store.py), so nothing is missed or doubled across
+restarts.
+
+A **retraction** (`alert.retracted`) is sent to every partner that received an alert when the listing
+no longer qualifies: it became licensed or not controlled on a re-check, an officer dismissed it after
+an automatic alert, its risk fell under the partner's minimum, or it left the partner's filters. A
+partner acting on takedowns must stop (or undo) the action for a retracted alert.
+
+`Publisher` turns stored messages into what partners receive (alerts/model.py), adding evidence links
+signed to expire (`[alerts] evidence_link_days`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from alerts.clock import Clock, SystemClock, iso, parse_iso
+from alerts.model import (
+    PUBLIC_EVIDENCE_KINDS,
+    AlertData,
+    AlertMessage,
+    PublicEvidence,
+    PublicListing,
+    PublicReason,
+    PublicRetraction,
+    PublicStandard,
+)
+from alerts.rules import Facts, apply_event, eligibility, public_state, retraction_sentence, transition
+from alerts.signing import evidence_token
+from alerts.store import AlertStore, Partner
+from matching.reasons import sentence
+
+EVENT_KINDS = ("verdict", "decision", "delisted", "relisted", "partner_status")
+BANGKOK = ZoneInfo("Asia/Bangkok")
+CURSOR = "events"
+
+
+def _listing(key: str, facts: Facts, d: dict[str, Any] | None) -> PublicListing:
+    mp, _, item = key.partition(":")
+    if not d:
+        return PublicListing(key=key, marketplace=facts.marketplace or mp, item_id=item)
+
+    def s(name: str) -> str | None:
+        v = d.get(name)
+        return None if v in (None, "") else str(v)
+
+    price = d.get("price")
+    return PublicListing(key=key, marketplace=s("marketplace") or mp, item_id=s("item_id") or item, shop_id=s("shop_id"),
+                         url=s("url"), title=s("title"), seller=s("seller"), seller_id=s("seller_id"),
+                         price=float(price) if isinstance(price, int | float) else None, currency=s("currency"),
+                         first_seen=s("first_seen"), last_seen=s("last_seen"))
+
+
+def build_alert_data(alert_id: str, state: str, basis: str | None, facts: Facts, listing: dict[str, Any] | None,
+                     catalogue: Any, opened_at: str, retraction: str | None = None) -> AlertData:
+    """The public part of an alert, field by field (no evidence: links are signed when published)."""
+    std = None
+    if facts.tis_no:
+        st = catalogue.find(facts.tis_no) if catalogue is not None else None
+        std = PublicStandard(tis_no=facts.tis_no, name_th=st.name_th if st else None, name_en=st.name_en if st else None)
+    return AlertData(
+        alert_id=alert_id, state="open" if state == "open" else "retracted",
+        basis=basis if basis in ("automatic", "confirmed") else None,  # type: ignore[arg-type]
+        verdict=facts.verdict, risk=facts.risk, licence_no=facts.licence_no, standard=std,
+        listing=_listing(facts.key, facts, listing),
+        reasons=[PublicReason(code=r, th=sentence(r, "th"), en=sentence(r, "en")) for r in facts.reasons],
+        retraction=PublicRetraction(reason=retraction, th=retraction_sentence(retraction, "th"),
+                                    en=retraction_sentence(retraction, "en")) if retraction else None,
+        opened_at=opened_at)
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    messages: int = 0
+    cursor: int = 0
+
+
+class AlertEngine:
+    def __init__(self, store: AlertStore, events: Any, listings: Any, catalogue: Any = None, clock: Clock | None = None,
+                 on_event: Any = None):
+        self.store, self.events, self.listings, self.catalogue = store, events, listings, catalogue
+        self.clock = clock or SystemClock()
+        self.on_event = on_event  # called (event, facts) inside the batch, e.g. removal verification
+
+    # ---- reading the event log ------------------------------------------------------------------------
+    def process(self, limit: int = 500) -> BatchResult:
+        """Handle the next batch of events (at most `limit`); one transaction with the cursor."""
+        res = BatchResult()
+        with self.store.tx():
+            after = self.store.cursor(CURSOR)
+            evs = self.events.read(after=after, limit=limit, kinds=EVENT_KINDS)
+            res.cursor = after
+            if not evs:
+                return res
+            partners = self.store.partners(enabled_only=True)
+            now = self.clock.now()
+            cache: dict[str, dict[str, Any] | None] = {}
+            for ev in evs:
+                before = self.store.facts_json(ev.key)
+                facts = apply_event(Facts.from_json(ev.key, before) if before else None, ev.kind, ev.key, ev.data)
+                self.store.put_facts(ev.key, facts.to_json(), now)
+                if self.on_event is not None:
+                    self.on_event(ev, facts)
+                self._activity(ev, before, facts)
+                if ev.kind in ("verdict", "decision"):
+                    for p in partners:
+                        res.messages += self._apply(p, facts, now, ev.id, cache)
+                res.events += 1
+            res.cursor = evs[-1].id
+            self.store.db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                                  (CURSOR, res.cursor))
+        return res
+
+    def _activity(self, ev: Any, before: dict[str, Any] | None, facts: Facts) -> None:
+        """What officers' daily digests count: new flags, flags cleared, decisions, partner feedback."""
+        was_flagged = bool(before) and Facts.from_json(ev.key, before or {}).flagged
+        what = None
+        if ev.kind == "verdict":
+            what = "flagged" if facts.flagged and not was_flagged else "cleared" if was_flagged and not facts.flagged else None
+        elif ev.kind == "decision" and facts.decision:
+            what = facts.decision
+        elif ev.kind == "partner_status":
+            what = "partner_" + str(ev.data.get("status") or "status")
+        if what:
+            self.store.add_activity(ev.at.astimezone(BANGKOK).date().isoformat(), ev.at, ev.key, facts.marketplace,
+                                    facts.tis_no, what, facts.verdict, facts.risk)
+
+    def process_all(self, limit: int = 500) -> BatchResult:
+        total = BatchResult()
+        while True:
+            r = self.process(limit)
+            total.events += r.events
+            total.messages += r.messages
+            total.cursor = r.cursor
+            if r.events < limit:
+                return total
+
+    def lag(self) -> int:
+        """Events not handled yet."""
+        return max(0, self.events.last_id() - self.store.cursor(CURSOR))
+
+    # ---- one partner, one listing ---------------------------------------------------------------------
+    def _listing_details(self, key: str, cache: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+        if key not in cache:
+            try:
+                cache[key] = self.listings.get(key) if self.listings is not None else None
+            except Exception:  # the store being unreachable must not lose the alert; details are optional
+                cache[key] = None
+        return cache[key]
+
+    def _apply(self, p: Partner, facts: Facts, now: datetime, event_id: int | None,
+               cache: dict[str, dict[str, Any] | None]) -> int:
+        row = self.store.open_alert(p.id, facts.key)
+        e = eligibility(p.filters, facts)
+        action = transition(json.loads(row["public_state"]) if row else None, e, facts)
+        if action is None:
+            return 0
+        details = self._listing_details(facts.key, cache)
+        if action.type == "alert.opened":
+            assert e.basis is not None
+            aid = self.store.new_alert(p.id, facts.key, e.basis, public_state(facts, e.basis), now)
+            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, iso(now))
+        elif action.type == "alert.updated":
+            assert row is not None and e.basis is not None
+            aid = row["id"]
+            self.store.update_alert(aid, e.basis, public_state(facts, e.basis), now)
+            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, row["opened_at"])
+        else:
+            assert row is not None
+            aid = row["id"]
+            self.store.retract_alert(aid, action.reason or "outside_filters", now)
+            data = build_alert_data(aid, "retracted", row["basis"], facts, details, self.catalogue, row["opened_at"],
+                                    retraction=action.reason or "outside_filters")
+        self.store.add_message(p, aid, action.type, facts.key, data.model_dump(mode="json"), now,
+                               marketplace=facts.marketplace, verdict=facts.verdict, tis_no=facts.tis_no,
+                               risk=facts.risk, event_id=event_id)
+        return 1
+
+    def reconcile(self, pid: str, *, reason_if_closed: str | None = None) -> int:
+        """Bring a partner's open alerts in line with what is eligible now (after it was added with a
+        backfill, its filters changed, or it was enabled again). Returns the messages written."""
+        n = 0
+        now = self.clock.now()
+        cache: dict[str, dict[str, Any] | None] = {}
+        with self.store.tx():
+            p = self.store.partner(pid)
+            if p is None or not p.enabled:
+                return 0
+            seen = set()
+            for key, d in self.store.all_facts():
+                seen.add(key)
+                n += self._apply(p, Facts.from_json(key, d), now, None, cache)
+            for row in self.store.open_alerts(pid):  # open alerts of listings with no facts: cannot happen, but be safe
+                if row["key"] not in seen:
+                    n += self._apply(p, Facts(row["key"]), now, None, cache)
+        return n
+
+
+class Publisher:
+    """Renders stored messages for partners, with evidence links signed to expire."""
+
+    def __init__(self, store: AlertStore, listings: Any, base_url: str, link_days: float = 30,
+                 clock: Clock | None = None):
+        self.store, self.listings = store, listings
+        self.base_url = base_url.rstrip("/")
+        self.link_ttl = timedelta(days=link_days)
+        self.clock = clock or SystemClock()
+        self._key = store.signing_key()
+
+    def evidence(self, key: str, created: datetime, base_url: str | None = None) -> list[PublicEvidence]:
+        """Links to the listing's evidence files. They expire `link_days` after `created`, or after now
+        when that has passed, so a link in a webhook is the same on every retry."""
+        try:
+            files = self.listings.evidence(key) if self.listings is not None else []
+        except Exception:
+            files = []
+        now = self.clock.now()
+        exp = created + self.link_ttl
+        if exp <= now:
+            exp = now + self.link_ttl
+        base = (base_url or self.base_url).rstrip("/")
+        out = []
+        for f in files:
+            if f.get("kind") not in PUBLIC_EVIDENCE_KINDS:
+                continue
+            tok = evidence_token(self._key, key, f["sha256"], exp)
+            out.append(PublicEvidence(kind=str(f["kind"]), sha256=str(f["sha256"]), size=f.get("size"),
+                                      captured_at=f.get("created_at"), url=f"{base}/api/v1/evidence/{tok}",
+                                      expires_at=iso(exp)))
+        return out
+
+    def message(self, row: sqlite3.Row | dict[str, Any], base_url: str | None = None) -> AlertMessage:
+        data = AlertData.model_validate(json.loads(row["payload"]))
+        keys = row.keys()
+        created = parse_iso(row["msg_created_at"] if "msg_created_at" in keys else row["created_at"])
+        if row["type"] != "alert.retracted":
+            data = data.model_copy(update={"evidence": self.evidence(row["key"], created, base_url)})
+        return AlertMessage(id=row["msg_id"], seq=row["seq"], type=row["type"], timestamp=iso(created), data=data)
+
+    def body(self, row: sqlite3.Row) -> bytes:
+        return self.message(row).model_dump_json().encode()

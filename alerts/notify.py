@@ -1,0 +1,139 @@
+"""Notifiers: what does the sending. alerts/ decides what to send and records every attempt; a notifier
+only sends one message to one target and says how it went.
+
+- `WebhookNotifier` POSTs a JSON body signed per Standard Webhooks (alerts/signing.py) to a partner's
+  URL: no redirects followed, a hard timeout, any 2xx is success.
+- `EmailNotifier` sends a message (digests) through the SMTP server of `[alerts.smtp]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+from alerts.clock import Clock, SystemClock
+from alerts.signing import webhook_headers
+
+USER_AGENT = "tiswatch-webhooks/1.0 (+https://www.standardwebhooks.com/)"
+
+
+@dataclass
+class Outgoing:
+    id: str  # webhook-id / Message-ID: the same on every retry
+    body: bytes
+    content_type: str = "application/json"
+    secrets: tuple[str, ...] = ()  # webhook secrets to sign with, newest first
+    subject: str = ""
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SendResult:
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    retry_after: str | None = None
+
+
+class Notifier(Protocol):
+    async def send(self, target: str, msg: Outgoing) -> SendResult: ...
+    async def aclose(self) -> None: ...
+
+
+class WebhookNotifier:
+    def __init__(self, timeout: float = 10.0, clock: Clock | None = None, user_agent: str = USER_AGENT):
+        self.timeout = timeout
+        self.clock = clock or SystemClock()
+        self.user_agent = user_agent
+        self._session: Any = None
+
+    async def _client(self) -> Any:
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(self.timeout, 5.0)),
+                headers={"User-Agent": self.user_agent})
+        return self._session
+
+    async def send(self, target: str, msg: Outgoing) -> SendResult:
+        import aiohttp
+
+        ts = int(self.clock.now().timestamp())
+        headers = {"Content-Type": msg.content_type, **msg.headers,
+                   **webhook_headers(list(msg.secrets), msg.id, ts, msg.body)}
+        session = await self._client()
+        t0 = time.perf_counter()
+        try:
+            async with session.post(target, data=msg.body, headers=headers, allow_redirects=False) as resp:
+                await resp.content.read(65536)  # a little of the answer, so the connection can be reused
+                ms = (time.perf_counter() - t0) * 1000
+                ok = 200 <= resp.status < 300
+                return SendResult(ok, resp.status, None if ok else f"HTTP {resp.status} {resp.reason or ''}".strip(),
+                                  ms, resp.headers.get("Retry-After"))
+        except TimeoutError:
+            return SendResult(False, None, f"timed out after {self.timeout:g} s", (time.perf_counter() - t0) * 1000)
+        except (aiohttp.ClientError, OSError, ValueError) as e:
+            return SendResult(False, None, f"{type(e).__name__}: {e}"[:300], (time.perf_counter() - t0) * 1000)
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+@dataclass
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = 25
+    username: str = ""
+    password: str = ""
+    security: str = "none"  # none, starttls or ssl
+    sender: str = "tiswatch@localhost"
+    timeout: float = 30.0
+
+
+class EmailNotifier:
+    def __init__(self, cfg: SmtpConfig):
+        self.cfg = cfg
+
+    def _send_sync(self, target: str, msg: Outgoing) -> SendResult:
+        m = EmailMessage()
+        m["From"] = self.cfg.sender
+        m["To"] = target
+        m["Subject"] = msg.subject
+        m["Message-ID"] = f"<{msg.id}@tiswatch>"
+        for k, v in msg.headers.items():
+            m[k] = v
+        m.set_content(msg.body.decode("utf-8"))
+        if msg.html:
+            m.add_alternative(msg.html, subtype="html")
+        t0 = time.perf_counter()
+        try:
+            if self.cfg.security == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout,
+                                                      context=ssl.create_default_context())
+            else:
+                smtp = smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout)
+            with smtp:
+                if self.cfg.security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.cfg.username:
+                    smtp.login(self.cfg.username, self.cfg.password)
+                smtp.send_message(m)
+            return SendResult(True, 250, None, (time.perf_counter() - t0) * 1000)
+        except (smtplib.SMTPException, OSError) as e:
+            return SendResult(False, None, f"{type(e).__name__}: {e}"[:300], (time.perf_counter() - t0) * 1000)
+
+    async def send(self, target: str, msg: Outgoing) -> SendResult:
+        return await asyncio.to_thread(self._send_sync, target, msg)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,646 @@
+"""alerts.sqlite: partners, their keys and webhook secrets, alerts, each partner's feed, deliveries,
+attempts, feedback, digests, and the cursor of the listing event log.
+
+Why one SQLite file and these invariants:
+- The engine writes the messages it derives from a batch of events *and* moves its event cursor in
+  one transaction, so a crash or restart never doubles nor loses an alert.
+- A partner's feed is numbered by its own `seq` (1, 2, 3 … per partner), assigned inside the write
+  transaction. SQLite has one writer at a time, so a reader never sees seq N+1 before seq N is
+  committed: polling with the last seq seen misses nothing and repeats nothing. The numbers reveal
+  nothing about other partners.
+- A delivery is claimed with a lease before it is sent, so two delivery workers (the scheduler and a
+  manual `tiswatch partners deliver`) never send the same message at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alerts.clock import iso
+from alerts.model import DEFAULT_SCOPES, SCOPES
+from alerts.rules import Filters, tis_base
+from alerts.signing import key_matches, new_api_key, new_webhook_secret, parse_api_key
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS partners (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1, scopes TEXT NOT NULL, filters TEXT NOT NULL,
+  webhook_url TEXT, email TEXT, digest INTEGER NOT NULL DEFAULT 0, concurrency INTEGER NOT NULL DEFAULT 4,
+  failures INTEGER NOT NULL DEFAULT 0, paused_until TEXT
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_id TEXT PRIMARY KEY, partner_id TEXT NOT NULL REFERENCES partners(id), hash TEXT NOT NULL,
+  created_at TEXT NOT NULL, expires_at TEXT, last_used_at TEXT
+);
+CREATE TABLE IF NOT EXISTS webhook_secrets (
+  id INTEGER PRIMARY KEY, partner_id TEXT NOT NULL REFERENCES partners(id), secret TEXT NOT NULL,
+  created_at TEXT NOT NULL, expires_at TEXT
+);
+CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+  id TEXT PRIMARY KEY, partner_id TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, basis TEXT,
+  public_state TEXT, opened_at TEXT NOT NULL, updated_at TEXT NOT NULL, closed_at TEXT, close_reason TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(partner_id, key) WHERE state = 'open';
+CREATE INDEX IF NOT EXISTS alerts_key ON alerts(key);
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL,
+  seq INTEGER NOT NULL, alert_id TEXT NOT NULL, type TEXT NOT NULL, created_at TEXT NOT NULL,
+  key TEXT NOT NULL, marketplace TEXT, verdict TEXT, tis_base TEXT, risk INTEGER, event_id INTEGER,
+  payload TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_seq ON messages(partner_id, seq);
+CREATE INDEX IF NOT EXISTS messages_alert ON messages(alert_id, id);
+CREATE INDEX IF NOT EXISTS messages_time ON messages(partner_id, created_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+  message_id INTEGER PRIMARY KEY REFERENCES messages(id), partner_id TEXT NOT NULL, alert_id TEXT NOT NULL,
+  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, next_at TEXT NOT NULL,
+  lease_until TEXT, first_at TEXT, last_at TEXT, last_status INTEGER, last_error TEXT, delivered_at TEXT,
+  dead_at TEXT, body BLOB
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(partner_id, state, next_at);
+CREATE INDEX IF NOT EXISTS deliveries_alert ON deliveries(alert_id, state, message_id);
+CREATE TABLE IF NOT EXISTS attempts (
+  id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL, partner_id TEXT NOT NULL, at TEXT NOT NULL,
+  status INTEGER, error TEXT, latency_ms REAL
+);
+CREATE INDEX IF NOT EXISTS attempts_message ON attempts(message_id, id);
+CREATE INDEX IF NOT EXISTS attempts_partner ON attempts(partner_id, id);
+CREATE TABLE IF NOT EXISTS feedback (
+  id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, partner_id TEXT NOT NULL, key TEXT NOT NULL,
+  status TEXT NOT NULL, reason TEXT, at TEXT NOT NULL, event_id INTEGER, dedupe TEXT UNIQUE,
+  verify_state TEXT, verified_at TEXT, verify_detail TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_alert ON feedback(alert_id, id);
+CREATE INDEX IF NOT EXISTS feedback_key ON feedback(key, id);
+CREATE INDEX IF NOT EXISTS feedback_verify ON feedback(verify_state);
+CREATE TABLE IF NOT EXISTS digests (recipient TEXT NOT NULL, period TEXT NOT NULL, sent_at TEXT NOT NULL,
+  PRIMARY KEY (recipient, period));
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS activity (
+  id INTEGER PRIMARY KEY, day TEXT NOT NULL, at TEXT NOT NULL, key TEXT NOT NULL, marketplace TEXT,
+  tis_base TEXT, what TEXT NOT NULL, verdict TEXT, risk INTEGER
+);
+CREATE INDEX IF NOT EXISTS activity_day ON activity(day, what);
+"""
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+
+
+class PartnerError(ValueError):
+    """A partner operation that cannot be done; the message says why."""
+
+
+@dataclass
+class Partner:
+    id: str
+    name: str
+    enabled: bool = True
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    filters: Filters = field(default_factory=Filters)
+    webhook_url: str | None = None
+    email: str | None = None
+    digest: bool = False
+    concurrency: int = 4
+    created_at: str = ""
+    failures: int = 0
+    paused_until: str | None = None
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row) -> Partner:
+        return cls(r["id"], r["name"], bool(r["enabled"]), tuple(json.loads(r["scopes"])),
+                   Filters.from_json(json.loads(r["filters"])), r["webhook_url"], r["email"], bool(r["digest"]),
+                   r["concurrency"], r["created_at"], r["failures"], r["paused_until"])
+
+
+@dataclass
+class Created:
+    partner: Partner
+    api_key: str  # shown once
+    webhook_secret: str | None
+
+
+def validate_webhook_url(url: str) -> str:
+    """https everywhere; plain http only to this machine (tests, a local relay)."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url.strip())
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise PartnerError(f"webhook URL {url!r} must be an http(s) URL")
+    if u.scheme == "http" and u.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise PartnerError(f"webhook URL {url!r} must use https (plain http only to 127.0.0.1/localhost)")
+    if u.username or u.password:
+        raise PartnerError("put no credentials in the webhook URL; the signature authenticates us")
+    return url.strip()
+
+
+def validate_email(addr: str) -> str:
+    a = addr.strip()
+    if not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+", a):
+        raise PartnerError(f"{addr!r} is not an e-mail address")
+    return a
+
+
+def _check_partner_fields(scopes: tuple[str, ...], filters: Filters, concurrency: int) -> None:
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad:
+        raise PartnerError(f"unknown scope {bad[0]!r} (one of {', '.join(SCOPES)})")
+    problems = filters.validate()
+    if problems:
+        raise PartnerError("; ".join(problems))
+    if not 1 <= concurrency <= 64:
+        raise PartnerError("concurrency must be between 1 and 64")
+
+
+class AlertStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self.db.executescript(SCHEMA)
+        self._in_tx = False
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: other writers wait), re-entrant within a thread."""
+        with self._lock:
+            if self._in_tx:
+                yield self.db
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            finally:
+                self._in_tx = False
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same committed state."""
+        with self._lock:
+            if self._in_tx:
+                yield self.db
+                return
+            self.db.execute("BEGIN")
+            self._in_tx = True
+            try:
+                yield self.db
+            finally:
+                self._in_tx = False
+                self.db.execute("COMMIT")
+
+    # ---- meta --------------------------------------------------------------------------------------
+    def signing_key(self) -> bytes:
+        """The key that signs evidence links, made once per data directory."""
+        with self.tx() as db:
+            r = db.execute("SELECT value FROM meta WHERE key='evidence_key'").fetchone()
+            if r:
+                return bytes.fromhex(r[0])
+            k = secrets.token_bytes(32)
+            db.execute("INSERT INTO meta VALUES ('evidence_key', ?)", (k.hex(),))
+            return k
+
+    def cursor(self, name: str) -> int:
+        r = self.db.execute("SELECT value FROM cursors WHERE name=?", (name,)).fetchone()
+        return int(r[0]) if r else 0
+
+    def set_cursor(self, name: str, value: int) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                       (name, value))
+
+    # ---- partners ------------------------------------------------------------------------------------
+    def add_partner(self, pid: str, name: str, now: datetime, *, scopes: tuple[str, ...] = DEFAULT_SCOPES,
+                    filters: Filters | None = None, webhook_url: str | None = None, email: str | None = None,
+                    digest: bool = False, concurrency: int = 4) -> Created:
+        if not _ID.match(pid):
+            raise PartnerError(f"partner id {pid!r}: 2-32 characters, lower-case letters, digits and '-'")
+        filters = filters or Filters()
+        _check_partner_fields(scopes, filters, concurrency)
+        url = validate_webhook_url(webhook_url) if webhook_url else None
+        mail = validate_email(email) if email else None
+        key = new_api_key()
+        whsec = new_webhook_secret() if url else None
+        with self.tx() as db:
+            if db.execute("SELECT 1 FROM partners WHERE id=?", (pid,)).fetchone():
+                raise PartnerError(f"partner {pid!r} exists already")
+            db.execute("INSERT INTO partners(id, name, created_at, updated_at, enabled, scopes, filters, webhook_url,"
+                       " email, digest, concurrency) VALUES (?,?,?,?,1,?,?,?,?,?,?)",
+                       (pid, name.strip() or pid, iso(now), iso(now), json.dumps(list(scopes)),
+                        json.dumps(filters.to_json()), url, mail, int(digest), concurrency))
+            db.execute("INSERT INTO api_keys(key_id, partner_id, hash, created_at) VALUES (?,?,?,?)",
+                       (key.key_id, pid, key.hash, iso(now)))
+            if whsec:
+                db.execute("INSERT INTO webhook_secrets(partner_id, secret, created_at) VALUES (?,?,?)",
+                           (pid, whsec, iso(now)))
+        p = self.partner(pid)
+        assert p is not None
+        return Created(p, key.plain, whsec)
+
+    def partner(self, pid: str) -> Partner | None:
+        r = self.db.execute("SELECT * FROM partners WHERE id=?", (pid,)).fetchone()
+        return Partner.from_row(r) if r else None
+
+    def partners(self, enabled_only: bool = False) -> list[Partner]:
+        sql = "SELECT * FROM partners" + (" WHERE enabled=1" if enabled_only else "") + " ORDER BY id"
+        return [Partner.from_row(r) for r in self.db.execute(sql)]
+
+    def update_partner(self, pid: str, now: datetime, *, name: str | None = None, scopes: tuple[str, ...] | None = None,
+                       filters: Filters | None = None, webhook_url: str | None = None, email: str | None = None,
+                       digest: bool | None = None, concurrency: int | None = None,
+                       enabled: bool | None = None) -> tuple[Partner, str | None]:
+        """Change a partner; returns it and a new webhook secret when a webhook URL was set for the first time.
+        An empty string for webhook_url or email removes it."""
+        p = self.partner(pid)
+        if p is None:
+            raise PartnerError(f"no partner {pid!r}")
+        scopes = p.scopes if scopes is None else scopes
+        filters = p.filters if filters is None else filters
+        concurrency = p.concurrency if concurrency is None else concurrency
+        _check_partner_fields(scopes, filters, concurrency)
+        url = p.webhook_url if webhook_url is None else (validate_webhook_url(webhook_url) if webhook_url else None)
+        mail = p.email if email is None else (validate_email(email) if email else None)
+        new_secret = None
+        with self.tx() as db:
+            db.execute("UPDATE partners SET name=?, scopes=?, filters=?, webhook_url=?, email=?, digest=?, concurrency=?,"
+                       " enabled=?, updated_at=? WHERE id=?",
+                       (name or p.name, json.dumps(list(scopes)), json.dumps(filters.to_json()), url, mail,
+                        int(p.digest if digest is None else digest), concurrency,
+                        int(p.enabled if enabled is None else enabled), iso(now), pid))
+            if url and not db.execute("SELECT 1 FROM webhook_secrets WHERE partner_id=?", (pid,)).fetchone():
+                new_secret = new_webhook_secret()
+                db.execute("INSERT INTO webhook_secrets(partner_id, secret, created_at) VALUES (?,?,?)",
+                           (pid, new_secret, iso(now)))
+            if enabled:
+                db.execute("UPDATE partners SET failures=0, paused_until=NULL WHERE id=?", (pid,))
+        q = self.partner(pid)
+        assert q is not None
+        return q, new_secret
+
+    def rotate_key(self, pid: str, now: datetime, grace: timedelta = timedelta(0)) -> str:
+        """A new API key (returned once); the keys in use keep working for `grace`, then stop."""
+        if self.partner(pid) is None:
+            raise PartnerError(f"no partner {pid!r}")
+        key = new_api_key()
+        until = iso(now + grace)
+        with self.tx() as db:
+            db.execute("UPDATE api_keys SET expires_at=? WHERE partner_id=? AND (expires_at IS NULL OR expires_at > ?)",
+                       (until, pid, until))
+            db.execute("INSERT INTO api_keys(key_id, partner_id, hash, created_at) VALUES (?,?,?,?)",
+                       (key.key_id, pid, key.hash, iso(now)))
+        return key.plain
+
+    def rotate_secret(self, pid: str, now: datetime, grace: timedelta = timedelta(hours=24)) -> str:
+        """A new webhook secret (returned once). During `grace` every webhook is signed with both the new
+        and the old secret (two signatures in webhook-signature), so the partner can switch at leisure."""
+        p = self.partner(pid)
+        if p is None:
+            raise PartnerError(f"no partner {pid!r}")
+        if not p.webhook_url:
+            raise PartnerError(f"partner {pid!r} has no webhook URL")
+        s = new_webhook_secret()
+        until = iso(now + grace)
+        with self.tx() as db:
+            db.execute("UPDATE webhook_secrets SET expires_at=? WHERE partner_id=? AND (expires_at IS NULL OR expires_at > ?)",
+                       (until, pid, until))
+            db.execute("INSERT INTO webhook_secrets(partner_id, secret, created_at) VALUES (?,?,?)", (pid, s, iso(now)))
+        return s
+
+    def webhook_secrets(self, pid: str, now: datetime) -> list[str]:
+        """The secrets to sign with now, newest first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT secret FROM webhook_secrets WHERE partner_id=? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC",
+            (pid, iso(now)))]
+
+    def keys(self, pid: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute(
+            "SELECT key_id, created_at, expires_at, last_used_at FROM api_keys WHERE partner_id=? ORDER BY created_at",
+            (pid,))]
+
+    def authenticate(self, plain: str, now: datetime) -> Partner | None:
+        """The enabled partner whose unexpired key this is, or None."""
+        parsed = parse_api_key(plain)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        r = self.db.execute("SELECT partner_id, hash, expires_at, last_used_at FROM api_keys WHERE key_id=?",
+                            (key_id,)).fetchone()
+        if r is None or not key_matches(secret, r["hash"]) or (r["expires_at"] and r["expires_at"] <= iso(now)):
+            return None
+        p = self.partner(r["partner_id"])
+        if p is None or not p.enabled:
+            return None
+        if not r["last_used_at"] or r["last_used_at"] < iso(now - timedelta(minutes=1)):
+            try:
+                with self.tx() as db:
+                    db.execute("UPDATE api_keys SET last_used_at=? WHERE key_id=?", (iso(now), key_id))
+            except sqlite3.OperationalError:
+                pass  # bookkeeping only; never fail a request for it
+        return p
+
+    # ---- facts (what the event log says about each listing) ----------------------------------------
+    def facts_json(self, key: str) -> dict[str, Any] | None:
+        r = self.db.execute("SELECT data FROM facts WHERE key=?", (key,)).fetchone()
+        return json.loads(r[0]) if r else None
+
+    def put_facts(self, key: str, data: dict[str, Any], now: datetime) -> None:
+        self.db.execute("INSERT INTO facts VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET data=excluded.data,"
+                        " updated_at=excluded.updated_at", (key, json.dumps(data, ensure_ascii=False), iso(now)))
+
+    def all_facts(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for r in self.db.execute("SELECT key, data FROM facts ORDER BY key").fetchall():
+            yield r[0], json.loads(r[1])
+
+    # ---- alerts and messages -----------------------------------------------------------------------
+    def open_alert(self, pid: str, key: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM alerts WHERE partner_id=? AND key=? AND state='open'", (pid, key)).fetchone()
+
+    def open_alerts(self, pid: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM alerts WHERE partner_id=? AND state='open' ORDER BY key", (pid,)).fetchall()
+
+    def alert(self, alert_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM alerts WHERE id=?", (alert_id,)).fetchone()
+
+    def alerts_for_listing(self, key: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM alerts WHERE key=? ORDER BY opened_at", (key,)).fetchall()
+
+    def new_alert(self, pid: str, key: str, basis: str, public_state: list[Any], now: datetime) -> str:
+        aid = "al_" + secrets.token_hex(10)
+        self.db.execute("INSERT INTO alerts(id, partner_id, key, state, basis, public_state, opened_at, updated_at)"
+                        " VALUES (?,?,?,'open',?,?,?,?)", (aid, pid, key, basis, json.dumps(public_state), iso(now), iso(now)))
+        return aid
+
+    def update_alert(self, aid: str, basis: str, public_state: list[Any], now: datetime) -> None:
+        self.db.execute("UPDATE alerts SET basis=?, public_state=?, updated_at=? WHERE id=?",
+                        (basis, json.dumps(public_state), iso(now), aid))
+
+    def retract_alert(self, aid: str, reason: str, now: datetime) -> None:
+        self.db.execute("UPDATE alerts SET state='retracted', closed_at=?, close_reason=?, updated_at=? WHERE id=?",
+                        (iso(now), reason, iso(now), aid))
+
+    def add_message(self, partner: Partner, alert_id: str, mtype: str, key: str, payload: dict[str, Any],
+                    now: datetime, *, marketplace: str | None, verdict: str | None, tis_no: str | None,
+                    risk: int | None, event_id: int | None) -> tuple[int, str, int]:
+        """Append one message to a partner's feed (and its webhook queue); inside the caller's transaction.
+        Returns (row id, message id, seq)."""
+        seq = self.db.execute("SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE partner_id=?", (partner.id,)).fetchone()[0]
+        msg_id = "msg_" + secrets.token_hex(12)
+        cur = self.db.execute(
+            "INSERT INTO messages(msg_id, partner_id, seq, alert_id, type, created_at, key, marketplace, verdict, tis_base,"
+            " risk, event_id, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (msg_id, partner.id, seq, alert_id, mtype, iso(now), key, marketplace, verdict, tis_base(tis_no), risk,
+             event_id, json.dumps(payload, ensure_ascii=False)))
+        rowid = int(cur.lastrowid or 0)
+        if partner.webhook_url:
+            self.db.execute("INSERT INTO deliveries(message_id, partner_id, alert_id, state, created_at, next_at)"
+                            " VALUES (?,?,?,'pending',?,?)", (rowid, partner.id, alert_id, iso(now), iso(now)))
+        return rowid, msg_id, seq
+
+    def feed(self, pid: str, after: int, limit: int, *, marketplace: str | None = None, verdict: str | None = None,
+             standard: str | None = None, mtype: str | None = None) -> tuple[list[sqlite3.Row], int, bool]:
+        """A page of a partner's feed after `after`: (rows, next cursor, more pending). Filters skip
+        messages but the cursor still moves past them, so a filtered poll never rescans."""
+        where, params = ["partner_id=?", "seq>?"], [pid, after]
+        for col, val in (("marketplace", marketplace), ("verdict", verdict), ("type", mtype)):
+            if val:
+                where.append(f"{col}=?")
+                params.append(val)
+        if standard:
+            where.append("tis_base=?")
+            params.append(tis_base(standard) or standard)
+        with self.snapshot() as db:
+            rows = db.execute(f"SELECT * FROM messages WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+                              [*params, limit + 1]).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            if more:
+                nxt = rows[-1]["seq"]
+            else:  # everything up to the newest committed message was scanned
+                top = db.execute("SELECT coalesce(max(seq), 0) FROM messages WHERE partner_id=?", (pid,)).fetchone()[0]
+                nxt = max(after, top)
+        return rows, nxt, more
+
+    def messages_for_alert(self, alert_id: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM messages WHERE alert_id=? ORDER BY id", (alert_id,)).fetchall()
+
+    def messages_between(self, start: datetime, end: datetime, pid: str | None = None) -> list[sqlite3.Row]:
+        sql = "SELECT * FROM messages WHERE created_at >= ? AND created_at < ?"
+        params: list[Any] = [iso(start), iso(end)]
+        if pid:
+            sql += " AND partner_id=?"
+            params.append(pid)
+        return self.db.execute(sql + " ORDER BY id", params).fetchall()
+
+    # ---- deliveries ---------------------------------------------------------------------------------
+    def claim_due(self, pid: str, now: datetime, limit: int, lease: timedelta) -> list[sqlite3.Row]:
+        """Up to `limit` pending deliveries of a partner that are due, oldest first, leased to the caller.
+        A message waits while an earlier message of the same alert is still pending, so a partner never
+        gets a retraction before the alert it retracts."""
+        if limit <= 0:
+            return []
+        n = iso(now)
+        with self.tx() as db:
+            rows = db.execute(
+                "SELECT d.message_id FROM deliveries d WHERE d.partner_id=? AND d.state='pending' AND d.next_at<=?"
+                " AND (d.lease_until IS NULL OR d.lease_until<=?)"
+                " AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id=d.alert_id AND e.state='pending'"
+                "                 AND e.message_id<d.message_id)"
+                " ORDER BY d.message_id LIMIT ?", (pid, n, n, limit)).fetchall()
+            ids = [r[0] for r in rows]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            db.execute(f"UPDATE deliveries SET lease_until=? WHERE message_id IN ({marks})", [iso(now + lease), *ids])
+            return db.execute(
+                "SELECT d.*, m.msg_id, m.seq, m.type, m.payload, m.created_at AS msg_created_at, m.key FROM deliveries d"
+                f" JOIN messages m ON m.id=d.message_id WHERE d.message_id IN ({marks}) ORDER BY d.message_id", ids).fetchall()
+
+    def next_due(self, pid: str) -> str | None:
+        r = self.db.execute("SELECT min(max(next_at, coalesce(lease_until, ''))) FROM deliveries WHERE partner_id=? AND state='pending'",
+                            (pid,)).fetchone()
+        return r[0] if r else None
+
+    def pending_count(self, pid: str | None = None) -> int:
+        sql = "SELECT count(*) FROM deliveries WHERE state='pending'" + (" AND partner_id=?" if pid else "")
+        return self.db.execute(sql, (pid,) if pid else ()).fetchone()[0]
+
+    def save_body(self, message_id: int, body: bytes) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE deliveries SET body=? WHERE message_id=? AND body IS NULL", (body, message_id))
+
+    def record_attempt(self, message_id: int, pid: str, now: datetime, *, ok: bool, status: int | None,
+                       error: str | None, latency_ms: float, next_at: datetime | None, dead: bool) -> None:
+        n = iso(now)
+        with self.tx() as db:
+            db.execute("INSERT INTO attempts(message_id, partner_id, at, status, error, latency_ms) VALUES (?,?,?,?,?,?)",
+                       (message_id, pid, n, status, error, round(latency_ms, 2)))
+            if ok:
+                db.execute("UPDATE deliveries SET state='delivered', attempts=attempts+1, first_at=coalesce(first_at, ?),"
+                           " last_at=?, last_status=?, last_error=NULL, delivered_at=?, lease_until=NULL WHERE message_id=?",
+                           (n, n, status, n, message_id))
+            else:
+                db.execute("UPDATE deliveries SET state=?, attempts=attempts+1, first_at=coalesce(first_at, ?), last_at=?,"
+                           " last_status=?, last_error=?, next_at=?, lease_until=NULL, dead_at=? WHERE message_id=?",
+                           ("dead" if dead else "pending", n, n, status, (error or "")[:500],
+                            iso(next_at) if next_at else n, n if dead else None, message_id))
+
+    def release(self, message_ids: list[int]) -> None:
+        """Give back leased deliveries that were not attempted (a paused lane, a worker stopping)."""
+        if message_ids:
+            with self.tx() as db:
+                db.execute(f"UPDATE deliveries SET lease_until=NULL WHERE message_id IN ({','.join('?' * len(message_ids))})",
+                           message_ids)
+
+    def expire(self, pid: str, deadline_before: datetime, now: datetime) -> int:
+        """Move pending deliveries created before `deadline_before` (older than the retry window) to the
+        dead-letter list."""
+        with self.tx() as db:
+            return db.execute("UPDATE deliveries SET state='dead', dead_at=?, last_error=coalesce(last_error, 'not attempted')"
+                              " || ' (gave up: retry window over)' WHERE partner_id=? AND state='pending' AND created_at<?"
+                              " AND (lease_until IS NULL OR lease_until<=?)",
+                              (iso(now), pid, iso(deadline_before), iso(now))).rowcount
+
+    def partner_failed(self, pid: str, failures: int, paused_until: datetime | None) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE partners SET failures=?, paused_until=? WHERE id=?",
+                       (failures, iso(paused_until) if paused_until else None, pid))
+
+    def partner_recovered(self, pid: str, now: datetime) -> bool:
+        """A success: reset the partner's failure count; if it was paused (circuit open), make its whole
+        backlog due now. Returns whether it had been failing."""
+        with self.tx() as db:
+            r = db.execute("SELECT failures, paused_until FROM partners WHERE id=?", (pid,)).fetchone()
+            if r is None or (not r["failures"] and not r["paused_until"]):
+                return False
+            db.execute("UPDATE partners SET failures=0, paused_until=NULL WHERE id=?", (pid,))
+            db.execute("UPDATE deliveries SET next_at=? WHERE partner_id=? AND state='pending' AND next_at>?",
+                       (iso(now), pid, iso(now)))
+            return True
+
+    def replay(self, pid: str | None, now: datetime, message_ids: list[str] | None = None) -> int:
+        """Put dead-lettered deliveries back in the queue (same webhook-id, due now, a new retry window)."""
+        sql = ("UPDATE deliveries SET state='pending', next_at=?, created_at=?, dead_at=NULL, lease_until=NULL"
+               " WHERE state='dead'")
+        params: list[Any] = [iso(now), iso(now)]
+        if pid:
+            sql += " AND partner_id=?"
+            params.append(pid)
+        if message_ids:
+            sql += f" AND message_id IN (SELECT id FROM messages WHERE msg_id IN ({','.join('?' * len(message_ids))}))"
+            params += message_ids
+        with self.tx() as db:
+            n = db.execute(sql, params).rowcount
+            if pid:
+                db.execute("UPDATE partners SET failures=0, paused_until=NULL WHERE id=?", (pid,))
+            return n
+
+    def deliveries(self, pid: str | None = None, state: str | None = None, limit: int = 100,
+                   offset: int = 0) -> list[sqlite3.Row]:
+        where, params = ["1=1"], []
+        if pid:
+            where.append("d.partner_id=?")
+            params.append(pid)
+        if state:
+            where.append("d.state=?")
+            params.append(state)
+        return self.db.execute(
+            "SELECT d.message_id, d.partner_id, d.alert_id, d.state, d.attempts, d.created_at, d.next_at, d.first_at,"
+            " d.last_at, d.last_status, d.last_error, d.delivered_at, d.dead_at, m.msg_id, m.seq, m.type, m.key"
+            f" FROM deliveries d JOIN messages m ON m.id=d.message_id WHERE {' AND '.join(where)}"
+            " ORDER BY d.message_id DESC LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+
+    def attempts(self, message_id: int) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM attempts WHERE message_id=? ORDER BY id", (message_id,)).fetchall()
+
+    def delivery_stats(self, pid: str | None = None) -> dict[str, Any]:
+        w, p = ("WHERE partner_id=?", (pid,)) if pid else ("", ())
+        states = dict(self.db.execute(f"SELECT state, count(*) FROM deliveries {w} GROUP BY state", p).fetchall())
+        lat = [r[0] for r in self.db.execute(
+            f"SELECT latency_ms FROM attempts {w} ORDER BY id DESC LIMIT 1000", p)]
+        ok = self.db.execute(f"SELECT count(*) FROM attempts {w + (' AND' if w else 'WHERE')} status BETWEEN 200 AND 299",
+                             p).fetchone()[0]
+        total = self.db.execute(f"SELECT count(*) FROM attempts {w}", p).fetchone()[0]
+        lat.sort()
+        return {"pending": states.get("pending", 0), "delivered": states.get("delivered", 0), "dead": states.get("dead", 0),
+                "attempts": total, "ok_attempts": ok,
+                "latency_p50_ms": lat[len(lat) // 2] if lat else None,
+                "latency_p95_ms": lat[min(len(lat) - 1, int(len(lat) * 0.95))] if lat else None}
+
+    # ---- feedback ------------------------------------------------------------------------------------
+    def add_feedback(self, alert_id: str, pid: str, key: str, status: str, reason: str | None, now: datetime,
+                     dedupe: str) -> tuple[int, bool]:
+        """Record a partner's feedback; returns (id, created). The same feedback twice is stored once."""
+        with self.tx() as db:
+            r = db.execute("SELECT id FROM feedback WHERE dedupe=?", (dedupe,)).fetchone()
+            if r:
+                return r[0], False
+            cur = db.execute("INSERT INTO feedback(alert_id, partner_id, key, status, reason, at, dedupe, verify_state)"
+                             " VALUES (?,?,?,?,?,?,?,?)", (alert_id, pid, key, status, reason, iso(now), dedupe,
+                                                          "pending" if status == "removed" else None))
+            return int(cur.lastrowid or 0), True
+
+    def set_feedback_event(self, fid: int, event_id: int | None) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE feedback SET event_id=? WHERE id=?", (event_id, fid))
+
+    def feedback(self, *, alert_id: str | None = None, key: str | None = None, pid: str | None = None) -> list[sqlite3.Row]:
+        where, params = ["1=1"], []
+        for col, val in (("alert_id", alert_id), ("key", key), ("partner_id", pid)):
+            if val:
+                where.append(f"{col}=?")
+                params.append(val)
+        return self.db.execute(f"SELECT * FROM feedback WHERE {' AND '.join(where)} ORDER BY id", params).fetchall()
+
+    def awaiting_verification(self, limit: int = 1000) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM feedback WHERE verify_state='pending' ORDER BY id LIMIT ?", (limit,)).fetchall()
+
+    def set_verification(self, fid: int, state: str, detail: str, now: datetime) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE feedback SET verify_state=?, verified_at=?, verify_detail=? WHERE id=?",
+                       (state, iso(now), detail[:500], fid))
+
+    # ---- activity (for officers' digests) --------------------------------------------------------------
+    def add_activity(self, day: str, at: datetime, key: str, marketplace: str | None, tis_no: str | None, what: str,
+                     verdict: str | None, risk: int | None) -> None:
+        self.db.execute("INSERT INTO activity(day, at, key, marketplace, tis_base, what, verdict, risk) VALUES (?,?,?,?,?,?,?,?)",
+                        (day, iso(at), key, marketplace, tis_base(tis_no), what, verdict, risk))
+
+    def activity(self, day: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM activity WHERE day=? ORDER BY id", (day,)).fetchall()
+
+    # ---- digests ---------------------------------------------------------------------------------------
+    def digest_sent(self, recipient: str, period: str) -> bool:
+        return self.db.execute("SELECT 1 FROM digests WHERE recipient=? AND period=?", (recipient, period)).fetchone() is not None
+
+    def mark_digest(self, recipient: str, period: str, now: datetime) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO digests VALUES (?,?,?)", (recipient, period, iso(now)))
+
+
+def open_alert_store(settings) -> AlertStore:
+    settings.ensure_home()
+    return AlertStore(settings.home / "alerts.sqlite")
