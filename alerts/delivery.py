@@ -52,13 +52,14 @@ class DrainStats:
 class AlertWorker:
     def __init__(self, store: AlertStore, publisher: Publisher, notifier: Notifier, *, engine: AlertEngine | None = None,
                  clock: Clock | None = None, policy: RetryPolicy | None = None, timeout: float = 10.0,
-                 poll: float = 0.25, rng: Callable[[], float] = random.random):
+                 poll: float = 0.25, rng: Callable[[], float] = random.random, stop_grace: float = 5.0):
         self.store, self.publisher, self.notifier, self.engine = store, publisher, notifier, engine
         self.clock = clock or SystemClock()
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
         self.lease = timedelta(seconds=timeout + 60)
         self.poll = poll
+        self.stop_grace = stop_grace
         self.rng = rng
         self.stats = DrainStats()
         self._wake: dict[str, asyncio.Event] = {}
@@ -81,8 +82,12 @@ class AlertWorker:
             self.store.record_attempt(mid, p.id, now, ok=False, status=None, error=f"internal: {e}", latency_ms=0,
                                       next_at=self.policy.next_attempt(now, row["attempts"] + 1, self.rng()), dead=False)
             return
-        res = await self.notifier.send(p.webhook_url or "", Outgoing(id=row["msg_id"], body=bytes(body),
-                                                                      secrets=tuple(secrets_)))
+        try:
+            res = await self.notifier.send(p.webhook_url or "", Outgoing(id=row["msg_id"], body=bytes(body),
+                                                                          secrets=tuple(secrets_)))
+        except asyncio.CancelledError:  # the worker is stopping: give the message back, it is sent later
+            self.store.release([mid])
+            raise
         now = self.clock.now()
         self.stats.count(p.id, "attempts")
         if res.ok:
@@ -156,7 +161,10 @@ class AlertWorker:
                         if t.exception() is not None:
                             log.error("delivery task failed: %r", t.exception())
         finally:
-            if inflight:
+            if inflight:  # let answers that are on their way arrive, then give the rest back
+                _, late = await asyncio.wait(inflight, timeout=self.stop_grace)
+                for t in late:
+                    t.cancel()
                 await asyncio.gather(*inflight, return_exceptions=True)
 
     def _webhook_partners(self) -> list[str]:

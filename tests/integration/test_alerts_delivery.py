@@ -1,0 +1,214 @@
+"""Webhook delivery against real local receivers: failures, timeouts, recovery, dead letters, replay,
+rotation, independence of partners, and signatures checked by the standard verifier."""
+
+import asyncio
+import json
+import re
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alerts_helpers import ROOT_README, Receiver, verdict
+from standardwebhooks import Webhook
+
+from alerts.backoff import RetryPolicy
+from alerts.clock import FakeClock
+from alerts.delivery import AlertWorker
+from alerts.notify import WebhookNotifier
+from alerts.service import open_service
+
+pytestmark = pytest.mark.server
+
+
+def make(home, clock, timeout=1.0, policy=None, **kw):
+    svc = open_service(home, clock=clock)
+    worker = AlertWorker(svc.store, svc.publisher, WebhookNotifier(timeout, clock), engine=svc.engine, clock=clock,
+                         policy=policy or RetryPolicy(), timeout=timeout, poll=0.05, stop_grace=0.5, **kw)
+    return svc, worker
+
+
+def drain(worker):
+    async def go():
+        try:
+            return await worker.drain()
+        finally:
+            await worker.notifier.aclose()
+    return asyncio.run(go())
+
+
+def feed_ids(svc, pid):
+    rows, _, _ = svc.store.feed(pid, 0, 100_000)
+    return [r["msg_id"] for r in rows]
+
+
+def test_fails_then_times_out_then_recovers_every_alert_arrives_once(home):
+    clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    svc, worker = make(home, clock, timeout=0.5)
+    with Receiver(fail_first=7, hang_next=3, hang=1.5, now=clock.now) as rx:
+        c = svc.store.add_partner("etda", "ETDA", clock.now(), webhook_url=rx.url)
+        rx.secret = c.webhook_secret
+        for i in range(40):
+            verdict(svc.events, f"shopee:{i}", "unlicensed", 90)
+        for i in range(0, 40, 5):  # a few are cleared again: their retraction must come after their alert
+            verdict(svc.events, f"shopee:{i}", "licensed", 2, reasons=["licence_match:ท1-1/1"])
+        for _ in range(200):
+            drain(worker)
+            if not svc.store.pending_count("etda"):
+                break
+            clock.advance(minutes=10)
+        want = feed_ids(svc, "etda")
+        assert len(want) == 48 and svc.store.pending_count("etda") == 0
+        assert set(rx.processed) == set(want)  # every alert arrived …
+        assert not rx.bad_signatures  # … signed
+        assert rx.duplicates, "the hung requests were processed, timed out, and came again with the same webhook-id"
+        for mid, bodies in rx.bodies_by_id.items():  # a retry is the same message, byte for byte
+            assert len(set(bodies)) == 1, mid
+        order = [json.loads(r.body) for r in rx.processed.values()]
+        seen_open = set()
+        for m in order:
+            if m["type"] == "alert.opened":
+                seen_open.add(m["data"]["alert_id"])
+            else:
+                assert m["data"]["alert_id"] in seen_open, "a retraction arrived before its alert"
+        statuses = [r["status"] for r in svc.store.db.execute("SELECT status FROM attempts ORDER BY id")]
+        assert statuses[:7] == [500] * 7 and None in statuses and statuses[-1] == 204
+        errors = [r[0] for r in svc.store.db.execute("SELECT error FROM attempts WHERE status IS NULL")]
+        assert errors and all("timed out" in e for e in errors)
+        st = svc.store.delivery_stats("etda")
+        assert st["delivered"] == 48 and st["dead"] == 0 and st["latency_p95_ms"] is not None
+    svc.close()
+
+
+def test_a_dead_endpoint_goes_to_dead_letters_after_72_hours_and_replays(home):
+    clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    svc, worker = make(home, clock)
+    with Receiver(down=True, now=clock.now) as rx:
+        c = svc.store.add_partner("etda", "ETDA", clock.now(), webhook_url=rx.url)
+        rx.secret = c.webhook_secret
+        for i in range(30):
+            verdict(svc.events, f"lazada:{i}", "mislabeled", 95)
+        hours = 0
+        while hours <= 73:
+            drain(worker)
+            assert svc.store.delivery_stats("etda")["delivered"] == 0
+            clock.advance(minutes=30)
+            hours += 0.5
+        st = svc.store.delivery_stats("etda")
+        assert st["dead"] == 30 and st["pending"] == 0
+        # the circuit breaker: a dead partner is probed, not hammered with every message at every retry
+        assert rx.requests < 60, rx.requests
+        rx.down = False
+        assert svc.store.replay("etda", clock.now()) == 30
+        drain(worker)
+        assert set(rx.processed) == set(feed_ids(svc, "etda"))  # the same webhook-ids as before the outage
+        assert svc.store.delivery_stats("etda")["delivered"] == 30
+    svc.close()
+
+
+def test_a_dead_partner_never_delays_the_others(home):
+    clock = FakeClock(datetime.now(UTC))
+    svc, worker = make(home, clock, timeout=30.0)
+    with Receiver(hang_next=10**6, hang=60, now=clock.now) as slow, Receiver(now=clock.now) as fast:
+        a = svc.store.add_partner("slow", "Slow", clock.now(), webhook_url=slow.url)
+        b = svc.store.add_partner("fast", "Fast", clock.now(), webhook_url=fast.url)
+        slow.secret, fast.secret = a.webhook_secret, b.webhook_secret
+        for i in range(60):
+            verdict(svc.events, f"shopee:{i}", "unlicensed", 90)
+        stop = asyncio.Event()
+
+        async def go():
+            task = asyncio.create_task(worker.run(stop))
+            for _ in range(600):
+                if len(fast.processed) == 60:
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+            await worker.notifier.aclose()
+
+        asyncio.run(go())
+        assert len(fast.processed) == 60  # everything reached the healthy partner …
+        assert slow.requests == 4  # … while the slow one held only its own 4 slots, not one answered
+        assert svc.store.delivery_stats("slow")["delivered"] == 0
+        assert svc.store.pending_count("slow") == 60  # nothing lost: the unanswered ones are given back
+    svc.close()
+
+
+def test_standard_verifier_and_secret_rotation(home):
+    clock = FakeClock(datetime.now(UTC))
+    svc, worker = make(home, clock)
+    with Receiver() as rx:
+        c = svc.store.add_partner("etda", "ETDA", clock.now(), webhook_url=rx.url)
+        rx.verifier = Webhook(c.webhook_secret).verify  # the standardwebhooks package's own verifier
+        verdict(svc.events, "shopee:1", "unlicensed", 90)
+        drain(worker)
+        assert len(rx.processed) == 1 and not rx.bad_signatures
+        new = svc.store.rotate_secret("etda", clock.now(), timedelta(hours=24))
+        verdict(svc.events, "shopee:2", "unlicensed", 90)
+        drain(worker)  # in the grace period: signed with both, the old secret still verifies
+        assert len(rx.processed) == 2 and not rx.bad_signatures
+        last = list(rx.processed.values())[-1]
+        assert len(last.headers["webhook-signature"].split()) == 2
+        Webhook(new).verify(last.body, last.headers)
+        clock.advance(hours=25)
+        rx.verifier, rx.now = None, clock.now
+        rx.secret = c.webhook_secret  # a receiver still on the old secret now refuses …
+        verdict(svc.events, "shopee:3", "unlicensed", 90)
+        drain(worker)
+        assert len(rx.bad_signatures) == 1
+        rx.secret = new  # … and accepts once switched; the refused message is retried with the same id
+        clock.advance(minutes=5)
+        drain(worker)
+        assert len(rx.processed) == 3 and len(list(rx.processed.values())[-1].headers["webhook-signature"].split()) == 1
+    svc.close()
+
+
+def test_the_readme_example_verifies_a_real_delivery(home):
+    """The partner-facing verification example in README.md, run as written against a delivery."""
+    text = ROOT_README.read_text("utf-8")
+    m = re.search(r"<!-- webhook-verify-example -->\s*```python\n(.*?)```", text, re.S)
+    assert m, "README.md lost its webhook verification example"
+    ns: dict = {}
+    exec(compile(m.group(1), "README.md", "exec"), ns)
+    clock = FakeClock(datetime.now(UTC))
+    svc, worker = make(home, clock)
+    with Receiver() as rx:
+        c = svc.store.add_partner("etda", "ETDA", clock.now(), webhook_url=rx.url)
+        verdict(svc.events, "shopee:1", "unlicensed", 90)
+        drain(worker)
+        got = next(iter(rx.processed.values()))
+        event = ns["verify_webhook"](c.webhook_secret, got.headers, got.body)
+        assert event["type"] == "alert.opened" and event["data"]["listing"]["key"] == "shopee:1"
+        with pytest.raises(ValueError):
+            ns["verify_webhook"](c.webhook_secret, got.headers, got.body.replace(b"shopee:1", b"shopee:2"))
+        with pytest.raises(ValueError):
+            ns["verify_webhook"](c.webhook_secret, {**got.headers, "webhook-timestamp": str(int(time.time()) - 3600)},
+                                 got.body)
+    svc.close()
+
+
+def test_two_workers_never_send_the_same_message_at_once(home):
+    clock = FakeClock(datetime.now(UTC))
+    svc, w1 = make(home, clock)
+    svc2, w2 = make(home, clock)
+    with Receiver(delay=0.01) as rx:
+        c = svc.store.add_partner("etda", "ETDA", clock.now(), webhook_url=rx.url)
+        rx.secret, rx.now = c.webhook_secret, clock.now
+        for i in range(80):
+            verdict(svc.events, f"shopee:{i}", "unlicensed", 90)
+        svc.engine.process_all()
+        results = []
+
+        def run(w):
+            results.append(drain(w))
+
+        ts = [threading.Thread(target=run, args=(w,)) for w in (w1, w2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        assert len(rx.processed) == 80 and rx.duplicates == []
+        assert sum(r.delivered for r in results) == 80
+    svc.close()
+    svc2.close()
