@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.backoff import RetryPolicy, parse_retry_after
-from alerts.clock import Clock, SystemClock, iso, parse_iso
+from alerts.clock import Clock, SystemClock, iso, parse_iso, run_async
 from alerts.engine import AlertEngine, Publisher
 from alerts.notify import Notifier, Outgoing, WebhookNotifier
 from alerts.store import AlertStore, Partner
@@ -252,6 +252,6 @@ def deliver(settings: Any, *, loop: bool = False, stop: threading.Event | None =
             await worker.notifier.aclose()
 
     try:
-        return asyncio.run(main())
+        return run_async(main)
     finally:
         svc.close()

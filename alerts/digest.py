@@ -12,7 +12,6 @@ hostile); `send_digests` reads the stores and sends through the `EmailNotifier`.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections import Counter
@@ -22,6 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, select_autoescape
+
+from alerts.clock import run_async
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
@@ -200,7 +201,7 @@ def send_digests(svc: Any, day: date | None = None, *, notifier: Any = None, dry
         tag = hashlib.sha256(f"{addr}\n{period}".encode()).hexdigest()[:16]
         msg = Outgoing(id=f"digest-{day.isoformat()}-{tag}", body=text.encode(),
                        subject=d.subject, html=html)
-        res = asyncio.run(notifier.send(addr, msg))
+        res = run_async(lambda: notifier.send(addr, msg))  # noqa: B023 - called at once
         if res.ok:
             svc.store.mark_digest(addr, period, svc.clock.now())
             outcomes.append(DigestOutcome(addr, d.recipient_name, "sent"))

@@ -13,7 +13,7 @@ from alerts_helpers import ROOT_README, Receiver, verdict
 from standardwebhooks import Webhook
 
 from alerts.backoff import RetryPolicy
-from alerts.clock import FakeClock
+from alerts.clock import FakeClock, run_async
 from alerts.delivery import AlertWorker
 from alerts.notify import WebhookNotifier
 from alerts.service import open_service
@@ -34,7 +34,7 @@ def drain(worker):
             return await worker.drain()
         finally:
             await worker.notifier.aclose()
-    return asyncio.run(go())
+    return run_async(go)
 
 
 def feed_ids(svc, pid):
@@ -127,7 +127,7 @@ def test_a_dead_partner_never_delays_the_others(home):
             await task
             await worker.notifier.aclose()
 
-        asyncio.run(go())
+        run_async(go)
         assert len(fast.processed) == 60  # everything reached the healthy partner …
         assert slow.requests == 4  # … while the slow one held only its own 4 slots, not one answered
         assert svc.store.delivery_stats("slow")["delivered"] == 0
