@@ -15,6 +15,7 @@ THAI_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
 # zero-width and invisible characters sellers (and copy-paste) leave in titles
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufe00-\ufe0f]")
 _SPACES = re.compile(r"\s+")
+_PRINTABLE_ASCII = re.compile(r"[ -~]*\Z")
 # Cyrillic and Greek letters that look like Latin ones (a seller's way around a keyword filter)
 _LOOKALIKE = str.maketrans({
     "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
@@ -42,6 +43,8 @@ def clean(text: str | None) -> str:
     invisible characters removed, spaces collapsed. Case is kept."""
     if not text:
         return ""
+    if _PRINTABLE_ASCII.match(text):  # fast path: none of the steps below changes printable ASCII
+        return " ".join(text.split())
     text = unicodedata.normalize("NFKC", text)
     text = fix_thai(text)
     text = text.translate(THAI_DIGITS).translate(_LOOKALIKE)

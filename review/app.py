@@ -103,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from alerts.api import router as alerts_router
 
     app.include_router(alerts_router)
+    from registry.api import router as registry_router
+
+    app.include_router(registry_router)
 
     app.include_router(pages_router)  # last: its /listing/{key:path} would shadow more specific routes
 

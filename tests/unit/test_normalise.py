@@ -41,3 +41,16 @@ def test_brand_key_and_fold():
 def test_tokens_thai():
     assert "ปลั๊กพ่วง" in tokens("ปลั๊กพ่วงมอก.2432")
     assert tokens("พาวเวอร์แบงค์ 10000mAh PB-2001") [-2:] == ("10000mah", "pb-2001")
+
+
+@pytest.mark.parametrize("text", ["PB-2001", "  Eloop   Power  Bank ", "a\tb", "x\ny", "TIS 2432-2012", "~!@#$%^&*()_+{}|:<>?",
+                                  "ABC\u200bDEF", "ＡＢＣ", "พาวเวอร์แบงค์ 10000mAh", "a  —  b", ""])
+def test_clean_fast_path_for_printable_ascii_is_the_full_path(text):
+    """clean() skips its Unicode steps for printable ASCII; the result must be what the full path gives."""
+    import unicodedata
+
+    from matching.normalise import _INVISIBLE, _LOOKALIKE, _SPACES, THAI_DIGITS, clean, fix_thai
+
+    full = _SPACES.sub(" ", _INVISIBLE.sub("", fix_thai(unicodedata.normalize("NFKC", text)).translate(THAI_DIGITS)
+                                          .translate(_LOOKALIKE))).strip()
+    assert clean(text) == full
