@@ -2,6 +2,7 @@
 check with its exit codes, imports/changes, and the catalogue commands."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -107,9 +108,8 @@ def test_search_and_check_exit_codes(tw, tmp_path):
 
 
 def test_catalogue_commands(tw, tmp_path):
-    from conftest import SHARED
-
-    r = tw("registry", "catalogue", "check", "--against", str(SHARED / "data/registry/tisi_standards_compulsory_2025_11.csv"))
+    shared = Path(__file__).resolve().parents[3] / "shared"
+    r = tw("registry", "catalogue", "check", "--against", str(shared / "data/registry/tisi_standards_compulsory_2025_11.csv"))
     assert "valid" in r.text and "149 compulsory standards; all in the catalogue" in r.text
     assert r.exit_code == 0
     listed = json.loads(tw("registry", "catalogue", "list", "--consumer", "--json").output)

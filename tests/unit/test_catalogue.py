@@ -1,8 +1,9 @@
 """The compulsory-standards catalogue: complete against TISI's list, validated on load with errors that
 name the file, line, standard and field, editions resolved, and the warnings officers see."""
 
+from pathlib import Path
+
 import pytest
-from conftest import SHARED
 
 from registry.catalogue import (
     CatalogueError,
@@ -11,6 +12,7 @@ from registry.catalogue import (
     read_tisi_list,
 )
 
+SHARED = Path(__file__).resolve().parents[3] / "shared"  # ../shared next to the repository
 TISI_LIST = SHARED / "data" / "registry" / "tisi_standards_compulsory_2025_11.csv"
 GENERAL_SAMPLE = SHARED / "data" / "registry" / "tisi_standards_general_sample_2025_11.csv"
 
