@@ -38,6 +38,7 @@ class StoreSettings(_Section):
 class RegistrySettings(_Section):
     catalogue: str = ""
     source: str = ""
+    check_requires_key: bool = False
 
 
 class CrawlSettings(_Section):

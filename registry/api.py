@@ -4,10 +4,12 @@ Platforms must check a listing against TISI's licence database before it goes li
 an in-memory index of the registry built once per app and rebuilt when the registry changes (an
 import bumps `RegistryStore.version()`, which is read on each request: one small SQLite query).
 
-Access: open for now. Every route of this router depends on `licence_check_access`; to require a
-partner API key, the app overrides that dependency with one that checks the `X-API-Key` header:
-`app.dependency_overrides[licence_check_access] = require_partner_key`. The header is already declared,
-so the OpenAPI document and clients do not change when keys are switched on.
+Access: open by default. With `[registry] check_requires_key = true` every route of this router needs
+a partner API key holding the `licences:check` scope (`tiswatch partners add NAME --scope
+licences:check`), sent as `X-API-Key: twk_…` or `Authorization: Bearer twk_…`; the key check is the
+alerts package's `require_partner`. Both headers are declared already, so the OpenAPI document and
+clients stay the same when keys are switched on. An app can also replace the dependency
+`licence_check_access` (`app.dependency_overrides`) with its own.
 """
 
 from __future__ import annotations
@@ -17,20 +19,33 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from registry.check import LicenceCheck, NothingToCheck, check_licence
 from registry.index import Registry
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="partner key",
-                              description="A partner API key. Not required yet; send it if you have one.")
+                              description="A partner API key (scope licences:check). Needed only when the "
+                                          "server sets [registry] check_requires_key.")
+bearer = HTTPBearer(auto_error=False, scheme_name="partner key (bearer)",
+                    description="The same partner key as `Authorization: Bearer twk_…`.")
 
 
-def licence_check_access(api_key: Annotated[str | None, Security(api_key_header)] = None) -> str | None:
-    """Who may call the licence check. Open for now (returns the key, if any, for logging); the app
-    replaces this dependency to require a partner key (see the module docstring)."""
-    return api_key
+def licence_check_access(
+    request: Request,
+    api_key: Annotated[str | None, Security(api_key_header)] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+) -> object | None:
+    """Who may call the licence check: anyone, unless the settings require a partner key; then the
+    partner (401 without a valid key, 403 without the licences:check scope)."""
+    settings = request.app.state.settings
+    if not settings.registry.check_requires_key:
+        return None
+    from alerts.api import require_partner
+
+    authorization = f"Bearer {credentials.credentials}" if credentials else None
+    return require_partner("licences:check")(request, authorization, api_key)
 
 
 router = APIRouter(prefix="/api/v1", tags=["licence check"], dependencies=[Depends(licence_check_access)])

@@ -91,24 +91,41 @@ def test_openapi_documents_the_check(client):
     for f in ("backed", "reasons", "messages_th", "licence", "standard", "brand_covered", "model_covered"):
         assert model["properties"][f].get("description"), f
     assert "422" in op["responses"] and "503" in op["responses"]
-    assert doc["components"]["securitySchemes"]["partner key"] == {
-        "type": "apiKey", "in": "header", "name": "X-API-Key",
-        "description": "A partner API key. Not required yet; send it if you have one."}
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["partner key"]["name"] == "X-API-Key" and schemes["partner key (bearer)"]["scheme"] == "bearer"
 
 
-def test_access_can_be_switched_to_partner_keys(client):
-    from fastapi import Security
+def test_partner_keys_when_the_settings_require_them(home, tmp_path):
+    from datetime import UTC, datetime
 
-    from registry.api import api_key_header
+    from alerts.service import open_service
 
-    def require_partner(api_key: str | None = Security(api_key_header)) -> str:
-        if api_key != "k-123":
-            raise HTTPException(401, "a partner API key is required")
-        return api_key
+    with RegistryStore(home.registry_db) as rs:
+        rs.import_file(write(tmp_path / "a.csv", ['ท5137-2/10,2879-2560,Eloop,E-29,ใช้งาน,,15/03/2565\n']))
+    svc = open_service(home)
+    now = datetime.now(UTC)
+    ok = svc.store.add_partner("shop", "Shop platform", now, scopes=("licences:check",)).api_key
+    feed_only = svc.store.add_partner("etda", "ETDA", now, scopes=("alerts:read",)).api_key
+    svc.close()
+    locked = home.model_copy(update={"registry": home.registry.model_copy(update={"check_requires_key": True})})
+    params = {"tis_no": "2879-2560", "brand": "Eloop"}
+    with TestClient(create_app(locked)) as c:
+        assert c.get("/api/v1/licences/check", params=params).status_code == 401
+        assert c.get("/api/v1/licences/check", params=params, headers={"X-API-Key": "twk_wrong"}).status_code == 401
+        assert c.get("/api/v1/licences/check", params=params, headers={"X-API-Key": feed_only}).status_code == 403
+        assert c.get("/api/v1/licences/check", params=params, headers={"X-API-Key": ok}).json()["backed"] is True
+        r = c.get("/api/v1/licences/check", params=params, headers={"Authorization": f"Bearer {ok}"})
+        assert r.json()["backed"] is True
+    with TestClient(create_app(home)) as c:  # open by default
+        assert c.get("/api/v1/licences/check", params=params).json()["backed"] is True
 
-    client.app.dependency_overrides[licence_check_access] = require_partner
+
+def test_the_access_dependency_can_be_replaced(client):
+    def nobody() -> None:
+        raise HTTPException(401, "closed")
+
+    client.app.dependency_overrides[licence_check_access] = nobody
     params = {"tis_no": "2879-2560", "brand": "Eloop"}
     assert client.get("/api/v1/licences/check", params=params).status_code == 401
-    assert client.get("/api/v1/licences/check", params=params, headers={"X-API-Key": "k-123"}).json()["backed"] is True
     client.app.dependency_overrides.clear()
     assert client.get("/api/v1/licences/check", params=params).status_code == 200
