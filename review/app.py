@@ -36,7 +36,7 @@ def _wants_json(request: Request) -> bool:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     settings.ensure_home()
-    app = FastAPI(title="tiswatch", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+    app = FastAPI(title="tiswatch", version="0.1.0", docs_url=None, openapi_url="/api/openapi.json",
                   redoc_url=None, swagger_ui_parameters={"persistAuthorization": True},
                   description="The review app's JSON API: everything the pages do. Authenticate with a personal "
                               "API token (My account → Personal API tokens): `Authorization: Bearer tw_…`.")
