@@ -1,7 +1,7 @@
 """The `tiswatch` command. Global options (--home, --config) come first: `tiswatch --home DIR demo`.
 
 Each package adds its own sub-commands (registry/cli.py, ...); this file holds the ones that tie the
-packages together: demo, sandbox, crawl, parse, check, serve, run.
+packages together: demo, sandbox, crawl, parse, serve, run.
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ def _mount() -> None:
     from alerts.cli import app as partners_app
 
     app.add_typer(partners_app, name="partners")
+    from matching.cli import check, eval_
+
+    app.command("check")(check)
+    app.command("eval")(eval_)
 
 
 # ---- demo ---------------------------------------------------------------------------------------
@@ -166,98 +170,6 @@ def parse(
     else:
         sys.stdout.write(lines)
     err.print(f"{path}: {kind}, {len(items)} listings")
-
-
-# ---- check --------------------------------------------------------------------------------------
-def _registry(s: Settings, registry_path: Path | None):
-    from registry.catalogue import CatalogueError, load_catalogue
-    from registry.index import Registry
-    from registry.licences import LicenceFileError
-    from registry.store import RegistryStore
-
-    try:
-        cat = load_catalogue(s.catalogue_path)
-        if registry_path:
-            reg = Registry.from_file(registry_path, cat)
-            for e in getattr(reg, "load_errors", [])[:5]:
-                err.print(f"[yellow]skipped licence row[/yellow] {e}")
-            return reg
-        s.ensure_home()
-        rs = RegistryStore(s.registry_db)
-        try:
-            if rs.count() == 0:
-                err.print("[yellow]the stored registry is empty[/yellow]: import a licence file with "
-                          "`tiswatch registry import PATH`, or pass --registry PATH")
-            return Registry.from_store(rs, cat)
-        finally:
-            rs.close()
-    except (CatalogueError, LicenceFileError) as e:
-        err.print(f"[red]{e}[/red]")
-        raise typer.Exit(2) from None
-
-
-def read_listings(path: Path):
-    """Yield (line number, Listing or error message) from a JSON Lines file."""
-    from pydantic import ValidationError
-
-    from listings.model import Listing
-
-    with path.open(encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield n, Listing.model_validate_json(line)
-            except ValidationError as e:
-                first = e.errors()[0]
-                yield n, f"{path}:{n}: {'.'.join(str(x) for x in first['loc']) or 'line'}: {first['msg']}"
-
-
-@app.command()
-def check(
-    path: Annotated[Path | None, typer.Argument(help="listings as JSON Lines (DOMAIN.md §4.2)")] = None,
-    out: Annotated[Path | None, typer.Option(help="write verdicts (§4.3) here instead of standard output")] = None,
-    registry: Annotated[Path | None, typer.Option("--registry", help="use this licence file instead of the stored registry")] = None,
-    title: Annotated[str | None, typer.Option(help="check one listing given by its title")] = None,
-    brand: Annotated[str | None, typer.Option(help="its brand")] = None,
-    description: Annotated[str | None, typer.Option(help="its description")] = None,
-    lang: Annotated[str, typer.Option(help="language of the reasons printed for --title: th or en")] = "th",
-) -> None:
-    """Check listings against the registry: listings in, verdicts out, in the same order.
-
-    A line that is not a valid listing is reported (file:line: why) and gets no verdict line; the
-    others go on. With --title, one listing is checked and explained."""
-    from listings.model import Listing
-    from matching import check as check_listing
-    from matching.reasons import sentence
-
-    s = state.settings()
-    reg = _registry(s, registry)
-    if title is not None:
-        v = check_listing(Listing(marketplace="cli", item_id="1", title=title, brand=brand, description=description), reg)
-        console.print(f"[bold]{v.verdict}[/bold]  risk {v.risk}  มอก. {v.tis_no or '—'}  licence {v.licence_no or '—'}")
-        for r in v.reasons:
-            console.print(f"  • {sentence(r, lang)}  [dim]{r}[/dim]")
-        return
-    if path is None:
-        err.print("give a JSON Lines file of listings, or --title")
-        raise typer.Exit(2)
-    bad = 0
-    n = 0
-    sink = out.open("w", encoding="utf-8") if out else sys.stdout
-    try:
-        for _, item in read_listings(path):
-            if isinstance(item, str):
-                err.print(f"[yellow]{item}[/yellow]")
-                bad += 1
-                continue
-            sink.write(json.dumps(check_listing(item, reg).record(), ensure_ascii=False) + "\n")
-            n += 1
-    finally:
-        if out:
-            sink.close()
-    err.print(f"{n} verdicts" + (f", {bad} invalid lines skipped" if bad else ""))
-    raise typer.Exit(1 if bad and not n else 0)
 
 
 # ---- serve and run ------------------------------------------------------------------------------
