@@ -1,32 +1,79 @@
 """The verdict engine: check(listing, registry) -> Verdict, pure (no network, no disk, no clock).
 
-Claims read from the listing's images (matching/image_claims.py) join the text claims through
-`check(listing, registry, image_claims=...)`; without them the verdict is the text-only one."""
+The five steps: normalise (normalise.py) → read claims (claims.py) → decide the product (product.py)
+→ find the licence (licence.py) → the verdict of DOMAIN.md §3, with a risk score and reason codes
+(reasons.py gives each a Thai and an English sentence). Every verdict carries at least one reason.
+
+Risk orders the officers' triage queue. It starts from what the evidence shows (a licence number
+that does not exist is worse than a missing claim, which is worse than an unclear form) and adds a
+little for exposure: many units sold, a seller abroad. Not flagged: 0 (not controlled) or 5
+(licensed); flagged: 40 to 100.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import date
+from urllib.parse import unquote, urlsplit
 
 from matching.claims import Claim, read_claims
-from matching.licence import find_licence
-from matching.product import decide_product
+from matching.licence import NO_BRAND, LicenceFinding, brand_index, find_licence
+from matching.normalise import brand_key, fold
+from matching.product import ProductMatch, decide_product
+from matching.reasons import code
+from matching.translit import names_sound_alike
 from matching.verdict import Verdict
+from matching.vocab import Vocabulary, load_vocabulary
+from registry.catalogue import Standard
 from registry.index import Registry
+from registry.licences import Licence
 from registry.tisno import parse_tis
+
+_MIN = date(1900, 1, 1)
+_LATIN_WORD = re.compile(r"[a-z0-9][a-z0-9&'’.+\-]*")
+_OVERSEAS = ("ต่างประเทศ", "overseas", "china", "จีน", "mainland", "hong kong", "ฮ่องกง")
 
 
 def _claim_fields(listing) -> dict[str, str | None]:
     fields: dict[str, str | None] = {"title": listing.title, "description": listing.description}
     for k, v in (listing.attributes or {}).items():
         fields[f"attr:{k}"] = f"{k} {v}"
-    if listing.url:
-        fields["url"] = listing.url.replace("-", " - ") if "มอก" in listing.url else None
     return fields
 
 
-def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = None) -> Verdict:
+def _url_claims(listing, registry: Registry) -> list[Claim]:
+    """TIS numbers in the product slug (Lazada: ...-934-2558-i4200690269.html). The slug is the title
+    with its Thai letters dropped ("11 เล่ม 3-2553" becomes "11-3-2553"), so it is read only when the
+    text claims nothing, and only whole numbers (with their year) of standards in the catalogue count."""
+    if not listing.url:
+        return []
+    path = unquote(urlsplit(listing.url).path)
+    out = []
+    for c in read_claims({"url": path}):
+        t = parse_tis(c.value) if c.kind == "tis" else None
+        if t is not None and t.year and registry.catalogue.find(t):
+            out.append(c)
+    return out
+
+
+def _model_text(listing) -> str:
+    """Where a model may be named besides the title: attributes such as รุ่น / Model."""
+    return " ".join(v for k, v in (listing.attributes or {}).items()
+                    if any(w in fold(k) for w in ("รุ่น", "model", "แบบ")))
+
+
+def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = None, *,
+          vocab: Vocabulary | None = None) -> Verdict:
+    """The verdict of one listing (DOMAIN.md §4.2 fields; a `listings.model.Listing`).
+
+    `image_claims` are claims read from the listing's images (matching/image_claims.py: a TIS mark, a
+    licence QR code); they count like claims in the text, and the reasons say in which image."""
     cat = registry.catalogue
-    claims = read_claims(_claim_fields(listing), cat.vague_claims)
+    vocab = vocab or load_vocabulary()
+    claims = read_claims(_claim_fields(listing), cat.vague_claims, vocab.no_tis)
+    if not any(c.kind in ("tis", "licence") for c in claims):
+        claims += _url_claims(listing, registry)
     if image_claims:
         from matching.image_claims import merge_claims
 
@@ -34,101 +81,184 @@ def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = No
     tis_claims = [c for c in claims if c.kind == "tis"]
     lic_claims = [c for c in claims if c.kind == "licence"]
     vague = any(c.kind == "vague" for c in claims)
+    denies = any(c.kind == "no_tis" for c in claims)
     v = Verdict(listing.marketplace, listing.item_id, "not_controlled", 0,
                 claims=[_claim_detail(c) for c in claims], registry_version=registry.version)
     if image_claims:
-        from matching.image_claims import claim_reasons as _image_claim_reasons
+        from matching.image_claims import claim_reasons as image_claim_reasons
 
-        claim_reasons = _image_claim_reasons(claims)
+        claim_reasons = image_claim_reasons(claims)  # says in which image each claim was read
     else:
-        claim_reasons = [f"claims_tis:{c.value}" for c in tis_claims] + [f"claims_licence:{c.value}" for c in lic_claims]
+        claim_reasons = [code("claims_tis", c.value) for c in tis_claims] + [code("claims_licence", c.value) for c in lic_claims]
 
-    product = decide_product(listing.title, listing.category, listing.attributes, cat)
-    # a claimed TIS number can reveal the product when the words do not (a listing that says only "มอก. 2879")
+    product = decide_product(listing.title, listing.category, listing.attributes, cat, listing.description, vocab)
     if product.status == "not_controlled" and product.reasons == ["no_controlled_product"] and (tis_claims or lic_claims):
+        # a claimed TIS number can name the product when the words do not ("… มอก. 2879-2560")
         claimed = _claimed_standard(tis_claims, lic_claims, registry)
-        if claimed is not None and claimed.consumer:
-            product.status, product.standards, product.reasons = "controlled", [claimed], [f"product:{claimed.tis_no}:มอก. {claimed.tis_no}"]
+        if claimed is not None and claimed.consumer and claimed.words:
+            product = ProductMatch("controlled", [claimed], None, [code("product_from_claim", claimed.tis_no)], "claim")
+            for other in claimed.with_:
+                o = cat.find(other)
+                if o and o not in product.standards:
+                    product.standards.append(o)
+                    product.reasons.append(code("also_standard", o.tis_no))
 
     if product.status == "not_controlled":
-        v.reasons = product.reasons + claim_reasons
-        v.risk = 5 if claim_reasons else 0
-        return v
+        return _set(v, "not_controlled", 0, product.reasons + claim_reasons)
     std = product.primary
     assert std is not None
     v.tis_no = std.tis_no
     v.standards = [s.tis_no for s in product.standards]
-    if product.status == "unclear" and _claims_standard(tis_claims, lic_claims, product.primary, registry):
+    if product.status == "unclear" and _claims_standard(tis_claims, lic_claims, std, registry):
         # a claim of this very standard (or a licence under it) says the listed form is the covered one
         product.status = "controlled"
         product.reasons = [r for r in product.reasons if not r.startswith("form_unclear")]
     if product.status == "unclear":
-        v.verdict, v.risk = "needs_review", 45
-        v.reasons = product.reasons + claim_reasons
-        return v
+        return _set(v, "needs_review", _exposure(45, listing), product.reasons + claim_reasons)
 
     reasons = list(product.reasons) + claim_reasons
-    finding = find_licence(listing.brand, listing.title, std.base, registry)
+    finding = find_licence(listing.brand, listing.title, std.base, registry, _model_text(listing), vocab)
     v.candidates = finding.candidates[:10]
-    brand_name = finding.brand.name or ""
+    v.brand = finding.brand.name
+    v.model = finding.model_named
+    if finding.brand.known and finding.brand.source in ("alias", "sound", "fuzzy"):
+        reasons.append(code("brand_read_as", finding.brand.name or "", _trademark(finding, registry, std)))
 
     # 1. a claimed licence number is looked up directly
     if lic_claims:
-        lic = registry.licence(lic_claims[0].value)
-        no = lic_claims[0].value
-        if lic is None:
-            return _set(v, "mislabeled", 95, reasons + [f"licence_not_found:{no}"])
-        v.licence_no = lic.licence_no
-        if lic.base not in {s.base for s in product.standards}:
-            return _set(v, "mislabeled", 92, reasons + [f"licence_other_standard:{no}:{lic.tis_no}"])
-        if finding.brand.key and lic.licence_no not in {x.licence_no for x in finding.brand_licences}:
-            return _set(v, "mislabeled", 93, reasons + [f"licence_other_brand:{no}:{' / '.join(lic.trademarks)}"])
-        if not lic.active:
-            return _set(v, "mislabeled", 90, reasons + [f"licence_inactive:{no}:{lic.status}"])
-        if finding.match is None and finding.model_named and finding.brand_licences:
-            return _set(v, "mislabeled", 82, reasons + [f"model_not_licensed:{finding.models[0]}"])
-        if not finding.brand.key:
-            # the licence exists and is active but the listing names no brand to check it against
-            return _set(v, "needs_review", 55, reasons + [f"licence_match:{no}", "no_brand"])
-        return _covered(v, reasons + [f"licence_match:{no}"], finding, product, registry, lic.licence_no)
+        return _licence_claimed(v, listing, lic_claims, finding, product, reasons, registry, vocab)
 
-    # 2. no licence claimed: look for an active licence of the brand (and model)
+    # 2. no licence claimed: an active licence of the brand (and of the model, when one is named)
     wrong_tis = _wrong_tis_claim(tis_claims, product, registry)
     if finding.match is not None:
         v.licence_no = finding.match.licence_no
         if wrong_tis:
-            return _set(v, "mislabeled", 80, reasons + [wrong_tis])
-        return _covered(v, reasons + [f"licence_match:{finding.match.licence_no}"], finding, product, registry,
-                        finding.match.licence_no)
+            return _set(v, "mislabeled", _exposure(80, listing), reasons + [wrong_tis, code("licence_match", finding.match.licence_no)])
+        return _covered(v, listing, reasons, finding, product, registry, finding.match)
 
-    if finding.brand_licences:
-        inactive = [x for x in finding.brand_licences if not x.active]
-        if finding.model_named and any(x.active for x in finding.brand_licences):
-            why = f"model_not_licensed:{finding.models[0]}"
-        elif inactive:
-            why = f"brand_licence_inactive:{brand_name}:{inactive[0].status}"
-            v.licence_no = inactive[0].licence_no
-        else:
-            why = f"no_active_licence_for_brand:{brand_name}"
-    elif finding.brand.key:
-        why = f"no_active_licence_for_brand:{brand_name}"
-    else:
-        why = "no_brand"
+    why = _why_no_licence(v, finding, std, registry)
     if tis_claims:
-        return _set(v, "mislabeled", 85, reasons + ([wrong_tis] if wrong_tis else []) + [why])
-    reasons += ["vague_claim"] if vague else ["no_claim"]
-    return _set(v, "unlicensed", 75 if finding.brand.key else 70, reasons + [why])
+        return _set(v, "mislabeled", _exposure(85, listing), reasons + ([wrong_tis] if wrong_tis else []) + why)
+    if denies:
+        reasons.append("states_no_tis")
+    elif vague:
+        reasons.append("vague_claim")
+    else:
+        reasons.append("no_claim")
+    risk = (75 if finding.brand.key else 70) + (5 if denies else 3 if vague else 0)
+    return _set(v, "unlicensed", _exposure(risk, listing), reasons + why)
 
 
-def _claim_detail(c: Claim) -> dict:
-    d = {"kind": c.kind, "value": c.value, "where": c.where, "span": list(c.span), "text": c.text}
-    box = getattr(c, "box", None)
-    if box is not None:  # an image claim: where in the picture, for the review page's highlight
-        d.update(box=list(box), source=c.source, image_size=list(c.image_size))  # type: ignore[attr-defined]
-    return d
+# ---- the pieces ---------------------------------------------------------------------------------
+def _licence_claimed(v: Verdict, listing, lic_claims: list[Claim], finding: LicenceFinding, product: ProductMatch,
+                     reasons: list[str], registry: Registry, vocab: Vocabulary) -> Verdict:
+    """DOMAIN.md §3 for a listing that shows a licence number: the first claimed licence that backs
+    the product decides; otherwise the first one's fault makes it mislabeled."""
+    bases = {s.base for s in product.standards}
+    faults: list[tuple[int, str, Licence | None]] = []
+    for c in lic_claims:
+        lic = registry.licence(c.value)
+        if lic is None:
+            faults.append((95, code("licence_not_found", c.value), None))
+            continue
+        if lic.base not in bases:
+            faults.append((92, code("licence_other_standard", lic.licence_no, lic.tis_no), lic))
+            continue
+        shown = _licence_brand_shown(lic, listing, finding, registry, vocab)
+        if shown is False:
+            faults.append((93, code("licence_other_brand", lic.licence_no, " / ".join(lic.trademarks)), lic))
+            continue
+        if not lic.active:
+            faults.append((90, code("licence_inactive", lic.licence_no, lic.status), lic))
+            continue
+        if finding.model_named and finding.brand.known and finding.match is None:
+            faults.append((82, code("model_not_licensed", finding.model_named), lic))
+            continue
+        if shown is None:
+            # an active licence under the standard, but the listing names no brand to check it against
+            v.licence_no = lic.licence_no
+            return _set(v, "needs_review", _exposure(55, listing), reasons + [code("licence_match", lic.licence_no), "licence_brand_not_named"])
+        match = lic
+        if finding.model_named and finding.match is not None and finding.match.licence_no != lic.licence_no:
+            match = finding.match  # the named model is on another active licence of the same brand
+        return _covered(v, listing, reasons, finding, product, registry, match, claimed=lic)
+    risk, why, lic = faults[0]
+    v.licence_no = lic.licence_no if lic else None
+    return _set(v, "mislabeled", _exposure(risk, listing), reasons + [why])
 
 
-def _claims_standard(tis_claims: list[Claim], lic_claims: list[Claim], std, registry: Registry) -> bool:
+def _licence_brand_shown(lic: Licence, listing, finding: LicenceFinding, registry: Registry,
+                         vocab: Vocabulary) -> bool | None:
+    """Does the listing show the brand of the licence it claims? True: yes; False: it shows another
+    brand; None: it names no brand at all."""
+    keys = {brand_key(t) for t in lic.trademarks}
+    groups = set().union(*(vocab.brand_group(k) for k in keys)) if keys else set()
+    if finding.brand.key and finding.brand.key in groups:
+        return True
+    names = [listing.brand or "", listing.title]
+    squeezed = brand_key(" ".join(names))
+    for k in groups:
+        if len(k) >= 2 and k in squeezed and (not k.isascii() or _latin_word_in(k, " ".join(names))):
+            return True
+    if listing.brand and brand_key(listing.brand) and not _no_brand(listing.brand):
+        return any(names_sound_alike(listing.brand, t) for t in lic.trademarks)
+    if finding.brand.key:
+        return False
+    return None
+
+
+def _latin_word_in(key: str, text: str) -> bool:
+    words = [brand_key(w) for w in _LATIN_WORD.findall(fold(text))]
+    return any("".join(words[i:i + n]) == key for n in (1, 2, 3) for i in range(len(words) - n + 1))
+
+
+def _no_brand(name: str) -> bool:
+    return brand_key(name) in NO_BRAND
+
+
+def _why_no_licence(v: Verdict, finding: LicenceFinding, std: Standard, registry: Registry) -> list[str]:
+    """The reason no active licence backs the listing (and the licence it concerns, if any)."""
+    b = finding.brand
+    if b.known and finding.brand_licences:
+        if finding.model_named:
+            ml = finding.model_licence
+            if ml is not None and not ml.active:
+                v.licence_no = ml.licence_no
+                return [code("model_licence_inactive", finding.model_named, ml.licence_no, ml.status)]
+            if any(x.active for x in finding.brand_licences):
+                return [code("model_not_licensed", finding.model_named)]
+        inactive = sorted((x for x in finding.brand_licences if not x.active),
+                          key=lambda x: (x.status_date or x.issued or _MIN), reverse=True)
+        if inactive:
+            v.licence_no = inactive[0].licence_no
+            return [code("brand_licence_inactive", b.name or "", inactive[0].status)]
+    if b.key:
+        why = [code("no_active_licence_for_brand", b.name or b.key, std.tis_no)]
+        elsewhere = sorted(registry.all_brands.get(brand_key(b.name or b.key), set()) - {std.base})
+        if elsewhere:
+            s = registry.catalogue.by_base(elsewhere[0])
+            why.append(code("brand_licensed_elsewhere", b.name or b.key, s.tis_no if s else elsewhere[0]))
+        return why
+    return [code("no_licensed_brand", std.tis_no)]
+
+
+def _covered(v: Verdict, listing, reasons: list[str], finding: LicenceFinding, product: ProductMatch,
+             registry: Registry, lic: Licence, claimed: Licence | None = None) -> Verdict:
+    """Licensed only when every standard that applies is covered by an active licence of the brand."""
+    v.licence_no = lic.licence_no
+    reasons = reasons + [code("licence_match", lic.licence_no)]
+    if finding.model_named:
+        reasons.append(code("model_licensed", finding.model_named))
+    brand_keys = {brand_key(t) for t in lic.trademarks}
+    for other in product.standards[1:]:
+        idx = brand_index(registry, other.base)
+        if not any(x.active for k in brand_keys for x in idx.keys.get(k, ())):
+            return _set(v, "unlicensed", _exposure(65, listing), reasons + [code("standard_not_covered", other.tis_no)])
+    reasons.append(code("brand_licensed", finding.brand.name or lic.trademarks[0] if lic.trademarks else ""))
+    return _set(v, "licensed", 5, reasons)
+
+
+def _claims_standard(tis_claims: list[Claim], lic_claims: list[Claim], std: Standard, registry: Registry) -> bool:
     for c in lic_claims:
         lic = registry.licence(c.value)
         if lic is not None and lic.base == std.base:
@@ -140,7 +270,7 @@ def _claims_standard(tis_claims: list[Claim], lic_claims: list[Claim], std, regi
     return False
 
 
-def _claimed_standard(tis_claims: list[Claim], lic_claims: list[Claim], registry: Registry):
+def _claimed_standard(tis_claims: list[Claim], lic_claims: list[Claim], registry: Registry) -> Standard | None:
     for c in lic_claims:
         lic = registry.licence(c.value)
         if lic:
@@ -149,10 +279,15 @@ def _claimed_standard(tis_claims: list[Claim], lic_claims: list[Claim], registry
         s = registry.catalogue.find(c.value)
         if s:
             return s
+        t = parse_tis(c.value)
+        if t is not None and t.part is None:
+            parts = registry.catalogue.bases_for_number(t.number)
+            if len(parts) == 1:
+                return parts[0]
     return None
 
 
-def _wrong_tis_claim(tis_claims: list[Claim], product, registry: Registry) -> str | None:
+def _wrong_tis_claim(tis_claims: list[Claim], product: ProductMatch, registry: Registry) -> str | None:
     """A claimed TIS number that does not exist, or exists but is not this product's standard."""
     bases = {s.base for s in product.standards}
     numbers = {s.tis.number for s in product.standards}
@@ -163,22 +298,45 @@ def _wrong_tis_claim(tis_claims: list[Claim], product, registry: Registry) -> st
         if t.base in bases or (t.part is None and t.number in numbers):
             continue
         if registry.catalogue.find(t) is None and not registry.catalogue.bases_for_number(t.number):
-            return f"tis_unknown:{c.value}"
-        return f"tis_not_for_product:{c.value}:{product.primary.tis_no}"
+            return code("tis_unknown", c.value)
+        return code("tis_not_for_product", c.value, product.primary.tis_no if product.primary else "")
     return None
 
 
-def _covered(v: Verdict, reasons: list[str], finding, product, registry: Registry, licence_no: str) -> Verdict:
-    """Licensed only when every standard that applies is covered by an active licence of the brand."""
-    for other in product.standards[1:]:
-        lics = registry.brands.get(other.base, {}).get(finding.brand.key or "", [])
-        if not any(x.active for x in lics):
-            return _set(v, "unlicensed", 65, [*reasons, f"standard_not_covered:{other.tis_no}"])
-    if finding.brand.key:
-        reasons.append(f"brand_licensed:{finding.brand.name}")
-    return _set(v, "licensed", 5, reasons)
+def _trademark(finding: LicenceFinding, registry: Registry, std: Standard) -> str:
+    lics = brand_index(registry, std.base).keys.get(finding.brand.key or "", [])
+    return lics[0].trademarks[0] if lics and lics[0].trademarks else (finding.brand.key or "")
+
+
+def _claim_detail(c: Claim) -> dict:
+    d = {"kind": c.kind, "value": c.value, "where": c.where, "span": list(c.span), "text": c.text}
+    box = getattr(c, "box", None)
+    if box is not None:  # an image claim: where in the picture, for the review page's highlight
+        d.update(box=list(box), source=c.source, image_size=list(c.image_size))  # type: ignore[attr-defined]
+    return d
+
+
+def _exposure(risk: int, listing) -> int:
+    """A flagged listing that many people buy, or that ships from abroad, comes first in the queue."""
+    sold = listing.sold or 0
+    bump = 4 if sold >= 1000 else 2 if sold >= 100 else 0
+    loc = fold(listing.location or "")
+    if loc and any(w in loc for w in _OVERSEAS):
+        bump += 3
+    return min(100, risk + bump)
 
 
 def _set(v: Verdict, verdict: str, risk: int, reasons: list[str]) -> Verdict:
-    v.verdict, v.risk, v.reasons = verdict, risk, reasons
+    v.verdict, v.risk, v.reasons = verdict, risk, reasons or ["no_controlled_product"]
     return v
+
+
+
+def prepare(registry: Registry) -> None:
+    """Build the lookup structures for every standard now rather than on first use (a long crawl or
+    a benchmark wants the cost paid once, up front)."""
+    from matching.product import product_index
+
+    product_index(registry.catalogue)
+    for base in list(registry.brands):
+        brand_index(registry, base).sound  # noqa: B018 (built on first use)

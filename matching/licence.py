@@ -1,115 +1,356 @@
-"""Finding the licence behind a listing: candidates by standard, then brand, then model.
+"""Finding the licence behind a listing: candidates by standard, then brand, then model. Pure.
 
-Brands are compared by key (case, spaces and punctuation removed) against every trademark of the
-licences under the standard, Thai and Latin spellings alike, with a fuzzy fallback (rapidfuzz) for
-small misspellings of longer names. Model codes compare by key: PB-2001 = pb2001, PB-2001 ≠ PB-2002.
+Blocking: only the licences under the listing's standard (any edition of its base number) are
+candidates, so the cost does not grow with the registry, and a brand licensed for fans does not make
+its power banks lawful.
+
+Brand, in this order, from the listing's brand field and then from its title:
+1. the same key (case, spaces and punctuation ignored: 'HATARI' = 'Hatari', 'Tos-hiba' = 'TOSHIBA');
+2. an alias of config/matching.toml (Sharp = ชาร์ป, Xiaomi = เสี่ยวหมี่);
+3. the same sound across scripts (ฮาตาริ = Hatari, matching/translit.py), when exactly one brand
+   under the standard sounds so;
+4. in the brand field only, a small misspelling of a longer Latin name (rapidfuzz: one edit or two
+   letters swapped, 'Voltamxi' = 'Voltamix'); in a title a near miss is as likely another brand.
+
+Model codes compare by key: PB-2001 = pb2001 = 'PB 2001', but PB-2001 ≠ PB-2002. A code in the title
+counts as naming a model of the brand when it is one of the brand's licensed models or shares their
+letter prefix (PB-2007 for a brand whose models are PB-2001…PB-2005).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
+from weakref import WeakKeyDictionary
 
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA
 
 from matching.normalise import brand_key, clean, fold, model_key
+from matching.translit import is_thai, sound_keys, sounds_alike
+from matching.vocab import Vocabulary, load_vocabulary
 from registry.index import Registry
 from registry.licences import Licence
 
 NO_BRAND = frozenset(brand_key(b) for b in (
-    "No Brand", "NoBrand", "ไม่มียี่ห้อ", "ไม่มีแบรนด์", "ไม่ระบุ", "OEM", "Generic", "none", "-", "n/a", "อื่นๆ", "Other", "Others"))
-_MODEL = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,8}[-\s]?\d{1,6}(?:[-/]?[A-Za-z0-9]{1,6}){0,3}|\d{2,6}[-]?[A-Za-z]{1,4}\d{0,4})(?![A-Za-z0-9])")
-_UNIT = re.compile(r"^\d+(?:mah|w|v|a|m|cm|mm|l|ml|kg|g|gb|tb|hz|in|inch|pcs|ชิ้น|นิ้ว|ft|btu|lm|k|x|mp|rpm)$")
-_SPEC_WORDS = frozenset({"e27", "e14", "gu10", "t8", "t5", "pd20", "pd", "qc3", "usb3", "type-c", "usbc", "ip65", "ip67", "ip68", "ipx4", "ipx7", "5g", "4g", "3g", "wifi6", "ddr4", "ddr5"})
-_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9&'’.\-]*")
+    "No Brand", "NoBrand", "No-Brand", "Non Brand", "Unbranded", "ไม่มียี่ห้อ", "ไม่มีแบรนด์", "ไม่ระบุ", "ไม่ระบุยี่ห้อ",
+    "OEM", "ODM", "Generic", "none", "-", "n/a", "na", "null", "อื่นๆ", "Other", "Others", "Unknown"))
+_MODEL = re.compile(
+    r"(?<![A-Za-z0-9])([A-Za-z]{1,8}-[A-Za-z]{1,4}\d{1,6}(?:[-/]?[A-Za-z0-9]{1,6}){0,3}"  # HT-S16M7
+    r"|[A-Za-z]{1,8}[-\s]?\d{1,6}(?:[-/]?[A-Za-z0-9]{1,6}){0,3}"  # PB-2001, pb 2001, E61L
+    r"|\d{2,6}[-]?[A-Za-z]{1,4}\d{0,4})(?![A-Za-z0-9])")  # 5000A, 735A
+_UNIT = re.compile(r"^\d+(?:\.\d+)?(?:mah|wh|w|kw|v|a|m|cm|mm|l|ml|kg|g|gb|tb|mb|hz|khz|in|inch|pcs|ชิ้น|นิ้ว|ft|btu|lm|k|x|mp|rpm|db|c|cc|lb|oz|p|th|st|nd|rd|ปี|เดือน|วัน|ml)$")
+# spec words that look like model codes: lamp caps, ports, protection classes, cables, memory
+_SPEC = re.compile(r"^(?:e(?:10|11|12|14|17|26|27|39|40)|gu(?:10|53|24)|mr(?:11|16)|g(?:4|9|13)|t[4-9]|pd\d{0,3}|qc\d{0,2}|"
+                   r"usb\d{0,2}|usbc\d*|typec\d*|ipx?\d{1,2}|wifi\d*|ddr\d|rj\d\d|cat\d{1,2}e?|ac(?:100|110|120|127|220|230|240)v?|dc(?:3|5|6|9|12|24|36|48)v?|"
+                   r"pm\d{1,2}|no\d{1,3}|sd\d{2}|db\d{2}|rb\d{1,2}|m\d|r\d{1,2}|v\d|x\d|h\d|hdmi\d*|bt\d{0,2}|ce\d{0,2})$")
+_LATIN_WORD = re.compile(r"[a-z0-9][a-z0-9&'’.+\-]*")
+_EPOCH = date(1900, 1, 1)
 
 
-def model_codes(text: str) -> list[str]:
+def model_codes(text: str | None) -> list[str]:
     """Model-like codes in text (PB-2001, X9 Pro, 5000A), without units and common spec words."""
     out: list[str] = []
+    keys: set[str] = set()
     for m in _MODEL.finditer(clean(text)):
         code = m.group(1).strip()
         k = model_key(code)
-        if len(k) < 3 or _UNIT.match(k) or k in _SPEC_WORDS or k.isdigit():
+        if len(k) < 3 or _UNIT.match(k) or _SPEC.match(k) or k.isdigit() or k in keys:
             continue
-        if k not in (model_key(c) for c in out):
-            out.append(code)
+        if " " in code:
+            head, _, tail = code.partition(" ")
+            if len(head) > 4 or _UNIT.match(model_key(tail)):
+                continue  # "Anker 735" is a brand and a number, "PD 20W" a spec; "PB 2001" is a model
+        keys.add(k)
+        out.append(code)
     return out
+
+
+def licence_model_keys(lic: Licence) -> frozenset[str]:
+    """The model keys of a licence: each model line whole, and each code in it ('HT-S16M7 (16 นิ้ว)')."""
+    keys: set[str] = set()
+    for line in lic.models:
+        k = model_key(line)
+        if k:
+            keys.add(k)
+        keys.update(model_key(c) for c in model_codes(line))
+    return frozenset(keys)
 
 
 @dataclass
 class BrandFinding:
     name: str | None  # as the listing writes it
-    key: str | None
-    source: str = ""  # "brand" field, "title", "fuzzy"
+    key: str | None  # the registry's brand key it matched, or the listing's own key when unknown
+    source: str = ""  # "brand", "title", "alias", "sound", "fuzzy"
+    known: bool = False  # holds a licence under the standard
     score: float = 100.0
 
 
 @dataclass
 class LicenceFinding:
     brand: BrandFinding
-    models: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # model-like codes of the listing
     brand_licences: list[Licence] = field(default_factory=list)  # under the standard, any status
-    match: Licence | None = None
-    model_named: bool = False
+    match: Licence | None = None  # an active licence of the brand covering the named model (if any)
+    model_named: str | None = None  # the code that names a model of the brand
+    model_licence: Licence | None = None  # the licence (any status) that lists the named model
     candidates: list[tuple[str, float]] = field(default_factory=list)
 
 
-def find_brand(listing_brand: str | None, title: str, base: str, registry: Registry) -> BrandFinding:
-    brands = registry.brands.get(base, {})
-    given = brand_key(listing_brand)
-    if given and given not in NO_BRAND:
-        if given in brands:
-            return BrandFinding(listing_brand, given, "brand")
-        # a brand field like "Anker Official Store": the key must be one or more whole words of it
-        # ("Pono" is not "Ponotor"; Thai runs together, so a Thai key must be the whole field)
-        words = [brand_key(w) for w in re.split(r"[\s/,|()\[\]]+", fold(listing_brand)) if brand_key(w)]
-        spans = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(len(words), i + 3) + 1)}
+class BrandIndex:
+    """The brands licensed under one standard base, prepared for the lookups above. The parts that
+    cost more (sounds, model keys) are built on first use: most standards never need them."""
+
+    def __init__(self, brands: dict[str, list[Licence]], vocab: Vocabulary):
+        self.keys = brands
+        self.vocab = vocab
+        self.latin = [k for k in brands if k.isascii()]
+        self.thai_by_prefix: dict[str, list[str]] = {}
         for k in brands:
-            if k in spans:
-                return BrandFinding(listing_brand, k, "brand")
-        if len(given) >= 4 and brands:
-            best = process.extractOne(given, list(brands), scorer=fuzz.ratio, score_cutoff=88)
-            if best:
-                return BrandFinding(listing_brand, best[0], "fuzzy", best[1])
-        return BrandFinding(listing_brand, given, "brand", 0.0)
-    # no brand field: look for any licensed trademark under this standard in the title
+            if not k.isascii() and len(k) >= 3:
+                self.thai_by_prefix.setdefault(k[:2], []).append(k)
+        for lst in self.thai_by_prefix.values():
+            lst.sort(key=len, reverse=True)
+        self._sound: dict[str, list[tuple[str, str]]] | None = None
+        self._models: dict[str, tuple[dict[str, frozenset[str]], set[str]]] = {}
+
+    @property
+    def sound(self) -> dict[str, list[tuple[str, str]]]:
+        """Sound-key consonants -> (brand key, name as written)."""
+        if self._sound is None:
+            self._sound = {}
+            for k, lics in self.keys.items():
+                names = {t for lic in lics for t in lic.trademarks if brand_key(t) == k}
+                for name in names:
+                    for sk in sound_keys(name):
+                        if sk:
+                            self._sound.setdefault(sk.consonants, []).append((k, name))
+        return self._sound
+
+    def models(self, key: str) -> tuple[dict[str, frozenset[str]], set[str]]:
+        """For one brand: model keys per licence number, and the letter prefixes of its models."""
+        got = self._models.get(key)
+        if got is None:
+            per: dict[str, frozenset[str]] = {}
+            prefixes: set[str] = set()
+            for lic in self.keys.get(key, ()):
+                mk = per[lic.licence_no] = licence_model_keys(lic)
+                prefixes.update(_letters(m) for m in mk)
+            prefixes.discard("")
+            got = self._models[key] = (per, prefixes)
+        return got
+
+    def lookup(self, key: str) -> tuple[str, str] | None:
+        """(registry key, how) for a brand key: itself or one of its aliases."""
+        if key in self.keys:
+            return key, "brand"
+        for alt in self.vocab.brand_group(key):
+            if alt in self.keys:
+                return alt, "alias"
+        return None
+
+    def by_sound(self, name: str) -> str | None:
+        """The one brand under the standard whose name, in the other script, sounds like `name`."""
+        thai = is_thai(name)
+        found: set[str] = set()
+        for sk in sound_keys(name):
+            for k, written in self.sound.get(sk.consonants, ()):
+                if is_thai(written) == thai:
+                    continue  # same script: letters decide, not sound
+                if any(sounds_alike(sk, other) for other in sound_keys(written)):
+                    found.add(k)
+        return found.pop() if len(found) == 1 else None
+
+    def fuzzy(self, key: str) -> tuple[str, float] | None:
+        """A small misspelling of a longer Latin brand name ('Voltamxi' for 'Voltamix'): one letter
+        wrong, missing, extra or two swapped, the first letter right, and only one brand that close."""
+        if len(key) < 7 or not key.isascii() or not self.latin:
+            return None
+        close = [k for k in self.latin if k[0] == key[0] and abs(len(k) - len(key)) <= 1
+                 and OSA.distance(key, k, score_cutoff=1) <= 1]
+        if len(close) != 1:
+            return None
+        return close[0], fuzz.ratio(key, close[0])
+
+
+def _letters(model: str) -> str:
+    m = re.match(r"[a-z]*", model)
+    return m.group(0) if m else ""
+
+
+_INDEXES: WeakKeyDictionary[Registry, tuple[int, dict[str, BrandIndex]]] = WeakKeyDictionary()
+
+
+def brand_index(registry: Registry, base: str, vocab: Vocabulary | None = None) -> BrandIndex:
+    entry = _INDEXES.get(registry)
+    if entry is None or entry[0] != len(registry):
+        entry = (len(registry), {})
+        _INDEXES[registry] = entry
+    idx = entry[1].get(base)
+    if idx is None:
+        idx = entry[1][base] = BrandIndex(registry.brands.get(base, {}), vocab or load_vocabulary())
+    return idx
+
+
+def _field_brand(given: str, idx: BrandIndex) -> BrandFinding | None:
+    key = brand_key(given)
+    hit = idx.lookup(key)
+    if hit:
+        return BrandFinding(given, hit[0], hit[1], True)
+    # a brand field like "Anker Official Store" or "ร้าน Voltami": one or more whole words of it
+    words = [brand_key(w) for w in re.split(r"[\s/,|()\[\]]+", fold(given)) if brand_key(w)]
+    for n in (3, 2, 1):
+        for i in range(len(words) - n + 1):
+            hit = idx.lookup("".join(words[i:i + n]))
+            if hit:
+                return BrandFinding(given, hit[0], hit[1], True)
+    k = idx.by_sound(given)
+    if k:
+        return BrandFinding(given, k, "sound", True)
+    fz = idx.fuzzy(key)
+    if fz:
+        return BrandFinding(given, fz[0], "fuzzy", True, fz[1])
+    return None
+
+
+def _title_brands(title: str, idx: BrandIndex) -> list[BrandFinding]:
+    """Licensed brands (under the standard) named in the title, in the order they appear."""
     t = fold(title)
-    squeezed = brand_key(title)
-    for k in sorted(brands, key=len, reverse=True):
-        if len(k) >= 3 and k in squeezed:
-            # Latin keys must stand as a word (or words) in the title, Thai ones may sit anywhere
-            if k.isascii():
-                words = [brand_key(w) for w in _LATIN_WORD.findall(t)]
-                joined = {words[i] + (words[i + 1] if i + 1 < len(words) else "") for i in range(len(words))}
-                if k not in words and k not in joined:
-                    continue
-            return BrandFinding(k, k, "title")
+    out: list[tuple[int, BrandFinding]] = []
+    seen: set[str] = set()
+
+    def add(pos: int, name: str, key: str, how: str, score: float = 100.0) -> None:
+        if key not in seen:
+            seen.add(key)
+            out.append((pos, BrandFinding(name, key, how, True, score)))
+
+    # Latin words, alone and with their neighbours ("Smart Home", "Power Connex")
+    words = [(m.start(), m.group(0)) for m in _LATIN_WORD.finditer(t)]
+    keys = [brand_key(w) for _, w in words]
+    for n in (3, 2, 1):
+        for i in range(len(words) - n + 1):
+            k = "".join(keys[i:i + n])
+            if len(k) < 2:
+                continue
+            hit = idx.lookup(k)
+            if hit:
+                add(words[i][0], " ".join(w for _, w in words[i:i + n]), hit[0], "title" if hit[1] == "brand" else hit[1])
+    # Thai spellings: Thai runs words together, so a brand may sit inside a run of letters, but only
+    # between words ("พัดลมฮาตาริรุ่นใหม่"), not as the start of a longer name (โพโน in โพโนทอร์)
+    for cm in _CHUNK.finditer(t):
+        chunk = cm.group(0)
+        if not is_thai(chunk) or len(chunk) < 3:
+            continue
+        for i in range(len(chunk) - 2):
+            for k in idx.thai_by_prefix.get(chunk[i:i + 2], ()):
+                if chunk.startswith(k, i) and _thai_word_edges(chunk, i, i + len(k)):
+                    add(cm.start() + i, k, k, "title")
+                    break
+    # Thai aliases of Latin brands and Thai words that sound like a licensed brand, as separate words
+    for chunk in re.split(r"[\s\[\]【】()|/,]+", t):
+        if not chunk or not is_thai(chunk):
+            continue
+        k = brand_key(chunk)
+        hit = idx.lookup(k)
+        if hit and hit[1] == "alias":
+            add(t.find(chunk), chunk, hit[0], "alias")
+            continue
+        if 3 <= len(chunk) <= 14:
+            sk = idx.by_sound(chunk)
+            if sk:
+                add(t.find(chunk), chunk, sk, "sound")
+    out.sort(key=lambda x: x[0])
+    return [b for _, b in out]
+
+
+_CHUNK = re.compile(r"[^\s\[\]【】()|/,!！:：\-_.*#~+]+")
+
+
+def _thai_word_edges(chunk: str, i: int, j: int) -> bool:
+    """chunk[i:j] starts and ends at a word boundary: the chunk's edge, a non-Thai character, or a
+    dictionary word next to it (pythainlp's word list; newmm cuts the neighbour)."""
+    from pythainlp.corpus import thai_words
+    from pythainlp.tokenize import word_tokenize
+
+    words = thai_words()
+    if i > 0 and _is_thai_letter(chunk[i - 1]):
+        left = word_tokenize(chunk[:i], engine="newmm")
+        if not left or left[-1] not in words:
+            return False
+    if j < len(chunk) and _is_thai_letter(chunk[j]):
+        right = word_tokenize(chunk[j:], engine="newmm")
+        if not right or right[0] not in words:
+            return False
+    return True
+
+
+def _is_thai_letter(ch: str) -> bool:
+    return "\u0e01" <= ch <= "\u0e4e"
+
+
+def find_brand(listing_brand: str | None, title: str, base: str, registry: Registry,
+               vocab: Vocabulary | None = None) -> BrandFinding:
+    """The listing's brand among those licensed under the standard; or, when none is, the brand the
+    listing gives (known=False); or nothing."""
+    idx = brand_index(registry, base, vocab)
+    given = (listing_brand or "").strip()
+    given_key = brand_key(given)
+    if given_key and given_key not in NO_BRAND:
+        found = _field_brand(given, idx)
+        if found:
+            return found
+    titled = _title_brands(title, idx)
+    if titled:
+        return titled[0]
+    if given_key and given_key not in NO_BRAND:
+        return BrandFinding(given, given_key, "brand", False, 0.0)
     return BrandFinding(None, None, "")
 
 
-def find_licence(listing_brand: str | None, title: str, base: str, registry: Registry) -> LicenceFinding:
-    brand = find_brand(listing_brand, title, base, registry)
-    finding = LicenceFinding(brand=brand, models=model_codes(title))
-    if not brand.key:
+def find_licence(listing_brand: str | None, title: str, base: str, registry: Registry,
+                 extra_model_text: str = "", vocab: Vocabulary | None = None) -> LicenceFinding:
+    idx = brand_index(registry, base, vocab)
+    brand = find_brand(listing_brand, title, base, registry, vocab)
+    codes = model_codes(title) + [c for c in model_codes(extra_model_text) if c not in model_codes(title)]
+    finding = LicenceFinding(brand=brand, models=codes)
+    if not brand.known or not brand.key:
         return finding
-    lics = registry.brands.get(base, {}).get(brand.key, [])
+    lics = idx.keys.get(brand.key, [])
     finding.brand_licences = list(lics)
     if not lics:
         return finding
-    # which of the title's codes are model codes of this brand: same letter prefix as a licensed model
-    brand_models = {m for lic in lics for m in registry.model_keys.get(lic.licence_no, ())}
-    prefixes = {re.match(r"[a-z]*", m)[0] for m in brand_models}  # type: ignore[index]
-    named = [c for c in finding.models if model_key(c) in brand_models
-             or (re.match(r"[a-z]*", model_key(c))[0] in prefixes)]  # type: ignore[index]
-    finding.model_named = bool(named)
-    named_keys = {model_key(c) for c in named}
+    per_licence, prefixes = idx.models(brand.key)
+    licensed: dict[str, list[Licence]] = {}
+    for lic in lics:
+        for m in per_licence.get(lic.licence_no, ()):
+            licensed.setdefault(m, []).append(lic)
+    named = None
+    for c in codes:
+        k = model_key(c)
+        if k in licensed:
+            named = c
+            break
+        if named is None and _letters(k) in prefixes and _letters(k) != k:
+            named = c
+    finding.model_named = named
+    named_key = model_key(named) if named else None
     best: Licence | None = None
     for lic in lics:
-        mk = registry.model_keys.get(lic.licence_no, frozenset())
-        model_ok = not named_keys or bool(named_keys & mk)
-        finding.candidates.append((lic.licence_no, 100.0 if model_ok else 50.0))
-        if lic.active and model_ok and (best is None or (lic.issued or 0) > (best.issued or 0)):  # type: ignore[operator]
+        model_ok = named_key is None or named_key in per_licence.get(lic.licence_no, ())
+        finding.candidates.append((lic.licence_no, 100.0 if model_ok and lic.active else 50.0 if model_ok else 0.0))
+        if model_ok and named_key is not None and finding.model_licence is None:
+            finding.model_licence = lic
+        if lic.active and model_ok and (best is None or _newer(lic, best)):
             best = lic
+    if named_key is not None:
+        on = licensed.get(named_key, [])
+        finding.model_licence = max(on, key=lambda x: (x.active, x.issued or _EPOCH)) if on else None
+    finding.candidates.sort(key=lambda c: -c[1])
     finding.match = best
     return finding
+
+
+def _newer(a: Licence, b: Licence) -> bool:
+    return (a.issued or _EPOCH) > (b.issued or _EPOCH)
+

@@ -24,42 +24,64 @@ _LOOKALIKE = str.maketrans({
     "Μ": "M", "Ν": "N", "Ρ": "P", "Τ": "T", "Χ": "X", "ο": "o", "ν": "v",
     "–": "-", "—": "-", "‐": "-", "‑": "-", "‒": "-", "−": "-", "／": "/", "⁄": "/",
 })
+_TABLE = {**THAI_DIGITS, **_LOOKALIKE}
 _SARA_AM_SPLIT = re.compile("\u0e4d\u0e32")  # ํ + า  -> ำ
 _SARA_AM_SPACED = re.compile("\u0e4d\\s+\u0e32")
+# ํ + tone mark + า (typed in that order, or what NFKC leaves of a tone before ำ): the tone goes first
+_SARA_AM_TONE = re.compile("\u0e4d([\u0e48-\u0e4b])\u0e32")
+# a tone mark typed before the above vowel it sits on (่ั for ั่): NFC does not reorder these
+_TONE_BEFORE_VOWEL = re.compile("([\u0e48-\u0e4b])([\u0e31\u0e34-\u0e37\u0e47])")
+# SARA E typed twice for SARA AE (เเ for แ), the commonest Thai typing shortcut
+_DOUBLE_SARA_E = re.compile("\u0e40\u0e40")
 # the same Thai tone mark or vowel typed twice
 _DOUBLE_MARK = re.compile("([\u0e31\u0e34-\u0e3a\u0e47-\u0e4e])\\1+")
 
 
 def fix_thai(text: str) -> str:
-    """NFC, and repair SARA AM split by NFKC/NFKD or by careless typing."""
+    """NFC, and repair what NFKC/NFKD and careless typing do to Thai: a split SARA AM (ํ + า),
+    a tone mark typed before its vowel, เเ for แ, a mark typed twice."""
     text = unicodedata.normalize("NFC", text)
-    text = _SARA_AM_SPACED.sub("\u0e33", text)
-    text = _SARA_AM_SPLIT.sub("\u0e33", text)
+    if "\u0e4d" in text:
+        text = _SARA_AM_TONE.sub("\\1\u0e33", text)
+        text = _SARA_AM_SPACED.sub("\u0e33", text)
+        text = _SARA_AM_SPLIT.sub("\u0e33", text)
+    text = _TONE_BEFORE_VOWEL.sub(r"\2\1", text)
+    text = _DOUBLE_SARA_E.sub("\u0e41", text)
     return _DOUBLE_MARK.sub(r"\1", text)
 
 
+@lru_cache(maxsize=8192)
+def _clean(text: str) -> str:
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    text = fix_thai(text).translate(_TABLE)
+    return _SPACES.sub(" ", text).strip()
+
+
 def clean(text: str | None) -> str:
-    """Normalise for reading: NFKC for Latin look-alikes, Thai repaired, Thai digits to Arabic,
-    invisible characters removed, spaces collapsed. Case is kept."""
+    """Normalise for reading: NFKC for Latin look-alikes (full-width letters and digits), invisible
+    characters removed, Thai repaired (fix_thai), Thai digits to Arabic, Cyrillic and Greek look-alikes
+    to Latin, dashes to '-', spaces collapsed. Case is kept."""
     if not text:
         return ""
     if _PRINTABLE_ASCII.match(text):  # fast path: none of the steps below changes printable ASCII
         return " ".join(text.split())
-    text = unicodedata.normalize("NFKC", text)
-    text = fix_thai(text)
-    text = text.translate(THAI_DIGITS).translate(_LOOKALIKE)
-    text = _INVISIBLE.sub("", text)
-    return _SPACES.sub(" ", text).strip()
+    return _clean(text)  # one listing's title is read by several steps: clean it once
 
 
 def fold(text: str | None) -> str:
     """clean() and lower-case: the form every keyword comparison uses."""
+    return _fold(text) if text else ""
+
+
+@lru_cache(maxsize=8192)
+def _fold(text: str) -> str:
     return clean(text).casefold()
 
 
 _MODEL_STRIP = re.compile(r"[\s\-_./·•]+")
 
 
+@lru_cache(maxsize=65536)
 def model_key(model: str | None) -> str:
     """A model code compared without case, spaces, hyphens, dots: PB-2001 = pb2001 = PB 2001."""
     return _MODEL_STRIP.sub("", fold(model))
@@ -68,6 +90,7 @@ def model_key(model: str | None) -> str:
 _BRAND_STRIP = re.compile(r"[\s\-_.,'’&+/()®™©]+")
 
 
+@lru_cache(maxsize=65536)
 def brand_key(brand: str | None) -> str:
     """A brand compared without case, spaces or punctuation: 'Tos-hiba' = 'TOSHIBA'."""
     return _BRAND_STRIP.sub("", fold(brand))

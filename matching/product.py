@@ -1,20 +1,105 @@
-"""Which compulsory standard, if any, covers a listing: from its title, category and attributes.
+"""Which compulsory standard, if any, covers a listing: from its title, category and attributes. Pure.
 
-Accessories and look-alike words must not trigger: a power-bank case, a cap that is not a helmet,
-ear plugs. A standard that covers only one form of a product (electric grills, not charcoal ones)
-needs the form to be stated; when it is not, the evidence does not decide and we say so.
+The catalogue's product words are looked for in the title (then in the marketplace category and the
+attributes when the title names no product). A hit is rejected when
+- a word of the standard's `exclude` list appears (an accessory or another product: a power-bank
+  *case*, a *pet* toy, *ear* plugs), unless that word is a gift ("แถมเคส") or denied ("ไม่ใช้ถ่าน");
+- an accessory word stands before the product word, or "for" does ("ซองใส่ พาวเวอร์แบงค์",
+  "สำหรับ หม้อหุงข้าว"); after it, an accessory is a part of the offer ("พัดลม แถมผ้าคลุม");
+- the product word is itself a gift ("แท็บเล็ต … รับฟรี! Adapter") or denied ("ไม่ใช่ของเล่น");
+- the standard does not cover the stated form (`not_form`: a charcoal grill);
+- the marketplace category rules compulsory products out (food, pets, books).
+A standard that covers only one form (`requires`: electric grills) needs the form stated in the
+title, description or attributes (a marketplace category such as "household electrical appliances"
+is too coarse to say it); otherwise the evidence does not decide ("unclear").
+Standards that apply together (`with`) come along with the first.
+
+Words are compared with spaces removed (พาวเวอร์ แบงค์ = พาวเวอร์แบงค์, power bank = powerbank), Latin
+words only as whole words ('cap' is not in 'capacitor'), and Latin letters that stand for Thai ones
+inside a Thai word are read as Thai ("Vองเล่น" is ของเล่น).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from weakref import WeakKeyDictionary
 
 from matching.normalise import fold
+from matching.vocab import Vocabulary, load_vocabulary
 from registry.catalogue import Catalogue, Standard
 
-_LATIN = re.compile(r"[a-z0-9]")
+
+def _is_latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def _is_thai(ch: str) -> bool:
+    return "\u0e00" <= ch <= "\u0e7f"
+
+
+# Latin letters (and digits) that sellers put for a Thai letter of the same shape, to slip past
+# keyword filters or by careless typing: "Vองเล่น" (ของเล่น), "uล็อคตัวต่อ" (บล็อค).
+_NOT_GIFT = ("ส่งฟรี", "freeshipping", "ฟรีค่าส่ง", "ฟรีค่าจัดส่ง")
+_THAI_SHAPES = {"v": "ข", "u": "บ", "w": "พ"}
+
+
+class Text:
+    """A text prepared for word search: folded, with spaces removed, and a map back to positions."""
+
+    __slots__ = ("folded", "pos", "squeezed")
+
+    def __init__(self, raw: str | None):
+        f = fold(raw) if raw else ""
+        self.folded = f
+        if not f:
+            self.squeezed, self.pos = "", []
+            return
+        chars: list[str] = []
+        pos: list[int] = []
+        n = len(f)
+        for i, ch in enumerate(f):
+            if ch == " ":
+                continue
+            if ch in _THAI_SHAPES and (i + 1 < n and _is_thai(f[i + 1])) and (i == 0 or not _is_latin(f[i - 1])) \
+                    and (i + 2 >= n or not _is_latin(f[i + 2])):
+                ch = _THAI_SHAPES[ch]  # a lone Latin letter glued to the Thai that follows it
+            chars.append(ch)
+            pos.append(i)
+        self.squeezed = "".join(chars)
+        self.pos = pos
+
+    def bounded(self, start: int, end: int, word: str) -> bool:
+        """A hit [start, end) of the squeezed text is a whole word where the word is Latin."""
+        f, pos = self.folded, self.pos
+        if _is_latin(word[0]):
+            o = pos[start]
+            if o > 0 and _is_latin(f[o - 1]):
+                return False
+        if _is_latin(word[-1]):
+            o = pos[end - 1]
+            if o + 1 < len(f) and _is_latin(f[o + 1]):
+                return False
+        return True
+
+    def find_all(self, word: str) -> Iterable[int]:
+        s = self.squeezed
+        i = s.find(word)
+        while i >= 0:
+            if self.bounded(i, i + len(word), word):
+                yield i
+            i = s.find(word, i + 1)
+
+    def contains(self, word: str) -> bool:
+        return next(iter(self.find_all(word)), None) is not None
+
+    def before(self, i: int, chars: int) -> str:
+        """Up to `chars` squeezed characters before position i."""
+        return self.squeezed[max(0, i - chars):i]
+
+
+def _squeeze(w: str) -> str:
+    return w.replace(" ", "")
 
 
 @dataclass
@@ -23,135 +108,213 @@ class ProductMatch:
     standards: list[Standard] = field(default_factory=list)
     word: str | None = None
     reasons: list[str] = field(default_factory=list)
+    source: str = ""  # "title", "category", "attributes"
 
     @property
     def primary(self) -> Standard | None:
         return self.standards[0] if self.standards else None
 
 
-@dataclass(frozen=True)
-class _Hit:
-    pos: int
-    word: str
+@dataclass(frozen=True, slots=True)
+class Hit:
+    start: int
+    end: int
+    word: str  # as written in the catalogue
     standard: Standard
 
 
-class ProductIndex:
-    """The catalogue's product words prepared for fast scanning of many titles."""
+@dataclass(frozen=True)
+class _Std:
+    exclude: tuple[tuple[str, str], ...]  # (squeezed, as written)
+    requires: tuple[str, ...]
+    not_form: tuple[tuple[str, str], ...]
 
-    def __init__(self, catalogue: Catalogue):
+
+class ProductIndex:
+    """The catalogue's product words prepared for fast scanning of many titles: words grouped by their
+    first two characters, so a title is scanned once whatever the size of the catalogue."""
+
+    def __init__(self, catalogue: Catalogue, vocab: Vocabulary):
         self.catalogue = catalogue
-        words: list[tuple[str, Standard]] = []
+        self.vocab = vocab
+        by_prefix: dict[str, list[tuple[str, str, Standard]]] = {}
+        seen: set[tuple[str, str]] = set()
         for s in catalogue.standards:
             for w in s.words:
-                words.append((w, s))
-        words.sort(key=lambda x: -len(x[0]))
-        self.words = words
-        self.accessory = catalogue.accessory_words
-        self.for_words = catalogue.for_words
+                sq = _squeeze(w)
+                if len(sq) < 2 or (sq, s.base) in seen:
+                    continue
+                seen.add((sq, s.base))
+                by_prefix.setdefault(sq[:2], []).append((sq, w, s))
+        for lst in by_prefix.values():
+            lst.sort(key=lambda x: -len(x[0]))
+        self.by_prefix = by_prefix
+        self.std: dict[str, _Std] = {
+            s.base: _Std(tuple((_squeeze(w), w) for w in s.exclude), tuple(_squeeze(w) for w in s.requires),
+                         tuple((_squeeze(w), w) for w in s.not_form))
+            for s in catalogue.standards}
+        self.accessory = tuple((_squeeze(w), w) for w in catalogue.accessory_words)
+        self.for_words = tuple((_squeeze(w), w) for w in catalogue.for_words)
+        self.gift = tuple(_squeeze(w) for w in vocab.gift)
+        self.negation = tuple(_squeeze(w) for w in vocab.negation)
+        self.not_controlled_categories = tuple(_squeeze(w) for w in vocab.not_controlled_categories)
 
-    def scan(self, text: str) -> list[_Hit]:
-        hits: list[_Hit] = []
-        taken: list[tuple[int, int]] = []
-        for w, s in self.words:
-            start = text.find(w)
-            while start >= 0:
-                end = start + len(w)
-                if _bounded(text, start, end, w) and not any(a <= start < b or a < end <= b for a, b in taken):
-                    hits.append(_Hit(start, w, s))
-                    taken.append((start, end))
-                start = text.find(w, start + 1)
-        hits.sort(key=lambda h: (h.pos, -len(h.word)))
+    def scan(self, text: Text) -> list[Hit]:
+        """Product words in the text, leftmost-longest, not overlapping."""
+        s = text.squeezed
+        hits: list[Hit] = []
+        i, n = 0, len(s)
+        while i < n - 1:
+            found = None
+            for sq, w, std in self.by_prefix.get(s[i:i + 2], ()):
+                if s.startswith(sq, i) and text.bounded(i, i + len(sq), sq):
+                    found = Hit(i, i + len(sq), w, std)
+                    break
+            if found:
+                hits.append(found)
+                i = found.end
+            else:
+                i += 1
         return hits
 
-
-def _bounded(text: str, start: int, end: int, word: str) -> bool:
-    """Latin words match whole words only ('cap' is not in 'capacitor'); Thai has no spaces."""
-    if _LATIN.match(word[0]) and start > 0 and _LATIN.match(text[start - 1]):
+    # -- context of a hit ------------------------------------------------------------------------
+    def _preceded_by(self, text: Text, start: int, words: tuple[str, ...], gap: int = 2) -> bool:
+        """One of `words` ends at most `gap` punctuation characters before `start` (a closing
+        bracket ends a phrase: in "[ส่งฟรี] พาวเวอร์แบงค์" the power bank is no gift)."""
+        window = text.before(start, 24)
+        tail = window.rstrip("!！:：-*#~.,|([【「<\"'")
+        if len(window) - len(tail) > gap:
+            return False
+        for w in words:
+            if tail.endswith(w):
+                k = len(tail) - len(w)
+                # a Latin word must stand alone ("free", not "carefree"); ส่งฟรี is free shipping
+                if _is_latin(w[0]) and k > 0 and _is_latin(tail[k - 1]):
+                    continue
+                if tail.endswith(_NOT_GIFT):
+                    continue
+                return True
         return False
-    return not (_LATIN.match(word[-1]) and end < len(text) and _LATIN.match(text[end]))
+
+    def is_gift(self, text: Text, start: int) -> bool:
+        return self._preceded_by(text, start, self.gift)
+
+    def is_denied(self, text: Text, start: int) -> bool:
+        return self._preceded_by(text, start, self.negation, gap=1)
+
+    def present(self, text: Text, words: Iterable[tuple[str, str]]) -> str | None:
+        """The first of the words that appears neither as a gift nor denied; as written."""
+        for sq, w in words:
+            for i in text.find_all(sq):
+                if not self.is_gift(text, i) and not self.is_denied(text, i):
+                    return w
+        return None
+
+    def accessory_before(self, text: Text, hit: Hit) -> str | None:
+        """An accessory word before the product word ("เคส พาวเวอร์แบงค์"), or a "for" word close
+        before it ("สำหรับ หม้อหุงข้าว"), makes the item an accessory."""
+        if hit.start == 0:
+            return None
+        before = text.squeezed[:hit.start]
+        window = before[-16:]
+        for sq, w in self.for_words:
+            j = window.rfind(sq)
+            if j >= 0:
+                k = len(before) - len(window) + j
+                if text.bounded(k, k + len(sq), sq):
+                    return w
+        for sq, w in self.accessory:
+            for k in text.find_all(sq):
+                if k + len(sq) <= hit.start and not self.is_gift(text, k):
+                    return w
+        return None
 
 
-def _contains(text: str, word: str) -> bool:
-    start = text.find(word)
-    while start >= 0:
-        if _bounded(text, start, start + len(word), word):
-            return True
-        start = text.find(word, start + 1)
-    return False
+_INDEXES: WeakKeyDictionary[Catalogue, ProductIndex] = WeakKeyDictionary()
 
 
-@lru_cache(maxsize=8)
-def product_index(catalogue: Catalogue) -> ProductIndex:
-    return ProductIndex(catalogue)
+def product_index(catalogue: Catalogue, vocab: Vocabulary | None = None) -> ProductIndex:
+    idx = _INDEXES.get(catalogue)
+    if idx is None or (vocab is not None and idx.vocab is not vocab):
+        idx = ProductIndex(catalogue, vocab or load_vocabulary())
+        _INDEXES[catalogue] = idx
+    return idx
 
 
 def decide_product(title: str, category: list[str] | None, attributes: dict[str, str] | None,
-                   catalogue: Catalogue) -> ProductMatch:
-    idx = product_index(catalogue)
-    text = fold(title)
-    hits = idx.scan(text)
-    source = "title"
-    if not hits:
-        ctx = fold(" > ".join(category or []) + " " + " ".join((attributes or {}).values()))
-        hits = idx.scan(ctx) if ctx.strip() else []
-        source = "category"
-        text_for_excl = text + " " + ctx
-    else:
-        text_for_excl = text
-    if not hits:
-        return ProductMatch("not_controlled", reasons=["no_controlled_product"])
+                   catalogue: Catalogue, description: str | None = None,
+                   vocab: Vocabulary | None = None) -> ProductMatch:
+    idx = product_index(catalogue, vocab)
+    t = Text(title)
+    cat_text = Text(" > ".join(category or []))
+    attr_text = Text(" ".join(f"{k} {v}" for k, v in (attributes or {}).items()))
+    # the marketplace says this is food, a pet product, a book: no compulsory product
+    for level in category or []:
+        lv = Text(level)
+        veto = next((w for w in idx.not_controlled_categories if lv.contains(w)), None)
+        if veto:
+            return ProductMatch("not_controlled", reasons=[f"category_not_controlled:{level.strip()}"])
 
+    sources = [("title", t), ("category", cat_text), ("attributes", attr_text)]
     rejected: list[str] = []
-    unclear: list[_Hit] = []
-    accepted: list[_Hit] = []
-    for h in hits:
-        s = h.standard
-        excl = next((w for w in s.exclude if _contains(text_for_excl, w)), None)
-        if excl:
-            rejected.append(f"accessory:{excl}")
+    for source, text in sources:
+        hits = idx.scan(text) if text.squeezed else []
+        if not hits:
             continue
-        acc = _accessory_before(text, h, idx)
-        if acc:
-            rejected.append(f"accessory:{acc}")
-            continue
-        nf = next((w for w in s.not_form if _contains(text_for_excl, w)), None)
-        if nf:
-            rejected.append(f"not_form:{s.tis_no}:{nf}")
-            continue
-        if s.requires and not any(_contains(text_for_excl, w) for w in s.requires):
-            unclear.append(h)
-            continue
-        accepted.append(h)
-    if accepted:
-        h = accepted[0]
-        standards = [h.standard]
-        for other in h.standard.with_:
-            o = catalogue.find(other)
-            if o and o not in standards:
-                standards.append(o)
-        code = "product" if source == "title" else "category"
-        reasons = [f"{code}:{h.standard.tis_no}:{h.word}"] + [f"also_standard:{o.tis_no}" for o in standards[1:]]
-        return ProductMatch("controlled", standards, h.word, reasons)
-    if unclear:
-        h = unclear[0]
-        return ProductMatch("unclear", [h.standard], h.word,
-                            [f"product:{h.standard.tis_no}:{h.word}", f"form_unclear:{h.standard.tis_no}"])
+        # the words that rule a hit out are looked for in the title and where the hit was found
+        ctx = [t] if source == "title" else [t, text]
+        accepted: list[Hit] = []
+        unclear: list[Hit] = []
+        for h in hits:
+            why = _reject(idx, text, h, ctx)
+            if why:
+                rejected.append(why)
+                continue
+            st = idx.std[h.standard.base]
+            if st.requires:
+                # the seller must state the form; a category like "เครื่องใช้ไฟฟ้า" is too coarse to
+                form_ctx = [t, attr_text, Text(description)] if description else [t, attr_text]
+                if not any(x.contains(w) for x in form_ctx for w in st.requires):
+                    unclear.append(h)
+                    continue
+            accepted.append(h)
+        if accepted:
+            h = accepted[0]
+            standards = [h.standard]
+            for other in h.standard.with_:
+                o = catalogue.find(other)
+                if o and o not in standards:
+                    standards.append(o)
+            code = "product" if source == "title" else source
+            reasons = [f"{code}:{h.standard.tis_no}:{h.word}"] + [f"also_standard:{o.tis_no}" for o in standards[1:]]
+            return ProductMatch("controlled", standards, h.word, reasons, source)
+        if unclear:
+            h = unclear[0]
+            code = "product" if source == "title" else source
+            return ProductMatch("unclear", [h.standard], h.word,
+                                [f"{code}:{h.standard.tis_no}:{h.word}", f"form_unclear:{h.standard.tis_no}"], source)
+        if source == "title":
+            break  # the title named products and every one was ruled out: the category does not overrule it
     return ProductMatch("not_controlled", reasons=rejected[:1] or ["no_controlled_product"])
 
 
-def _accessory_before(text: str, hit: _Hit, idx: ProductIndex) -> str | None:
-    """An accessory word before the product word ('เคส พาวเวอร์แบงค์'), or 'for <product>'
-    ('สำหรับ หม้อหุงข้าว'), makes the item an accessory; after it ('... แถมเคส') it does not."""
-    before = text[:hit.pos]
-    if not before.strip():
-        return None
-    window = before[-40:]
-    for w in idx.for_words:
-        i = window.rfind(w)
-        if i >= 0 and _bounded(window, i, i + len(w), w) and len(window) - (i + len(w)) <= 12:
-            return w
-    for w in idx.accessory:
-        if _contains(before, w):
-            return w
+def _reject(idx: ProductIndex, text: Text, h: Hit, ctx: list[Text]) -> str | None:
+    """Why a product-word hit does not make the listing that product, or None."""
+    if idx.is_denied(text, h.start):
+        return f"denied:{h.word}"
+    if idx.is_gift(text, h.start):
+        return f"gift:{h.word}"
+    st = idx.std[h.standard.base]
+    for x in ctx:
+        excl = idx.present(x, st.exclude)
+        if excl:
+            return f"accessory:{excl}"
+    acc = idx.accessory_before(text, h)
+    if acc:
+        return f"accessory:{acc}"
+    for x in ctx:
+        nf = idx.present(x, st.not_form)
+        if nf:
+            return f"not_form:{h.standard.tis_no}:{nf}"
     return None
+

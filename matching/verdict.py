@@ -24,6 +24,8 @@ class Verdict:
     claims: list[dict[str, Any]] = field(default_factory=list)
     standards: list[str] = field(default_factory=list)
     candidates: list[tuple[str, float]] = field(default_factory=list)
+    brand: str | None = None  # the brand as the listing writes it, when one was found
+    model: str | None = None  # the model code that names a model of the brand
     registry_version: str = ""
 
     @property
@@ -36,8 +38,9 @@ class Verdict:
                 "risk": self.risk, "tis_no": self.tis_no, "licence_no": self.licence_no, "reasons": list(self.reasons)}
 
     def detail(self) -> dict[str, Any]:
-        return {**self.record(), "claims": self.claims, "standards": self.standards,
-                "candidates": [list(c) for c in self.candidates], "registry_version": self.registry_version}
+        return {**self.record(), "claims": self.claims, "standards": self.standards, "brand": self.brand,
+                "model": self.model, "candidates": [list(c) for c in self.candidates],
+                "registry_version": self.registry_version}
 
     def sentences(self, lang: str = "en") -> list[str]:
         return [sentence(r, lang) for r in self.reasons]
