@@ -172,6 +172,13 @@ def parse(
     err.print(f"{path}: {kind}, {len(items)} listings")
 
 
+def _registry(s: Settings, registry_path: Path | None):
+    """The registry to check against: a licence file or the stored one (matching/cli.py)."""
+    from matching.cli import load_registry
+
+    return load_registry(s, registry_path)
+
+
 # ---- serve and run ------------------------------------------------------------------------------
 @app.command()
 def serve(

@@ -165,7 +165,7 @@ class BrandIndex:
     def fuzzy(self, key: str) -> tuple[str, float] | None:
         """A small misspelling of a longer Latin brand name ('Voltamxi' for 'Voltamix'): one letter
         wrong, missing, extra or two swapped, the first letter right, and only one brand that close."""
-        if len(key) < 7 or not key.isascii() or not self.latin:
+        if len(key) < 6 or not key.isascii() or not self.latin:
             return None
         close = [k for k in self.latin if k[0] == key[0] and abs(len(k) - len(key)) <= 1
                  and OSA.distance(key, k, score_cutoff=1) <= 1]
