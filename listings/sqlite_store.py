@@ -1,10 +1,15 @@
 """The embedded listing store: SQLite in WAL mode, in the data directory (listings.sqlite).
 
-Tables: listings (current state and latest verdict), observations (each distinct view with first and
-last seen: identical consecutive views are one row), changes (what changed between views), verdicts
-(each verdict with the registry version it used), evidence (files with SHA-256), and two FTS5 indexes:
-`search_words` holds Thai pre-tokenised by pythainlp (word search), `search_tri` the folded text under
-the trigram tokenizer (substrings of 3+ characters).
+Tables (schema v2; listings/sqlite_migrate.py moves a v1 database forward in place):
+- listings: current state and latest verdict, one row a listing (`id` is stable: the search indexes
+  refer to it);
+- observations: each distinct view with first and last seen and how many sightings it merges
+  (identical consecutive views are one row); the view is kept as compressed JSON;
+- changes, verdicts: what changed between views; each verdict with the registry version it used;
+- evidence: files with SHA-256 (rows stay when the retention policy deletes the files: pruned_at);
+- crawl_state: the crawl's bookkeeping of what it fetched;
+- search_words (FTS5, words pre-cut by pythainlp, unicode61 keeping Thai marks) and search_tri (FTS5
+  trigram over the folded text, for substrings), rowid = listings.id.
 """
 
 from __future__ import annotations
@@ -12,35 +17,51 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from listings import plan as P
+from listings import query as Q
 from listings.model import FLAGGED, Listing
-from listings.store import REVIEW_STATUSES, FetchState, IngestResult, SearchQuery, SearchResult
-from matching.normalise import fold, tokenised, tokens
+from listings.store import (
+    FACETS,
+    REVIEW_STATUSES,
+    SCHEMA_VERSION,
+    FetchState,
+    IngestResult,
+    SchemaError,
+    SearchQuery,
+    SearchResult,
+    StoreError,
+)
 
-SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS listings (
-  key TEXT PRIMARY KEY, marketplace TEXT NOT NULL, item_id TEXT NOT NULL, shop_id TEXT, url TEXT, title TEXT,
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE, marketplace TEXT NOT NULL, item_id TEXT NOT NULL, shop_id TEXT, url TEXT, title TEXT,
   description TEXT, brand TEXT, seller TEXT, seller_id TEXT, price REAL, currency TEXT, sold INTEGER,
   location TEXT, category TEXT, attributes TEXT, images TEXT,
   first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active', delisted_at TEXT,
   content_hash TEXT, verdict TEXT, risk INTEGER, tis_no TEXT, licence_no TEXT, reasons TEXT, detail TEXT,
-  checked_at TEXT, registry_version TEXT, review_status TEXT NOT NULL DEFAULT 'new', flagged_at TEXT
+  checked_at TEXT, registry_version TEXT, review_status TEXT NOT NULL DEFAULT 'new', flagged_at TEXT,
+  tis_base TEXT, seller_norm TEXT
 );
 CREATE INDEX IF NOT EXISTS listings_queue ON listings(verdict, risk DESC);
+CREATE INDEX IF NOT EXISTS listings_risk ON listings(risk DESC, last_seen DESC);
 CREATE INDEX IF NOT EXISTS listings_seller ON listings(marketplace, seller_id);
 CREATE INDEX IF NOT EXISTS listings_mp_seen ON listings(marketplace, last_seen);
-CREATE INDEX IF NOT EXISTS listings_tis ON listings(tis_no);
+CREATE INDEX IF NOT EXISTS listings_tis ON listings(tis_base);
+CREATE INDEX IF NOT EXISTS listings_url ON listings(url);
+CREATE INDEX IF NOT EXISTS listings_item ON listings(item_id);
 CREATE TABLE IF NOT EXISTS observations (
   id INTEGER PRIMARY KEY, key TEXT NOT NULL, content_hash TEXT NOT NULL, first_seen TEXT NOT NULL,
-  last_seen TEXT NOT NULL, times INTEGER NOT NULL DEFAULT 1, data TEXT NOT NULL
+  last_seen TEXT NOT NULL, times INTEGER NOT NULL DEFAULT 1, data BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS observations_key ON observations(key, id);
+CREATE INDEX IF NOT EXISTS observations_key_seen ON observations(key, first_seen);
 CREATE TABLE IF NOT EXISTS changes (
   id INTEGER PRIMARY KEY, key TEXT NOT NULL, at TEXT NOT NULL, field TEXT NOT NULL, old TEXT, new TEXT
 );
@@ -52,31 +73,62 @@ CREATE TABLE IF NOT EXISTS verdicts (
 CREATE INDEX IF NOT EXISTS verdicts_key ON verdicts(key, id);
 CREATE TABLE IF NOT EXISTS evidence (
   id INTEGER PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL,
-  size INTEGER, created_at TEXT NOT NULL
+  size INTEGER, created_at TEXT NOT NULL, pruned_at TEXT
 );
 CREATE INDEX IF NOT EXISTS evidence_key ON evidence(key);
+CREATE INDEX IF NOT EXISTS evidence_created ON evidence(created_at);
 CREATE TABLE IF NOT EXISTS crawl_state (
   marketplace TEXT NOT NULL, ref TEXT NOT NULL, key TEXT, keys TEXT NOT NULL DEFAULT '[]', card_hash TEXT,
   fetched_at TEXT NOT NULL, PRIMARY KEY (marketplace, ref)
 );
 CREATE INDEX IF NOT EXISTS crawl_state_key ON crawl_state(key);
-CREATE VIRTUAL TABLE IF NOT EXISTS search_words USING fts5(key UNINDEXED, words, tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE IF NOT EXISTS search_tri USING fts5(key UNINDEXED, text, tokenize='trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS search_words USING fts5(words, tokenize="unicode61 remove_diacritics 0 categories 'L* N* Co M*'");
+CREATE VIRTUAL TABLE IF NOT EXISTS search_tri USING fts5(text, tokenize='trigram');
 """
-_TRACKED = ("title", "price", "seller", "seller_id", "brand", "description", "sold", "url")
-_CHANGE_NAME = {"title": "title", "price": "price", "seller": "seller", "seller_id": "seller", "brand": "brand",
-                "description": "description", "sold": "stock", "url": "url"}
+# what `get` and search hits show of a listing row (the internal columns stay in)
+INTERNAL = ("id", "tis_base", "seller_norm")
+_JSON_COLS = {"category": list, "attributes": dict, "images": list, "reasons": list}
+_STATE_COLS = (*P.VIEW_FIELDS, "first_seen", "last_seen", "status", "delisted_at", "content_hash", *P.VERDICT_FIELDS,
+               "tis_base", "seller_norm")
+_FLAGGED_SQL = "(" + ",".join(f"'{v}'" for v in sorted(FLAGGED)) + ")"
+
+# Observation data is JSON compressed with a preset dictionary of the listing's field names (they
+# repeat in every row): about 2.5x smaller than plain JSON. First byte: the format.
+_ZDICT = (b'{"marketplace":"shopee","item_id":"","title":"","shop_id":"","url":"https://","description":"",'
+          b'"brand":null,"seller":"","seller_id":"","price":.0,"currency":"THB","sold":,"location":"",'
+          b'"category":[],"attributes":{},"images":[],"observed_at":null,"expected":null}')
+_FORMAT_ZDICT = b"\x01"  # this dictionary, for ever: a new dictionary needs a new format byte
+
+
+def pack(record: dict[str, Any]) -> bytes:
+    co = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+    return _FORMAT_ZDICT + co.compress(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()) + co.flush()
+
+
+def unpack(data: bytes | str) -> dict[str, Any]:
+    if isinstance(data, str):  # schema v1 kept plain JSON text
+        return json.loads(data)
+    if data[:1] == _FORMAT_ZDICT:
+        do = zlib.decompressobj(-15, _ZDICT)
+        return json.loads(do.decompress(data[1:]) + do.flush())
+    raise StoreError(f"observation data in an unknown format (first byte {data[:1]!r})")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(dt: datetime | None) -> str:
+def iso(dt: datetime | str | None) -> str:
+    """A time as stored: ISO 8601 in UTC, to the second. Naive times are taken as UTC."""
+    if isinstance(dt, str):
+        dt = datetime.fromisoformat(dt)
     dt = dt or _now()
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+_iso = iso
 
 
 def _j(v: Any) -> str:
@@ -92,159 +144,212 @@ def _chunks(items: list[Any], n: int = 500) -> Iterator[list[Any]]:
         yield items[i:i + n]
 
 
+def _escape_like(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def read_version(db: sqlite3.Connection) -> int | None:
+    """The schema version of an open database; None when it holds no listing store yet."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "listings" not in tables:
+        return None
+    if "meta" not in tables:
+        return 1
+    r = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(r[0]) if r else 1
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("PRAGMA cache_size=-32000")
+    return db
+
+
 class SqliteStore:
+    backend = "sqlite"
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
+        try:
+            self.db = connect(self.path)
+            version = read_version(self.db)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a usable SQLite database ({e})") from None
+        if version is not None and version != SCHEMA_VERSION:
+            self.db.close()
+            if version < SCHEMA_VERSION:
+                raise SchemaError(f"{self.path} holds listing store schema v{version}; this tiswatch needs "
+                                  f"v{SCHEMA_VERSION}: run `tiswatch store migrate` (it makes a backup first)")
+            raise SchemaError(f"{self.path} holds listing store schema v{version}, newer than this tiswatch "
+                              f"(v{SCHEMA_VERSION}): upgrade tiswatch")
         self.db.executescript(SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
 
+    def flush(self) -> None:
+        """Writes are visible as soon as they commit."""
+
     # ---- writing -------------------------------------------------------------------------------
     def ingest(self, listing: Listing, verdict: Any | None = None, observed_at: datetime | None = None) -> IngestResult:
-        """Store one view of a listing and its verdict. Idempotent: the same view twice is one observation."""
-        at = _iso(observed_at or listing.observed_at)
+        """Store one view of a listing and its verdict (rules: listings/plan.py)."""
+        return self.ingest_many([(listing, verdict, observed_at)])[0]
+
+    def ingest_many(self, items: Iterable[tuple[Listing, Any | None, datetime | None]], batch: int = 500) -> list[IngestResult]:
+        """Ingest in transactions of `batch` listings; the same as ingesting one by one."""
+        out: list[IngestResult] = []
+        part: list[tuple[Listing, Any | None, datetime | None]] = []
+        for it in items:
+            part.append(it)
+            if len(part) >= batch:
+                out += self._ingest_batch(part)
+                part = []
+        if part:
+            out += self._ingest_batch(part)
+        return out
+
+    def _ingest_batch(self, items: list[tuple[Listing, Any | None, datetime | None]]) -> list[IngestResult]:
+        out = []
+        with self._lock:
+            cur = self.db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for listing, verdict, observed_at in items:
+                    out.append(self._ingest_one(cur, listing, verdict, _iso(observed_at or listing.observed_at)))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return out
+
+    def _runs(self, cur: sqlite3.Cursor, key: str, all_runs: bool) -> list[P.Run]:
+        sql = "SELECT id, content_hash, first_seen, last_seen, times FROM observations WHERE key=? ORDER BY first_seen DESC, id DESC"
+        rows = cur.execute(sql if all_runs else sql + " LIMIT 1", (key,)).fetchall()
+        return [P.Run(r["id"], r["content_hash"], r["first_seen"], r["last_seen"], r["times"], r["id"]) for r in rows]
+
+    def _ingest_one(self, cur: sqlite3.Cursor, listing: Listing, verdict: Any | None, at: str) -> IngestResult:
         key = listing.key
         h = listing.content_hash()
         rec = listing.record()
-        res = IngestResult(key)
+        old = cur.execute("SELECT * FROM listings WHERE key=?", (key,)).fetchone()
+        prior = self._row(old, internal=True) if old is not None else None
+        runs = self._runs(cur, key, False) if prior is not None else []
+        if runs and P.needs_all_runs(runs[0], at):
+            runs = self._runs(cur, key, True)
+        pl = P.plan_ingest(prior, runs, rec, h, at, verdict, key)
+        reindex = prior is None or Q.listing_text(prior) != Q.listing_text(rec)
+        self._write_plan(cur, key, pl, rec, old["id"] if old is not None else None, reindex)
+        return pl.result
+
+    def _write_plan(self, cur: sqlite3.Cursor, key: str, pl: P.Plan, rec: dict[str, Any] | None, lid: int | None,
+                    reindex: bool = True) -> None:
+        o = pl.obs
+        if o.action == "insert" and rec is not None:
+            cur.execute("INSERT INTO observations(key, content_hash, first_seen, last_seen, times, data) VALUES (?,?,?,?,?,?)",
+                        (key, o.content_hash, o.first_seen, o.last_seen, o.times, pack(rec)))
+        elif o.action in ("extend", "backdate"):
+            cur.execute("UPDATE observations SET first_seen=?, last_seen=?, times=? WHERE id=?", (o.first_seen, o.last_seen, o.times, o.ref))
+        if pl.state:
+            vals = {k: (_j(v) if k in _JSON_COLS or k == "detail" else v) for k, v in pl.state.items()}
+            if lid is None:
+                cols = ["key", *vals]
+                cur.execute(f"INSERT INTO listings({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", [key, *vals.values()])
+                lid = cur.lastrowid
+            else:
+                cur.execute(f"UPDATE listings SET {', '.join(f'{k}=?' for k in vals)} WHERE id=?", [*vals.values(), lid])
+            if rec is not None and "content_hash" in pl.state and reindex:  # the searchable text changed
+                self._index(cur, lid, rec)
+        if pl.verdict_row is not None:
+            r = pl.verdict_row
+            cur.execute("INSERT INTO verdicts(key, at, verdict, risk, tis_no, licence_no, reasons, registry_version) VALUES (?,?,?,?,?,?,?,?)",
+                        (key, r["at"], r["verdict"], r["risk"], r["tis_no"], r["licence_no"], _j(r["reasons"]), r["registry_version"]))
+        for name, a, b in pl.changes:
+            cur.execute("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)", (key, pl.at, name, a, b))
+
+    @staticmethod
+    def _index(cur: sqlite3.Cursor, lid: int, rec: dict[str, Any]) -> None:
+        words, folded = Q.search_fields(rec)
+        cur.execute("DELETE FROM search_words WHERE rowid=?", (lid,))
+        cur.execute("DELETE FROM search_tri WHERE rowid=?", (lid,))
+        cur.execute("INSERT INTO search_words(rowid, words) VALUES (?,?)", (lid, words))
+        cur.execute("INSERT INTO search_tri(rowid, text) VALUES (?,?)", (lid, folded))
+
+    def record_verdict(self, key: str, verdict: Any, at: datetime | None = None) -> IngestResult | None:
+        when = _iso(at)
         with self._lock:
             cur = self.db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 old = cur.execute("SELECT * FROM listings WHERE key=?", (key,)).fetchone()
-                last = cur.execute("SELECT id, content_hash, first_seen, last_seen FROM observations WHERE key=? ORDER BY id DESC LIMIT 1",
-                                   (key,)).fetchone()
-                if last is not None and last["content_hash"] == h:
-                    if at > last["last_seen"]:
-                        cur.execute("UPDATE observations SET last_seen=?, times=times+1 WHERE id=?", (at, last["id"]))
-                    elif at < last["first_seen"]:
-                        cur.execute("UPDATE observations SET first_seen=? WHERE id=?", (at, last["id"]))
-                else:
-                    cur.execute("INSERT INTO observations(key, content_hash, first_seen, last_seen, data) VALUES (?,?,?,?,?)",
-                                (key, h, at, at, _j(rec)))
-                    res.new_observation = True
                 if old is None:
-                    res.new_listing = True
-                    cur.execute(
-                        "INSERT INTO listings(key, marketplace, item_id, shop_id, url, title, description, brand, seller, seller_id,"
-                        " price, currency, sold, location, category, attributes, images, first_seen, last_seen, content_hash)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (key, listing.marketplace, listing.item_id, listing.shop_id, listing.url, listing.title,
-                         listing.description, listing.brand, listing.seller, listing.seller_id, listing.price,
-                         listing.currency, listing.sold, listing.location, _j(listing.category), _j(listing.attributes),
-                         _j(listing.images), at, at, h))
-                    self._index(cur, key, listing)
-                else:
-                    if at >= old["last_seen"]:
-                        if old["status"] == "delisted":
-                            res.changes.append(("relisted", old["delisted_at"], at))
-                        if old["content_hash"] != h:
-                            for f in _TRACKED:
-                                a, b = old[f], getattr(listing, f)
-                                if (a if a not in ("", None) else None) != (b if b not in ("", None) else None):
-                                    res.changes.append((_CHANGE_NAME[f], a, b))
-                            cur.execute(
-                                "UPDATE listings SET shop_id=?, url=?, title=?, description=?, brand=?, seller=?, seller_id=?,"
-                                " price=?, currency=?, sold=?, location=?, category=?, attributes=?, images=?, content_hash=? WHERE key=?",
-                                (listing.shop_id, listing.url, listing.title, listing.description, listing.brand,
-                                 listing.seller, listing.seller_id, listing.price, listing.currency, listing.sold,
-                                 listing.location, _j(listing.category), _j(listing.attributes), _j(listing.images), h, key))
-                            self._index(cur, key, listing)
-                        cur.execute("UPDATE listings SET last_seen=?, status='active', delisted_at=NULL WHERE key=?", (at, key))
-                    elif at < old["first_seen"]:
-                        cur.execute("UPDATE listings SET first_seen=? WHERE key=?", (at, key))
-                if verdict is not None and (old is None or at >= old["last_seen"]):
-                    res.verdict_changed = self._verdict(cur, key, verdict, at, old, res)
-                for name, a, b in res.changes:
-                    cur.execute("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)",
-                                (key, at, name, None if a is None else str(a), None if b is None else str(b)))
+                    cur.execute("COMMIT")
+                    return None
+                pl = P.plan_verdict(self._row(old, internal=True), verdict, when, key)
+                self._write_plan(cur, key, pl, None, old["id"])
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return res
-
-    def _verdict(self, cur: sqlite3.Cursor, key: str, v: Any, at: str, old: sqlite3.Row | None, res: IngestResult) -> bool:
-        reasons = _j(v.reasons)
-        prev = cur.execute("SELECT verdict, risk, tis_no, licence_no, reasons, registry_version FROM verdicts WHERE key=? ORDER BY id DESC LIMIT 1",
-                           (key,)).fetchone()
-        same = prev is not None and (prev["verdict"], prev["risk"], prev["tis_no"], prev["licence_no"], prev["reasons"]) == \
-            (v.verdict, v.risk, v.tis_no, v.licence_no, reasons)
-        if not same or prev["registry_version"] != v.registry_version:
-            cur.execute("INSERT INTO verdicts(key, at, verdict, risk, tis_no, licence_no, reasons, registry_version) VALUES (?,?,?,?,?,?,?,?)",
-                        (key, at, v.verdict, v.risk, v.tis_no, v.licence_no, reasons, v.registry_version))
-        res.previous_verdict = prev["verdict"] if prev is not None else None
-        if prev is not None and prev["verdict"] != v.verdict:
-            res.changes.append(("verdict", prev["verdict"], v.verdict))
-        old_claims = {c["value"] for c in json.loads(old["detail"] or "{}").get("claims", []) if c.get("kind") != "vague"} if old else set()
-        new_claims = {c["value"] for c in v.claims if c.get("kind") != "vague"}
-        if old is not None and old_claims != new_claims:
-            res.changes.append(("claim", ", ".join(sorted(old_claims)) or None, ", ".join(sorted(new_claims)) or None))
-        flagged_at = None
-        if v.verdict in FLAGGED:
-            flagged_at = old["flagged_at"] if old is not None and old["flagged_at"] and old["verdict"] in FLAGGED else at
-        cur.execute("UPDATE listings SET verdict=?, risk=?, tis_no=?, licence_no=?, reasons=?, detail=?, checked_at=?,"
-                    " registry_version=?, flagged_at=? WHERE key=?",
-                    (v.verdict, v.risk, v.tis_no, v.licence_no, reasons, _j(v.detail()), at, v.registry_version, flagged_at, key))
-        return not same
-
-    @staticmethod
-    def _index(cur: sqlite3.Cursor, key: str, listing: Listing) -> None:
-        text = " ".join(x for x in (listing.title, listing.brand, listing.seller, listing.description) if x)
-        cur.execute("DELETE FROM search_words WHERE key=?", (key,))
-        cur.execute("DELETE FROM search_tri WHERE key=?", (key,))
-        cur.execute("INSERT INTO search_words(key, words) VALUES (?,?)", (key, tokenised(text)))
-        cur.execute("INSERT INTO search_tri(key, text) VALUES (?,?)", (key, fold(text)))
+        return pl.result
 
     def mark_delisted(self, marketplace: str, seen: set[str], since: datetime, at: datetime | None = None) -> list[str]:
         """Listings of a marketplace last seen before `since` (a crawl that saw everything started then)
         and not in `seen` are marked delisted, with a change event. Returns their keys."""
         when = _iso(at)
         with self._lock:
-            rows = self.db.execute("SELECT key, last_seen FROM listings WHERE marketplace=? AND status='active' AND last_seen < ?",
+            rows = self.db.execute("SELECT key FROM listings WHERE marketplace=? AND status='active' AND last_seen < ?",
                                    (marketplace, _iso(since))).fetchall()
             gone = [r["key"] for r in rows if r["key"] not in seen]
             cur = self.db.cursor()
             cur.execute("BEGIN IMMEDIATE")
-            for k in gone:
-                last = next(r["last_seen"] for r in rows if r["key"] == k)
-                cur.execute("UPDATE listings SET status='delisted', delisted_at=? WHERE key=?", (when, k))
-                cur.execute("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)", (k, when, "delisted", last, when))
-            cur.execute("COMMIT")
-        return gone
+            try:
+                done = [k for k in gone if self._delist(cur, k, when) is not None]
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return done
+
+    def _delist(self, cur: sqlite3.Cursor, key: str, when: str) -> str | None:
+        r = cur.execute("SELECT status, last_seen FROM listings WHERE key=?", (key,)).fetchone()
+        d = P.plan_delist(dict(r) if r is not None else None, when)
+        if d is None:
+            return None
+        cur.execute("UPDATE listings SET status=?, delisted_at=? WHERE key=?", (d[0]["status"], d[0]["delisted_at"], key))
+        cur.execute("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)", (key, when, *d[1]))
+        return r["last_seen"]
 
     # ---- crawl bookkeeping ---------------------------------------------------------------------
     def fetch_states(self, marketplace: str, refs: Iterable[str]) -> dict[str, FetchState]:
         refs = list(dict.fromkeys(refs))
         out: dict[str, FetchState] = {}
-        for part in _chunks(refs):
-            marks = ",".join("?" * len(part))
-            for r in self.db.execute(f"SELECT ref, keys, card_hash, fetched_at FROM crawl_state WHERE marketplace=? AND ref IN ({marks})",
-                                     [marketplace, *part]):
-                out[r["ref"]] = FetchState(r["ref"], json.loads(r["keys"]), r["card_hash"], _dt(r["fetched_at"]))
-            missing = [x for x in part if x not in out]
-            if missing:
-                marks = ",".join("?" * len(missing))
-                for r in self.db.execute(f"SELECT item_id, key FROM listings WHERE marketplace=? AND item_id IN ({marks})",
-                                         [marketplace, *missing]):
-                    out[r["item_id"]] = FetchState(r["item_id"], [r["key"]])
-        keys = list({s.keys[0] for s in out.values() if s.keys})
-        info: dict[str, sqlite3.Row] = {}
-        for part in _chunks(keys):
-            marks = ",".join("?" * len(part))
-            for r in self.db.execute(f"SELECT key, status, last_seen, verdict, content_hash,"
-                                     f" EXISTS(SELECT 1 FROM evidence e WHERE e.key=listings.key) AS ev"
-                                     f" FROM listings WHERE key IN ({marks})", part):
-                info[r["key"]] = r
+        with self._lock:
+            for part in _chunks(refs):
+                marks = ",".join("?" * len(part))
+                for r in self.db.execute(f"SELECT ref, keys, card_hash, fetched_at FROM crawl_state WHERE marketplace=? AND ref IN ({marks})",
+                                         [marketplace, *part]):
+                    out[r["ref"]] = FetchState(r["ref"], json.loads(r["keys"]), r["card_hash"], _dt(r["fetched_at"]))
+                missing = [x for x in part if x not in out]
+                if missing:
+                    marks = ",".join("?" * len(missing))
+                    for r in self.db.execute(f"SELECT item_id, key FROM listings WHERE marketplace=? AND item_id IN ({marks})",
+                                             [marketplace, *missing]):
+                        out[r["item_id"]] = FetchState(r["item_id"], [r["key"]])
+            keys = list({s.keys[0] for s in out.values() if s.keys})
+            info: dict[str, sqlite3.Row] = {}
+            for part in _chunks(keys):
+                marks = ",".join("?" * len(part))
+                for r in self.db.execute(f"SELECT key, status, last_seen, verdict, content_hash,"
+                                         f" EXISTS(SELECT 1 FROM evidence e WHERE e.key=listings.key AND e.pruned_at IS NULL) AS ev"
+                                         f" FROM listings WHERE key IN ({marks})", part):
+                    info[r["key"]] = r
         for s in out.values():
             r = info.get(s.keys[0]) if s.keys else None
             if r is not None:
@@ -268,8 +373,8 @@ class SqliteStore:
                     c = cur.execute("UPDATE listings SET last_seen=? WHERE key=? AND status='active' AND last_seen < ?", (when, k, when))
                     if c.rowcount:
                         n += 1
-                        cur.execute("UPDATE observations SET last_seen=?, times=times+1 WHERE id=(SELECT max(id) FROM observations WHERE key=?)"
-                                    " AND last_seen < ?", (when, k, when))
+                        cur.execute("UPDATE observations SET last_seen=?, times=times+1 WHERE id=(SELECT id FROM observations"
+                                    " WHERE key=? ORDER BY first_seen DESC, id DESC LIMIT 1) AND last_seen < ?", (when, k, when))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -277,32 +382,28 @@ class SqliteStore:
         return n
 
     def delist(self, key: str, at: datetime) -> datetime | None:
-        when = _iso(at)
         with self._lock:
             cur = self.db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                r = cur.execute("SELECT last_seen FROM listings WHERE key=? AND status='active'", (key,)).fetchone()
-                if r is not None:
-                    cur.execute("UPDATE listings SET status='delisted', delisted_at=? WHERE key=?", (when, key))
-                    cur.execute("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)", (key, when, "delisted", r["last_seen"], when))
+                last = self._delist(cur, key, _iso(at))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        return _dt(r["last_seen"]) if r is not None else None
+        return _dt(last)
 
     def due_refetch(self, marketplace: str, before: datetime, flagged_before: datetime, unseen_since: datetime,
                     limit: int) -> list[dict[str, Any]]:
-        flagged = ",".join(f"'{v}'" for v in sorted(FLAGGED))
-        rows = self.db.execute(
-            "SELECT l.key, l.item_id, l.shop_id, l.url, l.verdict, coalesce(cs.ref, l.item_id) AS ref, cs.card_hash,"
-            " coalesce(cs.fetched_at, l.last_seen) AS fetched FROM listings l"
-            " LEFT JOIN crawl_state cs ON cs.marketplace=l.marketplace AND cs.key=l.key"
-            " WHERE l.marketplace=? AND l.status='active' AND l.last_seen < ?"
-            f" AND coalesce(cs.fetched_at, l.last_seen) < CASE WHEN l.verdict IN ({flagged}) THEN ? ELSE ? END"
-            " ORDER BY fetched LIMIT ?",
-            (marketplace, _iso(unseen_since), _iso(flagged_before), _iso(before), max(0, limit))).fetchall()
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT l.key, l.item_id, l.shop_id, l.url, l.verdict, coalesce(cs.ref, l.item_id) AS ref, cs.card_hash,"
+                " coalesce(cs.fetched_at, l.last_seen) AS fetched FROM listings l"
+                " LEFT JOIN crawl_state cs ON cs.marketplace=l.marketplace AND cs.key=l.key"
+                " WHERE l.marketplace=? AND l.status='active' AND l.last_seen < ?"
+                f" AND coalesce(cs.fetched_at, l.last_seen) < CASE WHEN l.verdict IN {_FLAGGED_SQL} THEN ? ELSE ? END"
+                " ORDER BY fetched, l.key LIMIT ?",
+                (marketplace, _iso(unseen_since), _iso(flagged_before), _iso(before), max(0, limit))).fetchall()
         out: dict[str, dict[str, Any]] = {}
         for r in rows:  # a listing found under two refs (a shop page that moved) is revisited once
             out.setdefault(r["key"], dict(r))
@@ -323,90 +424,149 @@ class SqliteStore:
 
     # ---- reading -------------------------------------------------------------------------------
     @staticmethod
-    def _row(r: sqlite3.Row) -> dict[str, Any]:
+    def _row(r: sqlite3.Row, internal: bool = False) -> dict[str, Any]:
         d = dict(r)
-        for k in ("category", "attributes", "images", "reasons"):
-            d[k] = json.loads(d[k]) if d.get(k) else ([] if k != "attributes" else {})
-        d["detail"] = json.loads(d["detail"]) if d.get("detail") else {}
+        for k, empty in _JSON_COLS.items():
+            d[k] = json.loads(d[k]) if d.get(k) else empty()
+        d["detail"] = json.loads(d["detail"]) if d.get("detail") else ({} if not internal else None)
+        if not internal:
+            for k in INTERNAL:
+                d.pop(k, None)
         return d
+
+    def _q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(sql, params).fetchall()
 
     def get(self, key: str) -> dict[str, Any] | None:
-        r = self.db.execute("SELECT * FROM listings WHERE key=?", (key,)).fetchone()
-        return self._row(r) if r else None
+        r = self._q("SELECT * FROM listings WHERE key=?", (key,))
+        return self._row(r[0]) if r else None
 
     def history(self, key: str) -> dict[str, list[dict[str, Any]]]:
-        q = self.db.execute
-        return {
-            "observations": [{**dict(r), "data": json.loads(r["data"])} for r in
-                             q("SELECT content_hash, first_seen, last_seen, times, data FROM observations WHERE key=? ORDER BY id", (key,))],
-            "changes": [dict(r) for r in q("SELECT at, field, old, new FROM changes WHERE key=? ORDER BY id", (key,))],
-            "verdicts": [{**dict(r), "reasons": json.loads(r["reasons"] or "[]")} for r in
-                         q("SELECT at, verdict, risk, tis_no, licence_no, reasons, registry_version FROM verdicts WHERE key=? ORDER BY id", (key,))],
-        }
+        with self._lock:
+            q = self.db.execute
+            return {
+                "observations": [{"content_hash": r["content_hash"], "first_seen": r["first_seen"], "last_seen": r["last_seen"],
+                                  "times": r["times"], "data": unpack(r["data"])} for r in
+                                 q("SELECT content_hash, first_seen, last_seen, times, data FROM observations WHERE key=?"
+                                   " ORDER BY first_seen, id", (key,))],
+                "changes": [dict(r) for r in q("SELECT at, field, old, new FROM changes WHERE key=? ORDER BY at, id", (key,))],
+                "verdicts": [{**dict(r), "reasons": json.loads(r["reasons"] or "[]")} for r in
+                             q("SELECT at, verdict, risk, tis_no, licence_no, reasons, registry_version FROM verdicts"
+                               " WHERE key=? ORDER BY at, id", (key,))],
+            }
 
-    def seller(self, marketplace: str, seller_id: str) -> dict[str, Any] | None:
-        r = self.db.execute(
-            "SELECT marketplace, seller_id, max(seller) AS name, count(*) AS listings, min(first_seen) AS first_seen,"
-            " max(last_seen) AS last_seen, sum(verdict IN ('unlicensed','mislabeled','needs_review')) AS flagged"
-            " FROM listings WHERE marketplace=? AND seller_id=? GROUP BY marketplace, seller_id", (marketplace, seller_id)).fetchone()
-        if r is None:
-            return None
+    _PROFILE = ("SELECT marketplace, seller_id, max(seller) AS name, max(shop_id) AS shop_id, count(*) AS listings,"
+                " min(first_seen) AS first_seen, max(last_seen) AS last_seen,"
+                f" sum(verdict IN {_FLAGGED_SQL}) AS flagged, sum(status='delisted') AS delisted,"
+                " sum(status='active') AS active FROM listings")
+
+    @staticmethod
+    def _profile(r: sqlite3.Row) -> dict[str, Any]:
         d = dict(r)
+        d["flagged"] = d["flagged"] or 0
         d["flagged_share"] = round(d["flagged"] / d["listings"], 3) if d["listings"] else 0.0
-        d["items"] = [self._row(x) for x in self.db.execute(
-            "SELECT * FROM listings WHERE marketplace=? AND seller_id=? ORDER BY risk DESC, last_seen DESC LIMIT 500", (marketplace, seller_id))]
         return d
 
+    def seller(self, marketplace: str, seller_id: str) -> dict[str, Any] | None:
+        r = self._q(self._PROFILE + " WHERE marketplace=? AND seller_id=? GROUP BY marketplace, seller_id", (marketplace, seller_id))
+        if not r:
+            return None
+        d = self._profile(r[0])
+        d["by_verdict"] = dict(self._q("SELECT verdict, count(*) FROM listings WHERE marketplace=? AND seller_id=? AND verdict IS NOT NULL"
+                                       " GROUP BY verdict ORDER BY verdict", (marketplace, seller_id)))
+        d["names"] = [x[0] for x in self._q("SELECT DISTINCT seller FROM listings WHERE marketplace=? AND seller_id=? AND seller IS NOT NULL"
+                                            " ORDER BY seller", (marketplace, seller_id))]
+        d["items"] = [self._row(x) for x in self._q(
+            "SELECT * FROM listings WHERE marketplace=? AND seller_id=? ORDER BY risk DESC, last_seen DESC, key LIMIT 500",
+            (marketplace, seller_id))]
+        return d
+
+    def sellers(self, text: str, limit: int = 20) -> list[dict[str, Any]]:
+        t = (text or "").strip()
+        if not t:
+            return []
+        mp, _, sid = t.partition(":")
+        rows = self._q(self._PROFILE + " WHERE seller_id IS NOT NULL AND (seller_id=? OR shop_id=? OR (marketplace=? AND seller_id=?)"
+                       " OR seller_norm LIKE ? ESCAPE '\\') GROUP BY marketplace, seller_id"
+                       " ORDER BY flagged DESC, listings DESC, marketplace, seller_id LIMIT ?",
+                       (t, t, mp, sid, "%" + _escape_like(Q.fold(t)) + "%", max(1, min(limit, 500))))
+        return [self._profile(r) for r in rows]
+
+    def seller_history(self, marketplace: str, seller_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._q(
+            "SELECT * FROM ("
+            " SELECT l.first_seen AS at, l.key, l.title, 'listed' AS kind, NULL AS old, l.url AS new FROM listings l"
+            "  WHERE l.marketplace=? AND l.seller_id=?"
+            " UNION ALL SELECT c.at, c.key, l.title, c.field, c.old, c.new FROM changes c JOIN listings l ON l.key=c.key"
+            "  WHERE l.marketplace=? AND l.seller_id=?"
+            " UNION ALL SELECT v.at, v.key, l.title, 'verdict', NULL, v.verdict || ' (' || coalesce(v.risk, '') || ')'"
+            "  FROM verdicts v JOIN listings l ON l.key=v.key WHERE l.marketplace=? AND l.seller_id=?"
+            ") ORDER BY at, key LIMIT ?", (marketplace, seller_id) * 3 + (max(1, limit),))
+        return [dict(r) for r in rows]
+
+    def resolve(self, ref: str) -> list[str]:
+        ref = (ref or "").strip()
+        if not ref:
+            return []
+        if self._q("SELECT 1 FROM listings WHERE key=?", (ref,)):
+            return [ref]
+        rows = self._q("SELECT key FROM listings WHERE url=? OR item_id=? ORDER BY key LIMIT 50", (ref, ref))
+        return [r[0] for r in rows]
+
     def evidence(self, key: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute("SELECT kind, path, sha256, size, created_at FROM evidence WHERE key=? ORDER BY id", (key,))]
+        return [dict(r) for r in self._q("SELECT kind, path, sha256, size, created_at, pruned_at FROM evidence WHERE key=? ORDER BY id", (key,))]
 
     def counts(self) -> dict[str, Any]:
-        q = self.db.execute
-        return {
-            "listings": q("SELECT count(*) FROM listings").fetchone()[0],
-            "observations": q("SELECT count(*) FROM observations").fetchone()[0],
-            "by_marketplace": dict(q("SELECT marketplace, count(*) FROM listings GROUP BY marketplace").fetchall()),
-            "by_verdict": dict(q("SELECT verdict, count(*) FROM listings WHERE verdict IS NOT NULL GROUP BY verdict").fetchall()),
-            "delisted": q("SELECT count(*) FROM listings WHERE status='delisted'").fetchone()[0],
-        }
+        with self._lock:
+            q = self.db.execute
+            return {
+                "listings": q("SELECT count(*) FROM listings").fetchone()[0],
+                "observations": q("SELECT count(*) FROM observations").fetchone()[0],
+                "by_marketplace": dict(q("SELECT marketplace, count(*) FROM listings GROUP BY marketplace").fetchall()),
+                "by_verdict": dict(q("SELECT verdict, count(*) FROM listings WHERE verdict IS NOT NULL GROUP BY verdict").fetchall()),
+                "delisted": q("SELECT count(*) FROM listings WHERE status='delisted'").fetchone()[0],
+            }
 
-    def _match_keys(self, text: str) -> tuple[str, list[Any]] | None:
-        """SQL (a subquery of keys) matching the query text: every word, Thai tokenised like the index;
-        words of 3+ characters may also match as substrings (trigram)."""
-        toks = [t for t in tokens(text) if t.strip()]
-        if not toks:
-            return None
-        parts, params = [], []
-        for t in toks:
-            phrase = '"' + t.replace('"', '""') + '"'
-            if len(t) >= 3:
-                parts.append("key IN (SELECT key FROM search_words WHERE search_words MATCH ? UNION SELECT key FROM search_tri WHERE search_tri MATCH ?)")
-                params += [f"words:{phrase}", f"text:{phrase}"]
-            else:
-                parts.append("key IN (SELECT key FROM search_words WHERE search_words MATCH ?)")
-                params.append(f"words:{phrase}")
-        return " AND ".join(parts), params
+    def info(self) -> dict[str, Any]:
+        files = [self.path, Path(str(self.path) + "-wal")]
+        with self._lock:
+            q = self.db.execute
+            n = {t: q(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("listings", "observations", "changes", "verdicts", "evidence")}
+        return {"backend": "sqlite", "location": str(self.path), "schema_version": SCHEMA_VERSION, "counts": n,
+                "bytes": sum(f.stat().st_size for f in files if f.exists())}
 
-    def search(self, q: SearchQuery) -> SearchResult:
-        where, params = ["1=1"], []
-        if q.text.strip():
-            m = self._match_keys(q.text)
-            if m is None:
-                return SearchResult(0, [])
-            where.append(m[0])
-            params += m[1]
-        for col, val in (("marketplace", q.marketplace), ("verdict", q.verdict), ("review_status", q.review_status)):
+    # ---- search --------------------------------------------------------------------------------
+    def _where(self, q: SearchQuery, terms: list[str]) -> tuple[list[str], list[Any], list[str], list[Any]]:
+        """(conditions, params, word-match score expressions, their params)."""
+        where: list[str] = []
+        params: list[Any] = []
+        score: list[str] = []
+        sparams: list[Any] = []
+        for t in terms:
+            words = Q.fts_phrase(Q.term_words(t))
+            sub = "SELECT rowid FROM search_words WHERE search_words MATCH ?"
+            p: list[Any] = [words]
+            if Q.substring_ok(t):
+                sub += " UNION SELECT rowid FROM search_tri WHERE search_tri MATCH ?"
+                p.append(Q.fts_phrase([t]))
+            where.append(f"id IN ({sub})")
+            params += p
+            score.append("(id IN (SELECT rowid FROM search_words WHERE search_words MATCH ?))")
+            sparams.append(words)
+        for col, val in (("marketplace", q.marketplace), ("verdict", q.verdict), ("review_status", q.review_status),
+                         ("status", q.status)):
             if val:
                 where.append(f"{col}=?")
                 params.append(val)
         if q.tis:
-            where.append("(tis_no=? OR tis_no LIKE ?)")
-            params += [q.tis, q.tis.split("-")[0] + "-%" if "-" in q.tis else q.tis + "-%"]
+            where.append("tis_base=?")
+            params.append(P.tis_base(q.tis))
         if q.seller:
-            where.append("(seller_id=? OR seller LIKE ? ESCAPE '\\')")
-            params += [q.seller, "%" + q.seller.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"]
+            where.append("(seller_id=? OR seller_norm LIKE ? ESCAPE '\\')")
+            params += [q.seller, "%" + _escape_like(Q.fold(q.seller)) + "%"]
         if q.flagged_only:
-            where.append("verdict IN ('unlicensed','mislabeled','needs_review')")
+            where.append(f"verdict IN {_FLAGGED_SQL}")
         if q.date_from:
             where.append("last_seen >= ?")
             params.append(_iso(q.date_from))
@@ -419,27 +579,166 @@ class SqliteStore:
         if q.price_max is not None:
             where.append("price <= ?")
             params.append(q.price_max)
-        sql_where = " AND ".join(where)
-        order = {"risk": "risk DESC, last_seen DESC", "recent": "last_seen DESC", "price": "price ASC"}.get(q.order, "risk DESC, last_seen DESC")
-        total = self.db.execute(f"SELECT count(*) FROM listings WHERE {sql_where}", params).fetchone()[0]
-        rows = self.db.execute(f"SELECT * FROM listings WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
-                               [*params, max(0, min(q.limit, 1000)), max(0, q.offset)]).fetchall()
-        facets = {}
-        for col in ("marketplace", "verdict", "tis_no", "seller"):
-            facets[col] = [(r[0], r[1]) for r in self.db.execute(
-                f"SELECT {col}, count(*) FROM listings WHERE {sql_where} AND {col} IS NOT NULL GROUP BY {col} ORDER BY count(*) DESC LIMIT 20",
-                params)]
-        hits = [self._row(r) for r in rows]
-        if q.text.strip():
-            toks = [fold(t) for t in tokens(q.text)]
-            for h in hits:
-                hay = fold(" ".join(x for x in (h["title"], h["brand"], h["seller"]) if x))
-                h["matched"] = [t for t in toks if t in hay] or [t for t in toks if t in fold(h.get("description") or "")]
-        return SearchResult(total, hits, facets)
+        return where, params, score, sparams
 
+    def search(self, q: SearchQuery) -> SearchResult:
+        terms = Q.terms(q.text)
+        if q.text.strip() and not terms:
+            return SearchResult(0, [], {f: [] for f in FACETS} if q.facets else {}, [])
+        where, params, score, sparams = self._where(q, terms)
+        sql_where = " AND ".join(where) or "1=1"
+        limit, offset = max(0, min(q.limit, 1000)), max(0, q.offset)
+        order = {"risk": "risk DESC, last_seen DESC", "recent": "last_seen DESC", "price": "price ASC"}.get(q.order)
+        if order is None:
+            order = ("(" + " + ".join(score) + ") DESC, " if score else "") + "risk DESC, last_seen DESC"
+            oparams = sparams
+        else:
+            oparams = []
+        with self._lock:
+            if terms:
+                # the matches once into a temporary table: the count, the facets and the page read it
+                self.db.execute("CREATE TEMP TABLE IF NOT EXISTS _hits(id INTEGER PRIMARY KEY)")
+                self.db.execute("DELETE FROM _hits")
+                self.db.execute(f"INSERT INTO _hits SELECT id FROM listings WHERE {sql_where}", params)
+                src, sparams2 = "listings WHERE id IN (SELECT id FROM _hits)", []
+            else:
+                src, sparams2 = f"listings WHERE {sql_where}", params
+            total = self.db.execute(f"SELECT count(*) FROM {src}", sparams2).fetchone()[0]
+            rows = self.db.execute(f"SELECT * FROM {src} ORDER BY {order}, key LIMIT ? OFFSET ?",
+                                   [*sparams2, *oparams, limit, offset]).fetchall() if limit else []
+            facets: dict[str, list[tuple[str, int]]] = {}
+            if q.facets:
+                for col in FACETS:
+                    facets[col] = [(r[0], r[1]) for r in self.db.execute(
+                        f"SELECT {col}, count(*) FROM {src} AND {col} IS NOT NULL GROUP BY {col} ORDER BY count(*) DESC, {col} LIMIT 20",
+                        sparams2)]
+        hits = [self._row(r) for r in rows]
+        if terms:
+            for h in hits:
+                h["why"] = Q.explain(h, terms)
+                h["matched"] = [w["term"] for w in h["why"]]
+        return SearchResult(total, hits, facets, terms)
+
+    # ---- export, reindex, retention ------------------------------------------------------------
     def export(self) -> Iterator[dict[str, Any]]:
-        for r in self.db.execute("SELECT * FROM listings ORDER BY key"):
+        """Every listing with its history and evidence, by key."""
+        for r in self._iter("SELECT * FROM listings ORDER BY key"):
             d = self._row(r)
             d["history"] = self.history(d["key"])
             d["evidence"] = self.evidence(d["key"])
             yield d
+
+    def _iter(self, sql: str, params: Any = (), page: int = 1000) -> Iterator[sqlite3.Row]:
+        """Rows of a query in pages (keyset on `key`), without holding the lock between pages."""
+        last = ""
+        base = sql.replace(" ORDER BY key", "")
+        glue = " AND " if " WHERE " in base else " WHERE "
+        while True:
+            rows = self._q(f"{base}{glue}key > ? ORDER BY key LIMIT {page}", (*params, last))
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["key"]
+
+    def dump(self) -> Iterator[dict[str, Any]]:
+        yield {"type": "meta", "schema_version": SCHEMA_VERSION, "backend": "sqlite"}
+        for d in self.export():
+            d["type"] = "listing"
+            yield d
+        for r in self._q("SELECT marketplace, ref, keys, card_hash, fetched_at FROM crawl_state ORDER BY marketplace, ref"):
+            yield {"type": "crawl_state", **dict(r), "keys": json.loads(r["keys"])}
+
+    def load(self, records: Iterable[dict[str, Any]], batch: int = 200) -> int:
+        """Write dump records (listings with their history, crawl state) as they are: a listing already
+        stored is replaced with the record's. Returns the number of records written."""
+        n = 0
+        part: list[dict[str, Any]] = []
+        for rec in records:
+            t = rec.get("type", "listing")
+            if t == "meta":
+                v = rec.get("schema_version")
+                if v is not None and int(v) > SCHEMA_VERSION:
+                    raise StoreError(f"records of schema v{v} are newer than this tiswatch (v{SCHEMA_VERSION})")
+                continue
+            if t not in ("listing", "crawl_state"):
+                raise StoreError(f"unknown record type {t!r}")
+            part.append(rec)
+            if len(part) >= batch:
+                n += self._load(part)
+                part = []
+        if part:
+            n += self._load(part)
+        return n
+
+    def _load(self, recs: list[dict[str, Any]]) -> int:
+        with self._lock:
+            cur = self.db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for rec in recs:
+                    if rec.get("type") == "crawl_state":
+                        cur.execute("INSERT OR REPLACE INTO crawl_state(marketplace, ref, key, keys, card_hash, fetched_at) VALUES (?,?,?,?,?,?)",
+                                    (rec["marketplace"], rec["ref"], (rec.get("keys") or [None])[0], _j(rec.get("keys") or []),
+                                     rec.get("card_hash"), rec["fetched_at"]))
+                        continue
+                    self._load_listing(cur, rec)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return len(recs)
+
+    def _load_listing(self, cur: sqlite3.Cursor, rec: dict[str, Any]) -> None:
+        key = rec["key"]
+        hist = rec.get("history") or {}
+        state = {c: rec.get(c) for c in _STATE_COLS}
+        state["tis_base"] = P.tis_base(rec.get("tis_no"))
+        state["seller_norm"] = P.seller_norm(rec.get("seller"))
+        state["review_status"] = rec.get("review_status") or "new"
+        for c in ("category", "attributes", "images", "reasons"):
+            state[c] = _j(state[c] if state[c] is not None else _JSON_COLS[c]())
+        state["detail"] = _j(rec.get("detail") or {})
+        old = cur.execute("SELECT id FROM listings WHERE key=?", (key,)).fetchone()
+        if old is not None:
+            lid = old["id"]
+            cur.execute(f"UPDATE listings SET {', '.join(f'{k}=?' for k in state)}, marketplace=?, item_id=? WHERE id=?",
+                        [*state.values(), rec["marketplace"], rec["item_id"], lid])
+            for t in ("observations", "changes", "verdicts", "evidence"):
+                cur.execute(f"DELETE FROM {t} WHERE key=?", (key,))
+        else:
+            cols = ["key", "marketplace", "item_id", *state]
+            cur.execute(f"INSERT INTO listings({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                        [key, rec["marketplace"], rec["item_id"], *state.values()])
+            lid = cur.lastrowid
+        cur.executemany("INSERT INTO observations(key, content_hash, first_seen, last_seen, times, data) VALUES (?,?,?,?,?,?)",
+                        [(key, o["content_hash"], o["first_seen"], o["last_seen"], o.get("times", 1), pack(o["data"]))
+                         for o in hist.get("observations", [])])
+        cur.executemany("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)",
+                        [(key, c["at"], c["field"], c.get("old"), c.get("new")) for c in hist.get("changes", [])])
+        cur.executemany("INSERT INTO verdicts(key, at, verdict, risk, tis_no, licence_no, reasons, registry_version) VALUES (?,?,?,?,?,?,?,?)",
+                        [(key, v["at"], v["verdict"], v.get("risk"), v.get("tis_no"), v.get("licence_no"), _j(v.get("reasons") or []),
+                          v.get("registry_version")) for v in hist.get("verdicts", [])])
+        cur.executemany("INSERT INTO evidence(key, kind, path, sha256, size, created_at, pruned_at) VALUES (?,?,?,?,?,?,?)",
+                        [(key, e["kind"], e["path"], e["sha256"], e.get("size"), e["created_at"], e.get("pruned_at"))
+                         for e in rec.get("evidence", [])])
+        self._index(cur, lid, rec)
+
+    def evidence_captures(self, before: datetime) -> Iterator[dict[str, Any]]:
+        """Evidence captures (the files of one listing taken at one time) older than `before` whose
+        files are still there, with what the retention policy needs to know about the listing."""
+        rows = self._q(
+            "SELECT e.key, e.created_at, l.verdict, l.review_status, l.status,"
+            " (SELECT max(created_at) FROM evidence x WHERE x.key=e.key AND x.pruned_at IS NULL) AS newest,"
+            " json_group_array(json_object('kind', e.kind, 'path', e.path, 'sha256', e.sha256, 'size', e.size)) AS files"
+            " FROM evidence e LEFT JOIN listings l ON l.key=e.key WHERE e.pruned_at IS NULL AND e.created_at < ?"
+            " GROUP BY e.key, e.created_at ORDER BY e.created_at, e.key", (_iso(before),))
+        for r in rows:
+            d = dict(r)
+            d["files"] = json.loads(d["files"])
+            d["newest"] = d["newest"] == d["created_at"]
+            yield d
+
+    def mark_evidence_pruned(self, key: str, created_at: str, at: datetime) -> int:
+        with self._lock:
+            return self.db.execute("UPDATE evidence SET pruned_at=? WHERE key=? AND created_at=? AND pruned_at IS NULL",
+                                   (_iso(at), key, created_at)).rowcount

@@ -1,6 +1,15 @@
 """The listing store's interface. One contract, two implementations: SQLite (embedded default,
 listings/sqlite_store.py) and Elasticsearch/OpenSearch (listings/es_store.py). Both pass the same
-contract tests (tests/integration/test_store_contract.py)."""
+contract tests (tests/integration/test_store_contract.py).
+
+What a store keeps: listings (current state and latest verdict), observations (each distinct view
+with first and last seen; identical consecutive views are one observation), change events, the
+verdict history (with the registry version of each verdict), evidence references and the crawl's
+bookkeeping. Sellers are profiles computed from their listings. The rules of ingestion (idempotent,
+order-tolerant) are in listings/plan.py, the search semantics in listings/query.py.
+
+Times are ISO 8601 strings in UTC ("2026-11-01T03:00:00+00:00") in everything a store returns.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,17 @@ from typing import Any, Protocol
 from listings.model import Listing
 
 REVIEW_STATUSES = ("new", "confirmed", "dismissed", "escalated", "taken_down")
+SCHEMA_VERSION = 2  # of the stored data, both backends; listings/sqlite_migrate.py moves a store forward
+SEARCH_ORDERS = ("relevance", "risk", "recent", "price")
+FACETS = ("marketplace", "verdict", "tis_no", "seller")
+
+
+class StoreError(Exception):
+    """A store problem the user can act on; the message names the database file or cluster URL."""
+
+
+class SchemaError(StoreError):
+    """The stored data has another schema version than this tiswatch (run `tiswatch store migrate`)."""
 
 
 @dataclass
@@ -55,16 +75,23 @@ class SearchQuery:
     price_max: float | None = None
     flagged_only: bool = False
     review_status: str | None = None
-    order: str = "relevance"  # relevance, risk, recent, price
+    order: str = "relevance"  # relevance (words before substrings, then risk), risk, recent, price
     limit: int = 50
     offset: int = 0
+    status: str | None = None  # active or delisted
+    facets: bool = True        # False: skip the facet counts (faster when nobody shows them)
 
 
 @dataclass
 class SearchResult:
+    """`hits` are listings (as `get` returns them); with query text each hit also has `matched` (the
+    terms found) and `why` (listings.query.explain: term, field, word or substring, snippet).
+    `facets` maps marketplace, verdict, tis_no and seller to [(value, count)], most frequent first."""
+
     total: int
     hits: list[dict[str, Any]]
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    terms: list[str] = field(default_factory=list)  # the query terms searched for
 
 
 class ListingStore(Protocol):
@@ -96,16 +123,44 @@ class ListingStore(Protocol):
     def delist(self, key: str, at: datetime) -> datetime | None: ...
     def due_refetch(self, marketplace: str, before: datetime, flagged_before: datetime, unseen_since: datetime,
                     limit: int) -> list[dict[str, Any]]: ...
+    # ---- store engineer's additions (issue 6) -------------------------------------------------
+    # ingest_many: bulk ingestion of (listing, verdict, observed_at); the same as ingest one by one.
+    # record_verdict: a verdict made again for the stored view (registry re-check), no new sighting;
+    #   None when the listing is not stored.
+    # sellers: seller accounts across marketplaces whose id, shop id or name matches `text`
+    #   (profiles without their items), most flagged first.
+    # seller_history: what happened to a seller's listings (listed, changes, verdicts), oldest first.
+    # resolve: the keys a user may mean by a key, a URL or an item id.
+    # dump / load: every record of the store (JSON-ready; listings with their history and evidence,
+    #   crawl state), for `tiswatch store export` and `reindex`; load is idempotent.
+    # evidence_captures / mark_evidence_pruned: evidence by capture, for the retention policy.
+    # info: backend, location, schema version and sizes; flush: make writes visible to search.
+    def ingest_many(self, items: Iterable[tuple[Listing, Any | None, datetime | None]]) -> list[IngestResult]: ...
+    def record_verdict(self, key: str, verdict: Any, at: datetime | None = None) -> IngestResult | None: ...
+    def sellers(self, text: str, limit: int = 20) -> list[dict[str, Any]]: ...
+    def seller_history(self, marketplace: str, seller_id: str, limit: int = 1000) -> list[dict[str, Any]]: ...
+    def resolve(self, ref: str) -> list[str]: ...
+    def dump(self) -> Iterator[dict[str, Any]]: ...
+    def load(self, records: Iterable[dict[str, Any]]) -> int: ...
+    def evidence_captures(self, before: datetime) -> Iterator[dict[str, Any]]: ...
+    def mark_evidence_pruned(self, key: str, created_at: str, at: datetime) -> int: ...
+    def info(self) -> dict[str, Any]: ...
+    def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
-def open_store(settings) -> ListingStore:
-    """The store the configuration asks for ([store] backend)."""
+def open_store(settings, *, migrate: bool = False) -> ListingStore:
+    """The store the configuration asks for ([store] backend). A SQLite store of an older schema
+    raises SchemaError unless `migrate` (then it is migrated in place, after a backup)."""
     if settings.store.backend == "elasticsearch":
         from listings.es_store import ElasticStore
 
-        return ElasticStore(settings.store.es_url, prefix=settings.store.es_prefix)
+        return ElasticStore.from_settings(settings.store)
     from listings.sqlite_store import SqliteStore
 
     settings.ensure_home()
+    if migrate:
+        from listings.sqlite_migrate import migrate as run_migrate
+
+        run_migrate(settings.listings_db)
     return SqliteStore(settings.listings_db)

@@ -1,0 +1,145 @@
+"""Search text: how listing text is indexed and how a query is read, for every backend. Pure.
+
+Thai has no spaces between words, and neither SQLite nor osmem-server has a Thai analyzer, so both
+backends index text already cut into words by pythainlp (newmm, the same cut the matcher uses) plus
+the folded text for substrings (SQLite: FTS5 trigram; Elasticsearch/OpenSearch: a 3-gram field).
+
+A query is cut the same way into **terms**. A listing matches when every term is found, either as
+a word (its sub-words consecutive in the word index) or, for terms of three characters or more, as
+a substring of the folded text. So `ปลั๊กพ่วง` finds `ปลั๊กพ่วงมอก.2432` (a word), `ปลั๊ก พ่วง` finds it
+too (two substrings), and `แบงค์` finds `พาวเวอร์แบงค์`.
+
+Query text is data: terms keep only letters, digits and marks, are passed to the engines as bound
+parameters or literal phrases (never as query syntax), and are capped in number and length.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+from matching.normalise import clean, fold, tokens
+
+MAX_QUERY_CHARS = 500
+MAX_TERMS = 12
+MIN_SUBSTRING = 3  # the trigram index finds substrings of three characters or more
+SEARCH_FIELDS = ("title", "brand", "seller", "description")
+
+
+@lru_cache(maxsize=4096)
+def _is_word_char(ch: str) -> bool:
+    c = unicodedata.category(ch)
+    return c[0] in "LNM" or c == "Co"
+
+
+def sub_words(term: str) -> list[str]:
+    """A token split where SQLite's unicode61 tokenizer (categories L* N* Co M*) would split it:
+    'pb-2001' -> ['pb', '2001'], 'ปลั๊กพ่วง' -> ['ปลั๊กพ่วง'], '฿99' -> ['99']."""
+    out, cur = [], []
+    for ch in term:
+        if _is_word_char(ch):
+            cur.append(ch)
+        elif cur:
+            out.append("".join(cur))
+            cur = []
+    if cur:
+        out.append("".join(cur))
+    return out
+
+
+def index_words(text: str | None) -> str:
+    """The word index of a text: pythainlp words and Latin words, folded, split into sub-words and
+    joined by spaces, so that splitting on white space (Elasticsearch) and unicode61 (SQLite) read
+    the same words."""
+    if not text:
+        return ""
+    return " ".join(w for t in tokens(fold(text)[:20_000]) for w in sub_words(t))
+
+
+def listing_text(record: dict[str, Any]) -> str:
+    return " \n ".join(str(record[f]) for f in SEARCH_FIELDS if record.get(f))
+
+
+def search_fields(record: dict[str, Any]) -> tuple[str, str]:
+    """(words, folded text) indexed for a listing."""
+    text = listing_text(record)
+    return index_words(text), fold(text)
+
+
+def terms(query: str) -> list[str]:
+    """The terms of a query: its white-space separated parts, folded, keeping letters, digits, marks
+    and the joiners `- . /`; in order, without repeats; empty when nothing searchable is left."""
+    out: list[str] = []
+    text = "".join(ch if _is_word_char(ch) or ch in "-./" else " " for ch in fold((query or "")[:MAX_QUERY_CHARS]))
+    for chunk in text.split():
+        t = chunk.strip("-./")
+        if t and term_words(t) and t not in out:
+            out.append(t)
+        if len(out) == MAX_TERMS:
+            break
+    return out
+
+
+def term_words(term: str) -> list[str]:
+    """The words a term must show, consecutive, to match as words."""
+    return index_words(term).split()
+
+
+def substring_ok(term: str) -> bool:
+    return len(term) >= MIN_SUBSTRING
+
+
+def fts_phrase(words: list[str]) -> str:
+    """An FTS5 phrase: every word quoted, quotes doubled, so no query syntax can get through."""
+    return " + ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def _contains_words(hay: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
+
+
+def explain(hit: dict[str, Any], query_terms: list[str]) -> list[dict[str, Any]]:
+    """Why a listing matched: for each term, the field and the way it was found (a whole word or a
+    substring), with a short snippet of that field and where the term is in it (character offsets
+    into the snippet). The snippet is listing text: escape it wherever it is shown."""
+    out = []
+    for t in query_terms:
+        words = term_words(t)
+        best: dict[str, Any] | None = None
+        for f in SEARCH_FIELDS:
+            v = hit.get(f)
+            if not v:
+                continue
+            if _contains_words(index_words(v).split(), words):
+                best = {"term": t, "field": f, "how": "word"}
+            elif substring_ok(t) and t in fold(v):
+                best = best or {"term": t, "field": f, "how": "substring"}
+                continue
+            else:
+                continue
+            break
+        if best is not None:
+            best.update(_snippet(hit[best["field"]], t))
+            out.append(best)
+    return out
+
+
+def _snippet(text: str, term: str, width: int = 60) -> dict[str, Any]:
+    c = clean(text)
+    f = c.casefold()
+    i = f.find(term) if len(f) == len(c) else -1
+    if i < 0:  # a word found across punctuation ('pb 2001' for 'pb-2001'): show where its first part is
+        first = (term_words(term) or [term])[0]
+        i = f.find(first) if len(f) == len(c) else -1
+        if i < 0:
+            return {"snippet": c[: 2 * width], "start": None, "end": None}
+        n = len(first)
+    else:
+        n = len(term)
+    a = max(0, i - width)
+    b = min(len(c), i + n + width)
+    pre = "…" if a > 0 else ""
+    return {"snippet": pre + c[a:b] + ("…" if b < len(c) else ""), "start": len(pre) + i - a, "end": len(pre) + i - a + n}
+
