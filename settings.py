@@ -31,8 +31,21 @@ class _Section(BaseModel):
 class StoreSettings(_Section):
     backend: Literal["sqlite", "elasticsearch"] = "sqlite"
     es_url: str = ""
-    es_prefix: str = "tiswatch"
+    es_prefix: str = Field("tiswatch", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    es_client: Literal["auto", "opensearch", "elasticsearch"] = "auto"
+    es_username: str = ""
+    es_password: str = ""
+    es_api_key: str = ""
+    es_ca_certs: str = ""
+    es_verify_certs: bool = True
+    es_shards: int = Field(1, ge=1, le=64)
+    es_replicas: int = Field(1, ge=0, le=10)
+    es_rollover: Literal["auto", "ilm", "ism", "client", "off"] = "auto"
+    es_rollover_max_age: str = Field("30d", pattern=r"^\d+[dhms]$")
+    es_rollover_max_docs: int = Field(50_000_000, ge=0)
+    es_rollover_max_size: str = Field("50gb", pattern=r"^\d+(b|kb|mb|gb|tb)$")
     evidence_retention_days: int = Field(0, ge=0)
+    evidence_keep_latest_flagged: bool = True
 
 
 class RegistrySettings(_Section):

@@ -74,16 +74,14 @@ class EsClient:
             data = ("\n".join(json.dumps(x, ensure_ascii=False) for x in body) + "\n").encode()
         q = "&".join(f"{k}={_q(v)}" for k, v in (params or {}).items() if v is not None)
         target = path + ("?" + q if q else "")
-        status, out = self._perform(method, target, data, NDJSON if nd else JSON)
+        status, out = self._perform(method, target, data, NDJSON if nd else JSON, ok)
         if status >= 300 and status not in ok:
             raise HttpError(status, method, self.url + target, out)
         return out
 
-    def _perform(self, method: str, target: str, data: Any, headers: dict[str, str]) -> tuple[int, Any]:
+    def _perform(self, method: str, target: str, data: Any, headers: dict[str, str], ok: tuple[int, ...]) -> tuple[int, Any]:
         try:
-            if self.kind == "elasticsearch":
-                from elastic_transport import ApiError as _E  # noqa: F401  (status errors come back as responses)
-
+            if self.kind == "elasticsearch":  # elastic_transport returns error statuses as responses
                 if isinstance(data, dict):
                     data = json.dumps(data, ensure_ascii=False).encode()
                 resp = self._es.transport.perform_request(method, target, headers=headers, body=data)
@@ -93,7 +91,8 @@ class EsClient:
             try:
                 if isinstance(data, bytes):
                     data = data.decode()
-                out = self._os.transport.perform_request(method, target, body=data, headers=headers)
+                # statuses the caller expects are not logged as failures (ignore=); their body is returned
+                out = self._os.transport.perform_request(method, target, body=data, headers=headers, ignore=ok)
                 return 200, out
             except TransportError as e:
                 if isinstance(e.status_code, int):

@@ -10,8 +10,10 @@ The project creates everything it needs (`ElasticStore.setup`, idempotent):
   Elasticsearch, ISM on OpenSearch, or by the store itself (`client` rollover: the same conditions,
   checked after bulk writes and by `tiswatch store rollover`) where the cluster has neither (osmem).
 
-Listing text is indexed pre-tokenised (listings/query.py): `words` with a whitespace analyzer and
-`grams` with a 3-gram tokenizer, so no cluster plugin (no `thai` analyzer, no ICU) is needed.
+Listing text is indexed pre-tokenised (listings/query.py): `words` (pythainlp's cut) and `grams` (every
+trigram of the folded text, computed in Python and left out of `_source`), both with a whitespace
+analyzer, so no cluster plugin (no `thai` analyzer, no ICU, no n-gram tokenizer) is needed and the
+phrase queries mean the same on every cluster.
 """
 
 from __future__ import annotations
@@ -25,10 +27,8 @@ INDEX_VERSION = "v2"
 
 ANALYSIS = {
     "analyzer": {
-        "tw_words": {"type": "custom", "tokenizer": "whitespace", "filter": ["lowercase"]},
-        "tw_grams": {"type": "custom", "tokenizer": "tw_trigram"},
+        "tw_words": {"type": "custom", "tokenizer": "whitespace"},
     },
-    "tokenizer": {"tw_trigram": {"type": "ngram", "min_gram": 3, "max_gram": 3, "token_chars": []}},
 }
 
 _KW = {"type": "keyword"}
@@ -47,7 +47,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "verdict": _KW, "risk": {"type": "integer"}, "tis_no": _KW, "licence_no": _KW, "reasons": _LONG_KW,
         "detail": _OFF, "checked_at": _DATE, "registry_version": _KW, "review_status": _KW, "flagged_at": _DATE,
         "tis_base": _KW, "seller_norm": _LONG_KW, "seller_key": _KW,
-        "words": {"type": "text", "analyzer": "tw_words"}, "grams": {"type": "text", "analyzer": "tw_grams"},
+        "words": {"type": "text", "analyzer": "tw_words"}, "grams": {"type": "text", "analyzer": "tw_words"},
         "obs": _OFF,  # the latest observation run: {index, id, content_hash, first_seen, last_seen, times}
     },
     "observations": {"key": _KW, "content_hash": _KW, "first_seen": _DATE, "last_seen": _DATE, "times": {"type": "integer"},
@@ -107,8 +107,15 @@ def template(prefix: str, kind: str, shards: int, replicas: int, flavor: str, ro
             settings["index"]["plugins.index_state_management.rollover_alias"] = alias(prefix, kind)
     pattern = f"{prefix}-{kind}-*"
     return {"index_patterns": [pattern], "priority": 200,
-            "template": {"settings": settings, "mappings": {"dynamic": "strict", "properties": MAPPINGS[kind]}},
+            "template": {"settings": settings, "mappings": _mapping(kind)},
             "_meta": {"managed_by": "tiswatch", "schema": INDEX_VERSION}}
+
+
+def _mapping(kind: str) -> dict[str, Any]:
+    m: dict[str, Any] = {"dynamic": "strict", "properties": MAPPINGS[kind]}
+    if kind == "listings":
+        m["_source"] = {"excludes": ["grams"]}  # recomputed on every write; four times the text
+    return m
 
 
 def ilm_policy(max_age: str, max_docs: int, max_size: str) -> dict[str, Any]:

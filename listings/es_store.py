@@ -381,7 +381,7 @@ class ElasticStore:
                     reindex = cur is None or Q.listing_text(cur) != Q.listing_text(rec)
                     new.update(pl.state)
                     if "content_hash" in pl.state and reindex:
-                        new["words"], new["grams"] = Q.search_fields(rec)
+                        new["words"] = Q.search_fields(rec)[0]
                     new["seller_key"] = f"{new.get('marketplace')}\x1f{new.get('seller_id')}" if new.get("seller_id") else None
                 self._derived_rows(key, pl, actions, derived)
                 docs[key] = new
@@ -402,9 +402,9 @@ class ElasticStore:
                 meta: dict[str, Any] = {"_index": self.a("listings"), "_id": key}
                 if key in base:
                     meta.update(if_seq_no=base[key][1], if_primary_term=base[key][2])
-                    lactions += [{"index": meta}, d]
+                    lactions += [{"index": meta}, _with_grams(d)]
                 else:
-                    lactions += [{"create": meta}, d]
+                    lactions += [{"create": meta}, _with_grams(d)]
             items2 = self._bulk(lactions, refresh=False)
             lost = {i["_id"] for i in items2 if i.get("status") == 409}
             if lost:
@@ -474,8 +474,8 @@ class ElasticStore:
         """Derived rows (already in `actions`) first, then the listing guarded by its version.
         False when the listing changed meanwhile (the derived rows are undone)."""
         items = self._bulk(actions, refresh=False)
-        r = self._bulk([{"index": {"_index": self.a("listings"), "_id": key, "if_seq_no": seq_no, "if_primary_term": term}}, doc],
-                       refresh=False)
+        r = self._bulk([{"index": {"_index": self.a("listings"), "_id": key, "if_seq_no": seq_no, "if_primary_term": term}},
+                        _with_grams(doc)], refresh=False)
         if r and r[0].get("status") == 409:
             self._bulk([{"delete": {"_index": i["_index"], "_id": i["_id"]}} for i in items], refresh=False)
             return False
@@ -626,10 +626,13 @@ class ElasticStore:
     def set_review_status(self, key: str, status: str) -> None:
         if status not in REVIEW_STATUSES:
             raise ValueError(f"{status!r} is not a review status ({', '.join(REVIEW_STATUSES)})")
-        r = self._req("POST", f"/{self.a('listings')}/_update/{_quote(key)}", {"doc": {"review_status": status}},
-                      params={"refresh": "true" if self.refresh else None, "retry_on_conflict": 3}, ok=(404,))
-        if isinstance(r, dict) and r.get("status") == 404:
-            raise KeyError(key)
+        for _ in range(5):  # not _update: it would drop the trigrams, which are not in _source
+            got = self._mget("listings", [key]).get(key)
+            if got is None:
+                raise KeyError(key)
+            if self._write_listing(key, {**got["_source"], "review_status": status}, got["_seq_no"], got["_primary_term"], []):
+                return
+        raise StoreError(f"{self.url}: listing {key} kept changing; review status not set")
 
     def evidence_captures(self, before: datetime) -> Iterator[dict[str, Any]]:
         self._refresh_now("evidence", "listings")
@@ -801,14 +804,15 @@ class ElasticStore:
         for t in terms:
             should: list[dict[str, Any]] = [{"constant_score": {"filter": {"match_phrase": {"words": " ".join(Q.term_words(t))}}, "boost": 1}}]
             if Q.substring_ok(t):
-                should.append({"constant_score": {"filter": {"match_phrase": {"grams": t}}, "boost": 0}})
+                should.append({"constant_score": {"filter": {"match_phrase": {"grams": Q.trigrams(t)}}, "boost": 0}})
             must.append({"bool": {"should": should, "minimum_should_match": 1}})
         flt: list[dict[str, Any]] = []
         for f, v in (("marketplace", q.marketplace), ("verdict", q.verdict), ("review_status", q.review_status), ("status", q.status)):
             if v:
                 flt.append({"term": {f: v}})
         if q.tis:
-            flt.append({"term": {"tis_base": P.tis_base(q.tis)}})
+            base = P.tis_base(q.tis)
+            flt.append({"term": {"tis_base": base}} if base else {"match_none": {}})
         if q.seller:
             flt.append({"bool": {"should": [{"term": {"seller_id": q.seller}},
                                             {"wildcard": {"seller_norm": {"value": _wildcard(Q.fold(q.seller))}}}],
@@ -829,8 +833,9 @@ class ElasticStore:
         return {"bool": {"must": must, "filter": flt}} if must or flt else {"match_all": {}}
 
     def search(self, q: SearchQuery) -> SearchResult:
+        q = Q.normalized(q)
         terms = Q.terms(q.text)
-        if q.text.strip() and not terms:
+        if Q.fold(q.text).strip() and not terms:
             return SearchResult(0, [], {f: [] for f in FACETS} if q.facets else {}, [])
         limit, offset = max(0, min(q.limit, 1000)), max(0, q.offset)
         if offset >= MAX_WINDOW:
@@ -946,7 +951,7 @@ class ElasticStore:
             doc["tis_base"] = P.tis_base(rec.get("tis_no"))
             doc["seller_norm"] = P.seller_norm(rec.get("seller"))
             doc["seller_key"] = f"{rec['marketplace']}\x1f{rec['seller_id']}" if rec.get("seller_id") else None
-            doc["words"], doc["grams"] = Q.search_fields(rec)
+            doc["words"] = Q.search_fields(rec)[0]
             latest = None
             for o in hist.get("observations", []):
                 seq = self._seq()
@@ -971,16 +976,21 @@ class ElasticStore:
                 seq = self._seq()
                 actions += [{"index": {"_index": self.a("evidence"), "_id": _hid(key, e["path"], e["sha256"], seq)}},
                             {"key": key, **{f: e.get(f) for f in ("kind", "path", "sha256", "size", "created_at", "pruned_at")}, "seq": seq}]
-            actions += [{"index": {"_index": self.a("listings"), "_id": key}}, doc]
+            actions += [{"index": {"_index": self.a("listings"), "_id": key}}, _with_grams(doc)]
         items = self._bulk(actions, refresh=False)
         where = {i["_id"]: i["_index"] for i in items if i.get("_index", "").startswith(self.prefix + "-observations")}
         fix: list[dict[str, Any] | None] = []
         for a in actions:
             if a is not None and isinstance(a.get("obs"), dict) and a["obs"].get("index") is None:
                 a["obs"]["index"] = where.get(a["obs"]["id"])
-                fix += [{"index": {"_index": self.a("listings"), "_id": a["key"]}}, a]
+                fix += [{"index": {"_index": self.a("listings"), "_id": a["key"]}}, a]  # grams included already
         self._bulk(fix, refresh=False)
         return len(recs)
+
+
+def _with_grams(doc: dict[str, Any]) -> dict[str, Any]:
+    """A listing document as written: with its trigrams (left out of _source, so made on every write)."""
+    return {**doc, "grams": Q.trigrams(Q.fold(Q.listing_text(doc)))}
 
 
 def _quote(key: str) -> str:

@@ -57,6 +57,18 @@ def index_words(text: str | None) -> str:
     return " ".join(w for t in tokens(fold(text)[:20_000]) for w in sub_words(t))
 
 
+GRAM_SPACE = "\u2423"  # ␣ stands for a space inside a trigram, so trigrams can be separated by spaces
+
+
+def trigrams(folded: str) -> str:
+    """Every 3-character substring of a folded text, in order, separated by spaces (spaces inside
+    a trigram shown as ␣). Indexed with a whitespace analyzer, a phrase of a term's trigrams finds
+    the term as a substring: the same as SQLite's trigram tokenizer, with no n-gram analyzer needed
+    (osmem-server's n-gram phrase matching is not positional)."""
+    t = folded.replace(" ", GRAM_SPACE)
+    return " ".join(t[i:i + 3] for i in range(len(t) - 2))
+
+
 def listing_text(record: dict[str, Any]) -> str:
     return " \n ".join(str(record[f]) for f in SEARCH_FIELDS if record.get(f))
 
@@ -143,3 +155,15 @@ def _snippet(text: str, term: str, width: int = 60) -> dict[str, Any]:
     pre = "…" if a > 0 else ""
     return {"snippet": pre + c[a:b] + ("…" if b < len(c) else ""), "start": len(pre) + i - a, "end": len(pre) + i - a + n}
 
+
+
+def normalized(q: Any) -> Any:
+    """A SearchQuery with blank filters dropped and text filters trimmed (both backends start here)."""
+    from dataclasses import replace
+
+    def t(v: str | None) -> str | None:
+        v = (v or "").strip()
+        return v[:MAX_QUERY_CHARS] if fold(v).strip() else None  # invisible characters alone are blank
+
+    return replace(q, text=(q.text or "")[:MAX_QUERY_CHARS], marketplace=t(q.marketplace), verdict=t(q.verdict),
+                   tis=t(q.tis), seller=t(q.seller), review_status=t(q.review_status), status=t(q.status))

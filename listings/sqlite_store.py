@@ -582,8 +582,9 @@ class SqliteStore:
         return where, params, score, sparams
 
     def search(self, q: SearchQuery) -> SearchResult:
+        q = Q.normalized(q)
         terms = Q.terms(q.text)
-        if q.text.strip() and not terms:
+        if Q.fold(q.text).strip() and not terms:
             return SearchResult(0, [], {f: [] for f in FACETS} if q.facets else {}, [])
         where, params, score, sparams = self._where(q, terms)
         sql_where = " AND ".join(where) or "1=1"

@@ -125,7 +125,7 @@ def simulate(world: World, observations: int, seed: int = 1, start: datetime = T
             yield Event("ingest", at + minute, key, Listing.model_validate(life.record), _verdict(life, version))
     # views still owed (the schedule ran out of rounds): one more round with them
     at = start + rounds * step
-    for i, life in enumerate(lives):
+    for life in lives:
         while life.views_left > 0:
             _change(life, rng.choice(["price", "sold"]), rng)
             life.views_left -= 1

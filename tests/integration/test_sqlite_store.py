@@ -1,61 +1,147 @@
-from datetime import UTC, datetime, timedelta
+"""What only the SQLite store has: schema versions and migrating a v1 database in place, WAL, the
+compressed observation format. The behaviour both backends share is in test_store_contract.py."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from store_helpers import T0
 
 from listings.model import Listing
-from listings.sqlite_store import SqliteStore
-from listings.store import SearchQuery
-from matching import check
+from listings.sqlite_migrate import migrate
+from listings.sqlite_store import SqliteStore, pack, unpack
+from listings.store import SchemaError, SearchQuery, StoreError
 
-T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
-
-
-def L(**kw):
-    base = {"marketplace": "shopee", "item_id": "1", "title": "ปลั๊กพ่วงมอก.2432 Haco 4 ช่อง", "price": 199.0, "seller": "ร้านดี", "seller_id": "s1"}
-    return Listing(**{**base, **kw})
+V1_SQL = Path(__file__).parent / "data" / "listings-v1.sql"
 
 
-def test_ingest_idempotent_and_changes(tmp_path, world_registry):
+def v1_database(path: Path) -> Path:
+    db = sqlite3.connect(path)
+    db.executescript(V1_SQL.read_text("utf-8"))
+    db.close()
+    return path
+
+
+def v1_contents(path: Path) -> dict:
+    """Everything a v1 database holds, read with plain SQL (as the v1 code wrote it)."""
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    q = db.execute
+    out = {
+        "listings": {r["key"]: dict(r) for r in q("SELECT * FROM listings")},
+        "observations": sorted((r["key"], r["content_hash"], r["first_seen"], r["last_seen"], r["times"], r["data"])
+                               for r in q("SELECT * FROM observations")),
+        "changes": sorted(tuple(r) for r in q("SELECT key, at, field, old, new FROM changes")),
+        "verdicts": sorted(tuple(r) for r in q("SELECT key, at, verdict, risk, tis_no, licence_no, reasons, registry_version FROM verdicts")),
+        "evidence": sorted(tuple(r) for r in q("SELECT key, kind, path, sha256, size, created_at FROM evidence")),
+        "crawl_state": sorted(tuple(r) for r in q("SELECT * FROM crawl_state")),
+    }
+    db.close()
+    return out
+
+
+def test_v1_database_migrates_in_place_without_loss(tmp_path):
+    path = v1_database(tmp_path / "listings.sqlite")
+    before = v1_contents(path)
+    assert len(before["listings"]) == 36 and len(before["observations"]) == 90
+    with pytest.raises(SchemaError, match="tiswatch store migrate"):
+        SqliteStore(path)
+    said: list[str] = []
+    rep = migrate(path, say=said.append)
+    assert (rep["from"], rep["to"], rep["steps"]) == (1, 2, ["v1 -> v2"]) and Path(rep["backup"]).exists()
+    assert v1_contents(Path(rep["backup"])) == before  # the backup is the v1 database as it was
+    st = SqliteStore(path)
+    for key, row in before["listings"].items():
+        g = st.get(key)
+        for k, v in row.items():
+            if k in ("category", "attributes", "images", "reasons", "detail"):
+                assert g[k] == (json.loads(v) if v else ({} if k in ("attributes", "detail") else [])), (key, k)
+            else:
+                assert g[k] == v, (key, k)
+    after_obs = sorted((k, o["content_hash"], o["first_seen"], o["last_seen"], o["times"], o["data"])
+                       for k in before["listings"] for o in st.history(k)["observations"])
+    assert after_obs == [(k, h, a, b, t, json.loads(d)) for k, h, a, b, t, d in before["observations"]]
+    assert sorted((k, c["at"], c["field"], c["old"], c["new"]) for k in before["listings"] for c in st.history(k)["changes"]) \
+        == before["changes"]
+    assert sorted((k, v["at"], v["verdict"], v["risk"], v["tis_no"], v["licence_no"], json.dumps(v["reasons"], ensure_ascii=False),
+                   v["registry_version"]) for k in before["listings"] for v in st.history(k)["verdicts"]) == before["verdicts"]
+    assert sorted((k, e["kind"], e["path"], e["sha256"], e["size"], e["created_at"]) for k in before["listings"]
+                  for e in st.evidence(k)) == before["evidence"]
+    assert st.fetch_states(before["crawl_state"][0][0], [before["crawl_state"][0][1]])
+    # the rebuilt indexes search, and the store goes on from where v1 stopped
+    title = next(iter(before["listings"].values()))["title"]
+    word = title.split()[1] if len(title.split()) > 1 else title
+    assert st.search(SearchQuery(text=word)).total >= 1
+    key = next(iter(before["listings"]))
+    x = Listing.model_validate({**json.loads(before["observations"][0][5]), "price": 1.0})
+    r = st.ingest(x, None, T0)
+    assert r.key == x.key and not r.new_listing
+    assert migrate(path)["steps"] == []  # already current
+    assert key in before["listings"]
+
+
+def test_migration_failure_leaves_the_database_as_it_was(tmp_path, monkeypatch):
+    path = v1_database(tmp_path / "listings.sqlite")
+    before = v1_contents(path)
+    import listings.sqlite_migrate as m
+
+    def boom(db, say):
+        m._v1_to_v2(db, say)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(m.STEPS, 1, boom)
+    with pytest.raises(RuntimeError):
+        migrate(path, make_backup=False)
+    assert v1_contents(path) == before
+    with pytest.raises(SchemaError):
+        SqliteStore(path)
+
+
+def test_newer_and_foreign_databases_are_refused(tmp_path):
+    p = tmp_path / "new.sqlite"
+    SqliteStore(p).close()
+    db = sqlite3.connect(p)
+    db.execute("UPDATE meta SET value='9' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(SchemaError, match="newer"):
+        SqliteStore(p)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"junk\.sqlite"):
+        SqliteStore(junk)
+
+
+def test_observation_format():
+    rec = {"marketplace": "shopee", "item_id": "1", "title": "ปลั๊กพ่วง \"x\" \u200b", "price": 1.5, "attributes": {"a": "b"}}
+    blob = pack(rec)
+    assert blob[:1] == b"\x01" and unpack(blob) == rec and unpack(json.dumps(rec)) == rec
+    assert len(blob) < len(json.dumps(rec, ensure_ascii=False).encode())
+    with pytest.raises(StoreError):
+        unpack(b"\x09garbage")
+
+
+def test_concurrent_writers_in_threads(tmp_path):
     st = SqliteStore(tmp_path / "l.sqlite")
-    a = L()
-    r1 = st.ingest(a, check(a, world_registry), T0)
-    r2 = st.ingest(a, check(a, world_registry), T0)
-    r3 = st.ingest(a, check(a, world_registry), T0 + timedelta(hours=1))
-    assert r1.new_listing and r1.new_observation and not r2.new_observation and not r3.new_observation
-    h = st.history(a.key)
-    assert len(h["observations"]) == 1 and h["observations"][0]["last_seen"] == "2026-11-01T04:00:00+00:00"
-    b = L(price=149.0, title="ปลั๊กพ่วง Haco 4 ช่อง")
-    r4 = st.ingest(b, check(b, world_registry), T0 + timedelta(days=1))
-    assert {c[0] for c in r4.changes} >= {"price", "title", "claim"}
-    assert len(st.history(a.key)["observations"]) == 2
-    assert st.get(a.key)["price"] == 149.0
+    errors: list[BaseException] = []
 
+    def work(n: int) -> None:
+        try:
+            for i in range(40):
+                x = Listing(marketplace="shopee", item_id=str(i % 10), title=f"พัดลม {n} {i}", price=float(i))
+                st.ingest(x, None, T0)
+                st.search(SearchQuery(text="พัดลม", limit=5))
+        except BaseException as e:
+            errors.append(e)
 
-def test_delisted_and_relisted(tmp_path, world_registry):
-    st = SqliteStore(tmp_path / "l.sqlite")
-    a, b = L(item_id="1"), L(item_id="2")
-    for x in (a, b):
-        st.ingest(x, check(x, world_registry), T0)
-    st.ingest(a, check(a, world_registry), T0 + timedelta(days=1))
-    gone = st.mark_delisted("shopee", {a.key}, since=T0 + timedelta(hours=12), at=T0 + timedelta(days=1))
-    assert gone == [b.key] and st.get(b.key)["status"] == "delisted"
-    r = st.ingest(b, check(b, world_registry), T0 + timedelta(days=2))
-    assert r.changes[0][0] == "relisted" and st.get(b.key)["status"] == "active"
-    assert [c["field"] for c in st.history(b.key)["changes"]] == ["delisted", "relisted"]
-
-
-def test_thai_search_words_and_substrings(tmp_path, world_registry):
-    st = SqliteStore(tmp_path / "l.sqlite")
-    for i, t in enumerate(["ปลั๊กพ่วงมอก.2432 4 ช่อง", "พาวเวอร์แบงค์ 10000mAh", "ลูกชิ้นปลา"]):
-        x = L(item_id=str(i), title=t)
-        st.ingest(x, check(x, world_registry), T0)
-    for q, want in [("ปลั๊กพ่วง", {"shopee:0"}), ("ปลั๊ก พ่วง", {"shopee:0"}), ("แบงค์", {"shopee:1"}), ("10000mah", {"shopee:1"}),
-                    ("ลูกชิ้น", {"shopee:2"}), ("ไม่มีคำนี้", set())]:
-        assert {h["key"] for h in st.search(SearchQuery(text=q)).hits} == want, q
-
-
-def test_hostile_queries_are_data(tmp_path, world_registry):
-    st = SqliteStore(tmp_path / "l.sqlite")
-    x = L()
-    st.ingest(x, check(x, world_registry), T0)
-    for q in ['"; DROP TABLE listings; --', "NEAR(a b)", "*", '"', "a OR b", "key:1", "' OR 1=1 --", "%", "_"]:
-        st.search(SearchQuery(text=q, seller=q))
-    assert st.counts()["listings"] == 1
+    ts = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors and st.counts()["listings"] == 10
+    assert st.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,23 +1,21 @@
 """The listing store's crawl bookkeeping (fetch states, touch, delist, due refetches), written against
-the ListingStore protocol so that every backend can run it (SQLite here)."""
+the ListingStore protocol so that every backend runs it (tests/store_helpers.py BACKENDS)."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from store_helpers import BACKENDS, make_store, osmem  # noqa: F401
 
 from listings.model import Listing
-from listings.sqlite_store import SqliteStore
 from matching import check
 
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
-@pytest.fixture
-def store(tmp_path):
-    st = SqliteStore(tmp_path / "l.sqlite")
-    yield st
-    st.close()
+@pytest.fixture(params=BACKENDS)
+def store(request, make_store):  # noqa: F811
+    return make_store(request.param)
 
 
 def L(item_id="1", **kw):
