@@ -23,7 +23,7 @@ from listings.model import Listing
 REVIEW_STATUSES = ("new", "confirmed", "dismissed", "escalated", "taken_down")
 SCHEMA_VERSION = 2  # of the stored data, both backends; listings/sqlite_migrate.py moves a store forward
 SEARCH_ORDERS = ("relevance", "risk", "recent", "price")
-FACETS = ("marketplace", "verdict", "tis_no", "seller")
+FACETS = ("marketplace", "verdict", "tis_no", "seller", "review_status")
 
 
 class StoreError(Exception):
@@ -86,7 +86,8 @@ class SearchQuery:
 class SearchResult:
     """`hits` are listings (as `get` returns them); with query text each hit also has `matched` (the
     terms found) and `why` (listings.query.explain: term, field, word or substring, snippet).
-    `facets` maps marketplace, verdict, tis_no and seller to [(value, count)], most frequent first."""
+    `facets` maps marketplace, verdict, tis_no, seller and review_status to [(value, count)], most
+    frequent first (at most 20 each)."""
 
     total: int
     hits: list[dict[str, Any]]

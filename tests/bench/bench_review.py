@@ -46,7 +46,7 @@ def build(home: Path, n: int) -> None:
             seeds.append(li.key)
     rows = [dict(st.db.execute("SELECT * FROM listings WHERE key=?", (k,)).fetchone()) for k in seeds]
     rnd = random.Random(1)
-    cols = list(rows[0])
+    cols = [c for c in rows[0] if c != "id"]  # the store numbers listings itself (schema v2)
     batch = []
     for i in range(n - len(rows)):
         r = dict(rows[i % len(rows)])
@@ -67,8 +67,9 @@ def build(home: Path, n: int) -> None:
 
 def _flush(st, cols, batch) -> None:
     st.db.execute("BEGIN")
+    last = st.db.execute("SELECT coalesce(max(id), 0) FROM listings").fetchone()[0]
     st.db.executemany(f"INSERT INTO listings({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", batch)
-    st.db.executemany("INSERT INTO search_tri(key, text) VALUES (?, ?)", [(b[0], "x") for b in batch])
+    st.db.execute("INSERT INTO search_tri(rowid, text) SELECT id, 'x' FROM listings WHERE id > ?", (last,))
     st.db.execute("COMMIT")
     batch.clear()
 

@@ -220,6 +220,7 @@ def test_search_filters_and_facets(corpus):
     assert flagged.total == sum(n for v, n in r.facets["verdict"] if v in ("unlicensed", "mislabeled", "needs_review"))
     corpus.set_review_status("shopee:1", "confirmed")
     assert [h["key"] for h in s(SearchQuery(review_status="confirmed")).hits] == ["shopee:1"]
+    assert dict(s(SearchQuery()).facets["review_status"]) == {"new": 5, "confirmed": 1}
     assert s(SearchQuery(status="delisted")).total == 0
     assert s(SearchQuery(facets=False)).facets == {}
 
