@@ -285,11 +285,19 @@ def check_licence(registry: Registry, tis_no: str | None = None, licence_no: str
     return _finish(out, reasons)
 
 
+class _OneLicence:
+    """The part of a Registry that find_brand reads, holding one licence's trademarks only."""
+
+    def __init__(self, base: str, lic: Licence):
+        self.brands = {base: {k: [lic] for k in (brand_key(t) for t in lic.trademarks) if k}}
+
+
 def _brand_in_field(registry: Registry, lic: Licence, brand: str | None) -> bool:
-    """A brand field like 'Eloop Official Store' names the licence's brand as one or more whole words."""
+    """A brand field like 'Eloop Official Store' names the licence's brand as one or more whole words
+    (matching's own rule for brand fields, applied to this licence's trademarks alone)."""
     base = registry.base_of.get(lic.licence_no, lic.base)
-    found = find_brand(brand, "", base, registry)
-    return found.source == "brand" and found.key in {brand_key(t) for t in lic.trademarks}
+    found = find_brand(brand, "", base, _OneLicence(base, lic))  # type: ignore[arg-type]
+    return found.source == "brand" and bool(found.key) and found.key in {brand_key(t) for t in lic.trademarks}
 
 
 def _finish(out: LicenceCheck, reasons: list[str]) -> LicenceCheck:

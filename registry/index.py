@@ -15,11 +15,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 from matching.normalise import brand_key, model_key
 from registry.catalogue import Catalogue, Standard, load_catalogue
 from registry.licences import Licence, read_licence_file
+
+_brand_key = lru_cache(maxsize=1 << 16)(brand_key)  # trademarks repeat across a brand's licences
 
 # licence_no -> [(since ISO date, status), ...] in time order
 StatusHistory = Mapping[str, Sequence[tuple[str, str]]]
@@ -55,7 +58,7 @@ class Registry:
         self.by_base[base].append(lic)
         keys = []
         for tm in lic.trademarks:
-            k = brand_key(tm)
+            k = _brand_key(tm)
             if k:
                 keys.append(k)
                 self.brands[base][k].append(lic)

@@ -242,9 +242,14 @@ def parse_status(value: object) -> str:
     raise ValueError(f"{value!r} is not a licence status (ใช้งาน, พักใช้, ยกเลิก, เพิกถอน or active, suspended, cancelled, revoked)")
 
 
+@lru_cache(maxsize=256)
+def _licence_type(text: str) -> str | None:
+    return _TYPE_WORDS.get(re.sub(r"[\s\-_.]", "", fold(text)))
+
+
 def parse_licence_type(value: object) -> str | None:
     """ท, น, ส, นค, or the word for one (ทำ, นำเข้า, import, ...); None when it is none of them."""
-    return _TYPE_WORDS.get(re.sub(r"[\s\-_.]", "", fold(str(value or ""))))
+    return _licence_type(str(value or ""))
 
 
 _TM_SPLIT = re.compile(r"\s*[,/]\s*")
@@ -430,25 +435,35 @@ def _tax_id(cells: dict[str, object]) -> str:
     return digits
 
 
+def _raw(cells: dict[str, object], key: str) -> str:
+    """A cell as text, not yet cleaned (for the parsers that clean, and cache, themselves)."""
+    v = cells.get(key)
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v).strip()
+
+
 def _licence_from_cells(cells: dict[str, object]) -> Licence:
-    raw_no = _text(cells, "licence_no")
-    raw_type = _text(cells, "licence_type")
+    raw_no = _raw(cells, "licence_no")
+    raw_type = _raw(cells, "licence_type")
     ltype = parse_licence_type(raw_type) if raw_type else None
     if raw_type and ltype is None:
-        raise _CellError("licence_type", f"{raw_type!r} is not a licence type (ท, น, ส, นค)")
+        raise _CellError("licence_type", f"{_clean(raw_type)!r} is not a licence type (ท, น, ส, นค)")
     no = parse_licence_no(raw_no)
-    if no is None and ltype and re.match(r"^\d", raw_no):
+    if no is None and ltype and _clean(raw_no)[:1].isdigit():
         no = parse_licence_no(ltype + raw_no)  # a number written without its type prefix: 5137-2/10
     if not no:
-        raise _CellError("licence_no", f"{raw_no!r} is not a licence number like ท5137-2/10" if raw_no
+        raise _CellError("licence_no", f"{_clean(raw_no)!r} is not a licence number like ท5137-2/10" if raw_no
                          else "empty licence number")
-    prefix = re.match("นค|ท|น|ส", no)[0]  # type: ignore[index]
+    prefix = "นค" if no.startswith("นค") else no[0]
     if ltype and ltype != prefix:
-        raise _CellError("licence_type", f"type {raw_type!r} contradicts licence number {no} (a {prefix} licence)")
-    raw_tis = _text(cells, "tis_no")
+        raise _CellError("licence_type", f"type {_clean(raw_type)!r} contradicts licence number {no} (a {prefix} licence)")
+    raw_tis = _raw(cells, "tis_no")
     tis = parse_tis(raw_tis)
     if tis is None or tis.year is None:
-        raise _CellError("tis_no", f"{raw_tis!r} is not a TIS number with its year, like 2879-2560" if raw_tis
+        raise _CellError("tis_no", f"{_clean(raw_tis)!r} is not a TIS number with its year, like 2879-2560" if raw_tis
                          else "empty TIS number")
     out: dict[str, date | None] = {}
     for key in ("issued", "status_date"):
@@ -457,15 +472,20 @@ def _licence_from_cells(cells: dict[str, object]) -> Licence:
         except ValueError as e:
             raise _CellError(key, str(e)) from None
     try:
-        status = parse_status(_text(cells, "status"))
+        status = parse_status(_raw(cells, "status"))
     except ValueError as e:
         raise _CellError("status", str(e)) from None
     return Licence(
-        licence_no=no, tis_no=str(tis), licence_type=ltype or prefix, licensee=_text(cells, "licensee"),
-        tax_id=_tax_id(cells), trademarks=split_trademarks(_text(cells, "trademark")), product=_text(cells, "product"),
-        models=split_models(str(cells.get("models") or "")), factory=_text(cells, "factory"),
+        licence_no=no, tis_no=_tis_str(tis), licence_type=ltype or prefix, licensee=_text(cells, "licensee"),
+        tax_id=_tax_id(cells), trademarks=split_trademarks(_raw(cells, "trademark")), product=_text(cells, "product"),
+        models=split_models(_raw(cells, "models")), factory=_text(cells, "factory"),
         origin=_text(cells, "origin"), issued=out["issued"], status=status, status_date=out["status_date"],
     )
+
+
+@lru_cache(maxsize=4096)
+def _tis_str(tis: TisNo) -> str:
+    return str(tis)
 
 
 # ---- files ----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ An import runs in one transaction: a failure leaves the registry as it was.
 Effective dates: a status change takes effect on the file's `status_date` when it gives one, other
 changes on the date the file describes (`as_of`, the import day unless told). A new licence is active
 from its issue date (or from `as_of` when the file has none), then in its status from `status_date`.
+No date is later than `as_of`: the file says what holds on that day.
 
 For consumers that act on registry changes (the scheduler re-checks listings, issue 9):
 `last_import_id()` is a cursor, `changes_since(import_id)` lists what changed after it (licence,
@@ -216,10 +217,10 @@ class RegistryStore:
                 old = existing.get(lic.licence_no)
                 if old is None:
                     new_rows.append((lic.licence_no, lic.base, imp, imp, *new.values()))
-                    since = (lic.issued or as_of).isoformat()
+                    since = min(lic.issued or as_of, as_of).isoformat()
                     if lic.status != "active":
                         history.append((lic.licence_no, "active", since, imp))
-                        since = max(since, (lic.status_date or as_of).isoformat())
+                        since = max(since, min(lic.status_date or as_of, as_of).isoformat())
                     history.append((lic.licence_no, lic.status, since, imp))
                     search.append((lic.licence_no, search_words(lic)))
                     rep.added += 1
@@ -229,7 +230,8 @@ class RegistryStore:
                     rep.unchanged += 1
                     continue
                 status_changed = any(k == "status" for k, _, _ in diffs)
-                eff = (lic.status_date or as_of).isoformat() if status_changed else asof
+                # the file says the status holds on the day it describes: a later status_date is a slip
+                eff = min(lic.status_date or as_of, as_of).isoformat() if status_changed else asof
                 for k, o, nv in diffs:
                     changes.append((lic.licence_no, k, o, nv, eff if k in ("status", "status_date") else asof, imp))
                     rep.changes.append((lic.licence_no, k, o, nv))

@@ -271,6 +271,11 @@ def allocate(total: int, catalogue: Catalogue, minimum: int = 0) -> dict[str, in
     return out
 
 
+# the day the generated registry describes (the real counts are of November 2025): no licence changes
+# status after it, so a file of it imported as of this day or later is consistent with its history
+SNAPSHOT_DAY = date(2025, 11, 30)
+
+
 def generate_licences(n: int, seed: int = 7, catalogue: Catalogue | None = None,
                       minimum_per_consumer: int = 0) -> tuple[list[Licence], dict[str, list[Brand]]]:
     """n licences whose spread over standards, types and statuses follows the real registry.
@@ -304,7 +309,7 @@ def generate_licences(n: int, seed: int = 7, catalogue: Catalogue | None = None,
             issued = date(2016, 1, 1) + timedelta(days=rng.randrange(0, 3500))
             r = rng.random()
             status = "active" if r < 0.86 else "suspended" if r < 0.905 else "cancelled" if r < 0.955 else "revoked"
-            status_date = issued + timedelta(days=rng.randrange(100, 1500)) if status != "active" else None
+            status_date = min(issued + timedelta(days=rng.randrange(100, 1500)), SNAPSHOT_DAY) if status != "active" else None
             tm = b.trademark if rng.random() < 0.85 else b.latin
             words = list(s.words)
             product = (words[0] if words else s.name_th)

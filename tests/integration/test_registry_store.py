@@ -197,3 +197,11 @@ def test_generated_registry_imports_whole_and_again_unchanged(tmp_path, catalogu
     other = RegistryStore(tmp_path / "other.sqlite")
     other.import_licences(bulk(lics))
     assert [lic.row() for lic in other.licences()] == [lic.row() for lic in rs.licences()]
+
+
+def test_dates_after_the_day_of_the_file_are_taken_as_that_day(tmp_path, rs):
+    rs.import_file(write(tmp_path / "a.csv", ["ท1-1/1,166-2549,Haco,H1,เพิกถอน,2024-09-01,2024-08-01\n"]),
+                   as_of=date(2024, 7, 1))
+    # the file of 2024-07-01 says revoked: so it was revoked (and issued) by then, whatever its dates say
+    assert rs.status_on("ท1-1/1", date(2024, 7, 1)) == "revoked"
+    assert rs.status_on("ท1-1/1", date(2024, 6, 30)) is None
