@@ -92,7 +92,7 @@ def import_(
 
             rep = store.import_file(path, as_of=day, progress=read_progress, store_progress=store_progress, force=force)
     except LicenceFileError as e:
-        err.print(f"[red]refused[/red]: {escape(str(e))}")
+        err.print(f"[red]refused[/red]: {escape(str(e))}", soft_wrap=True)
         err.print("nothing in the registry changed")
         raise typer.Exit(2) from None
     finally:
@@ -107,7 +107,7 @@ def import_(
     if rep.ignored_columns:
         console.print(f"ignored columns: {escape(', '.join(rep.ignored_columns))}")
     for e in rep.errors[:show_errors]:
-        err.print(f"[yellow]rejected[/yellow] {escape(str(e))}")
+        err.print(f"[yellow]rejected[/yellow] {escape(str(e))}", soft_wrap=True)  # FILE:LINE kept whole
     if rep.rejected > show_errors:
         err.print(f"… and {rep.rejected - show_errors} more rejected rows" + ("" if rejected else " (--rejected FILE lists all)"))
     if rejected:
@@ -118,7 +118,7 @@ def import_(
             w.writerow(["file", "line", "column", "letter", "why"])
             for e in rep.errors:
                 w.writerow([e.file, e.line, e.column, e.letter, e.message])
-        console.print(f"rejected rows written to {escape(str(rejected))}")
+        console.print(f"rejected rows written to {escape(str(rejected))}", soft_wrap=True)
 
 
 # ---- queries --------------------------------------------------------------------------------------
