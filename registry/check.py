@@ -6,9 +6,11 @@ A claim is backed when a licence exists, is active (on the day asked about), was
 claimed standard (any edition of it), carries the brand and, when the licence lists models and a model
 is given, lists that model. With no licence number, the brand's licences under the standard are
 searched for one that backs the claim. Brands compare by key (case, spaces, punctuation ignored) against
-every trademark on the licence, Thai and Latin spellings alike; a brand that only resembles a licensed
-one ('Shrap' for 'Sharp') is not backed: counterfeits live on near-misses, so the near-miss is named
-in the reasons and left for the platform to see. Model codes compare by key (PB-2001 = pb 2001 ≠ PB-2002).
+every trademark on the licence, Thai and Latin spellings alike, and through matching's brand rules
+(aliases such as Sharp = ชาร์ป, the same sound in the other script, whole words of a brand field such as
+'Eloop Official Store'). A brand that only resembles a licensed one ('Voltamxi' for 'Voltamix') is not
+backed: counterfeits live on near-misses, so the near-miss is named in the reasons for the platform to
+see. Model codes compare by key (PB-2001 = pb 2001 ≠ PB-2002), also inside a model line of the licence.
 
 Reason codes are those of matching/reasons.py where the meaning is the same; the few that only the
 licence check needs have their sentences here.
@@ -21,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from matching.licence import find_brand
+from matching.licence import find_brand, licence_model_keys
 from matching.normalise import brand_key, clean, model_key
 from matching.reasons import sentence as _verdict_sentence
 from registry.catalogue import Standard
@@ -138,9 +140,11 @@ def _brand_on(lic: Licence, key: str) -> bool:
 
 
 def _model_on(lic: Licence, key: str) -> bool | None:
-    keys = {model_key(m) for m in lic.models}
-    keys.discard("")
-    return (key in keys) if keys else None
+    """The licence lists the model (a model line, or a code inside one: 'HT-S16M7 (16 นิ้ว)'); None when
+    it lists no models."""
+    if not lic.models:
+        return None
+    return key in licence_model_keys(lic)
 
 
 def check_licence(registry: Registry, tis_no: str | None = None, licence_no: str | None = None,
@@ -232,7 +236,8 @@ def check_licence(registry: Registry, tis_no: str | None = None, licence_no: str
         reasons.append("no_brand")
         return _finish(out, reasons)
     found = find_brand(brand, "", std.base, registry)
-    lics = registry.brands.get(std.base, {}).get(found.key or "", []) if found.source == "brand" else []
+    same = found.known and found.source in _SAME_BRAND
+    lics = registry.brands.get(std.base, {}).get(found.key or "", []) if same else []
     out.other_licences = [x.licence_no for x in lics][:20]
     mkey = model_key(model) if model else ""
     best: tuple[Licence, bool | None] | None = None
@@ -273,7 +278,7 @@ def check_licence(registry: Registry, tis_no: str | None = None, licence_no: str
             reasons.append(f"no_active_licence_for_brand:{brand}")
         return _finish(out, reasons)
     out.brand_covered = False
-    if found.source == "fuzzy" and found.key:
+    if found.known and found.source == "fuzzy" and found.key:
         shown = next((t for lic in registry.brands[std.base][found.key] for t in lic.trademarks
                       if brand_key(t) == found.key), found.key)
         reasons.append(f"brand_similar:{brand}:{shown}")
@@ -286,18 +291,26 @@ def check_licence(registry: Registry, tis_no: str | None = None, licence_no: str
 
 
 class _OneLicence:
-    """The part of a Registry that find_brand reads, holding one licence's trademarks only."""
+    """The part of a Registry that matching's find_brand reads, holding one licence's trademarks only."""
 
     def __init__(self, base: str, lic: Licence):
         self.brands = {base: {k: [lic] for k in (brand_key(t) for t in lic.trademarks) if k}}
 
+    def __len__(self) -> int:
+        return 1
+
+
+# how find_brand may recognise a brand for the check to accept it: the same key, an alias from
+# config/matching.toml (Sharp = ชาร์ป), or the same sound in the other script (ฮาตาริ = Hatari)
+_SAME_BRAND = ("brand", "alias", "sound")
+
 
 def _brand_in_field(registry: Registry, lic: Licence, brand: str | None) -> bool:
-    """A brand field like 'Eloop Official Store' names the licence's brand as one or more whole words
-    (matching's own rule for brand fields, applied to this licence's trademarks alone)."""
+    """The brand names one of the licence's trademarks: by key, alias or sound, or as whole words of a
+    brand field like 'Eloop Official Store' (matching's rules, applied to this licence alone)."""
     base = registry.base_of.get(lic.licence_no, lic.base)
     found = find_brand(brand, "", base, _OneLicence(base, lic))  # type: ignore[arg-type]
-    return found.source == "brand" and bool(found.key) and found.key in {brand_key(t) for t in lic.trademarks}
+    return found.known and found.source in _SAME_BRAND
 
 
 def _finish(out: LicenceCheck, reasons: list[str]) -> LicenceCheck:

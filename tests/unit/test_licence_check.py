@@ -27,13 +27,14 @@ def reg(catalogue):
         lic("ท600-1/1", "166-2549", ["Haco"], ["H-1"]),
         lic("น700-1/1", "2879-2560", ["Sharpx", "ชาร์ปเอ็กซ์"], ["S-1"], status="suspended", status_date=date(2024, 3, 1)),
         lic("น800-1/1", "2879-2560", ["Newbrand"], ["N-1"], issued=date(2025, 1, 1)),
+        lic("น900-1/1", "2879-2560", ["Lumo"], ["LM-7 (10000mAh, 2 พอร์ต)"]),  # a code inside a model line
     ]
     status_history = {
         "น700-1/1": [("2020-01-01", "active"), ("2024-03-01", "suspended")],
         "น300-1/1": [("2020-01-01", "active"), ("2024-06-01", "revoked")],
     }
-    # ท5137-2/10 gained the Thai trademark and model E-30 on 2024-07-01
-    field_history = {"ท5137-2/10": [("2024-07-01", "trademarks", json.dumps(["Eloop"])),
+    # ท5137-2/10 was the brand Voltix's until 2024-07-01, when it passed to Eloop and gained model E-30
+    field_history = {"ท5137-2/10": [("2024-07-01", "trademarks", json.dumps(["Voltix"])),
                                     ("2024-07-01", "models", json.dumps(["E-29"]))]}
     return Registry(licences, catalogue, version="r9", status_history=status_history, field_history=field_history)
 
@@ -44,6 +45,8 @@ CASES = [
     (dict(licence_no="ท ๕๑๓๗-๒/๑๐", brand="อีลูป", model="e 30"), True, ["licence_backs:ท5137-2/10"], "ท5137-2/10", True, True),
     (dict(licence_no="ท5137-2/10", brand="Eloop Official Store"), True, ["licence_backs:ท5137-2/10"], "ท5137-2/10", True, None),
     (dict(licence_no="ท5137-2/10", tis_no="มอก. 2879-2560", brand="ELOOP"), True, ["licence_backs:ท5137-2/10"], "ท5137-2/10", True, None),
+    (dict(licence_no="ท600-1/1", brand="ฮาโก้", model="H-1"), True, ["licence_backs:ท600-1/1"], "ท600-1/1", True, True),
+    (dict(licence_no="น900-1/1", brand="Lumo", model="LM-7"), True, ["licence_backs:น900-1/1"], "น900-1/1", True, True),
     (dict(licence_no="ท5137-2/10", brand="Eloop", model="E-31"), False, ["model_not_on_licence:E-31:ท5137-2/10"], "ท5137-2/10", True, False),
     (dict(licence_no="ท5137-2/10", brand="Acme"), False, ["licence_other_brand:ท5137-2/10:Eloop / อีลูป"], "ท5137-2/10", False, None),
     (dict(licence_no="ท5137-2/10"), False, ["no_brand"], "ท5137-2/10", None, None),
@@ -103,10 +106,11 @@ def test_answer_carries_the_standard_and_licence_details(reg):
     (dict(licence_no="น700-1/1", brand="ชาร์ปเอ็กซ์", model="S-1"), date(2024, 3, 1), False, ["licence_inactive:น700-1/1:suspended"]),
     (dict(tis_no="2879-2560", brand="Volto"), date(2024, 5, 31), True, ["licence_backs:น300-1/1"]),
     (dict(licence_no="น800-1/1", brand="Newbrand"), date(2024, 12, 31), False, ["licence_not_issued:น800-1/1:2024-12-31"]),
-    # the Thai trademark and model E-30 were added on 2024-07-01
-    (dict(licence_no="ท5137-2/10", brand="อีลูป"), date(2024, 6, 30), False, ["licence_other_brand:ท5137-2/10:Eloop"]),
-    (dict(licence_no="ท5137-2/10", brand="Eloop", model="E-30"), date(2024, 6, 30), False,
+    # the licence passed from Voltix to Eloop, and gained model E-30, on 2024-07-01
+    (dict(licence_no="ท5137-2/10", brand="อีลูป"), date(2024, 6, 30), False, ["licence_other_brand:ท5137-2/10:Voltix"]),
+    (dict(licence_no="ท5137-2/10", brand="Voltix", model="E-30"), date(2024, 6, 30), False,
      ["model_not_on_licence:E-30:ท5137-2/10"]),
+    (dict(licence_no="ท5137-2/10", brand="Voltix", model="E-29"), date(2024, 6, 30), True, ["licence_backs:ท5137-2/10"]),
     (dict(licence_no="ท5137-2/10", brand="อีลูป", model="E-30"), date(2024, 7, 1), True, ["licence_backs:ท5137-2/10"]),
 ])
 def test_on_a_day(reg, claim, on, backed, reasons):
