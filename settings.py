@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = ROOT / "config" / "default.toml"
@@ -151,6 +151,101 @@ class AlertSettings(_Section):
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_: bool = Field(False, alias="json")
+    file: str = ""  # also write the service's log here (relative: in the data directory)
+
+
+def _schedule(v: str) -> str:
+    from ops.schedule import ScheduleError, parse_schedule
+
+    try:
+        parse_schedule(v)
+    except ScheduleError as e:
+        raise ValueError(str(e)) from None
+    return v
+
+
+class KeywordGroup(_Section):
+    """[schedule.groups.NAME]: keywords and categories crawled on their own schedule."""
+
+    marketplaces: list[str] = []  # empty: every enabled marketplace
+    keywords: list[str] = []
+    categories: list[str] = []
+    every: str = "every 6h"
+    max_search_pages: int | None = Field(None, ge=0)
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        return _schedule(v)
+
+    @model_validator(mode="after")
+    def _some(self) -> KeywordGroup:
+        if not self.keywords and not self.categories:
+            raise ValueError("a keyword group needs keywords or categories")
+        return self
+
+
+class ScheduleSettings(_Section):
+    enabled: bool = True
+    timezone: str = "Asia/Bangkok"
+    crawl: str = "every 6h"
+    marketplaces: dict[str, str] = {}
+    revisit: str = "every 1h"
+    revisit_flagged_hours: float = Field(24, gt=0)
+    revisit_changed_hours: float = Field(72, gt=0)
+    revisit_quiet_days: float = Field(14, gt=0)
+    revisit_changed_days: float = Field(7, gt=0)
+    revisit_max: int = Field(200, ge=1, le=100_000)
+    registry_refresh: str = "every 6h"
+    recheck: str = "every 10m"
+    alerts: str = "every 1m"
+    digest: str = "cron 0 8 * * *"
+    retention: str = "cron 30 3 * * *"
+    groups: dict[str, KeywordGroup] = {}
+    shutdown_grace: float = Field(30, gt=0, le=3600)
+
+    @field_validator("crawl", "revisit", "registry_refresh", "recheck", "alerts", "digest", "retention")
+    @classmethod
+    def _one(cls, v: str) -> str:
+        return _schedule(v)
+
+    @field_validator("marketplaces")
+    @classmethod
+    def _each(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, text in v.items():
+            try:
+                _schedule(text)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+        return v
+
+    @field_validator("groups")
+    @classmethod
+    def _names(cls, v: dict[str, KeywordGroup]) -> dict[str, KeywordGroup]:
+        import re
+
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+                raise ValueError(f"group name {name!r}: use letters, digits, _ and - (at most 40)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a time zone name (e.g. Asia/Bangkok, UTC)") from None
+        return v
+
+
+class OpsSettings(_Section):
+    metrics: Literal["app", "listener", "off"] = "app"
+    metrics_listen: str = "127.0.0.1:9464"  # host:port of the separate listener when metrics = "listener"
+    metrics_token: str = ""  # when set, /metrics on the app needs `Authorization: Bearer <token>`
+    browser_check: bool = True  # /readyz checks that Chromium starts (when a browser marketplace is enabled)
 
 
 class Settings(_Section):
@@ -165,6 +260,8 @@ class Settings(_Section):
     review: ReviewSettings = ReviewSettings()
     alerts: AlertSettings = AlertSettings()
     log: LogSettings = LogSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    ops: OpsSettings = OpsSettings()
 
     # ---- paths in the data directory -------------------------------------------------------
     @property

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-search-pages", type=int)
     ap.add_argument("--fresh", action="store_true", help="forget an interrupted crawl instead of resuming it")
     ap.add_argument("--log-file", default="")
+    ap.add_argument("--job", default="", help="the scheduler job that started this crawl (for the logs)")
+    ap.add_argument("--urls-file", default="", help="listing page URLs to fetch again, one a line (a revisit)")
     a = ap.parse_args(argv)
 
     from scrapy.crawler import CrawlerProcess
@@ -40,30 +42,46 @@ def main(argv: list[str] | None = None) -> int:
 
     ts = load_settings(config=a.config, home=a.home)
     ts.ensure_home()
+    from ops.locks import Busy, FileLock, crawl_lock_path
+
+    lock = FileLock(crawl_lock_path(ts.home, a.marketplace), what=f"crawl {a.marketplace} {a.job}".strip())
+    try:
+        lock.acquire()  # one crawl of a marketplace at a time, whoever starts it; released when we exit
+    except Busy as e:
+        print(f"another crawl of {a.marketplace} is running: {e}", file=sys.stderr)
+        return 4
     mp = ts.marketplaces.get(a.marketplace)
     s = Settings()
     s.setmodule("crawlers.settings", priority="project")
     s.update(scrapy_settings(ts, a.marketplace), priority="cmdline")
     if a.config:
         s.set("TISWATCH_CONFIG", a.config, priority="cmdline")
-    jobdir = ts.crawl_dir / a.marketplace / "job"
-    if a.fresh and jobdir.exists():
+    s.set("LOG_FILE", a.log_file or str(ts.log_dir / f"crawl-{a.marketplace}.log"), priority="cmdline")
+    urls = _read_urls(a.urls_file) if a.urls_file else []
+    configured = mp is not None and not urls  # a revisit fetches its URLs only, not the configured searches
+    # a revisit keeps its own crawl state, so that it never resumes (or leaves behind) a regular crawl's
+    jobdir = ts.crawl_dir / a.marketplace / ("revisit-job" if urls else "job")
+    if (a.fresh or urls) and jobdir.exists():
         shutil.rmtree(jobdir)
     s.set("JOBDIR", str(jobdir), priority="cmdline")
-    s.set("LOG_FILE", a.log_file or str(ts.log_dir / f"crawl-{a.marketplace}.log"), priority="cmdline")
     kwargs = {
         "base_url": a.base_url or (mp.base_url if mp else ""),
-        "categories": json.dumps(a.category or (mp.categories if mp else [])),
-        "keywords": json.dumps(a.keyword or (mp.keywords if mp else [])),
+        "categories": json.dumps(a.category or (mp.categories if configured else [])),
+        "keywords": json.dumps(a.keyword or (mp.keywords if configured else [])),
     }
+    if urls:
+        kwargs["listing_urls"] = json.dumps(urls)
     pages = a.max_search_pages if a.max_search_pages is not None else (mp.max_search_pages if mp else None)
     if pages is not None:
         kwargs["max_search_pages"] = str(pages)
     if a.marketplace == "shop":
-        kwargs["start_urls"] = json.dumps(a.start_url or (mp.start_urls if mp else []))
+        kwargs["start_urls"] = json.dumps(a.start_url or (mp.start_urls if configured else []))
         kwargs["sitemap"] = a.sitemap
     process = CrawlerProcess(s, install_root_handler=True)
     process.crawl(load_object(SPIDERS[a.marketplace]), **kwargs)
+    from ops.logs import configure_crawl_logging
+
+    configure_crawl_logging(ts, a.marketplace, a.job)  # after crawl(): Scrapy re-installs its handler there
     process.start()
     report_path = ts.crawl_dir / a.marketplace / "last_run.json"
     try:
@@ -74,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(jobdir, ignore_errors=True)  # done: the next crawl starts afresh
         return 0
     return 3 if report.get("reason") == "blocked" else 1
+
+
+def _read_urls(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return [u.strip() for u in f if u.strip().startswith(("http://", "https://"))]
 
 
 if __name__ == "__main__":

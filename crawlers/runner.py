@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from settings import ROOT, Settings
+
+BUSY = 4  # exit status of a crawl child that found another crawl of its marketplace running
 
 
 @dataclass
@@ -23,11 +26,16 @@ class CrawlResult:
     log_path: Path
     timed_out: bool = False
     report: dict[str, Any] = field(default_factory=dict)
+    stopped: bool = False  # stopped from outside (the service shutting down) before it ended
 
     @property
     def reason(self) -> str:
         if self.timed_out:
             return "timed_out"
+        if self.returncode == BUSY:
+            return "busy"
+        if self.stopped and not self.report:
+            return "stopped"
         return self.report.get("reason") or ("finished" if self.returncode == 0 else "failed")
 
     @property
@@ -41,10 +49,15 @@ class CrawlResult:
 
 def crawl_command(settings: Settings, marketplace: str, *, base_url: str = "", categories: list[str] | None = None,
                   keywords: list[str] | None = None, start_urls: list[str] | None = None, sitemap: str = "",
-                  max_search_pages: int | None = None, fresh: bool = False, config: str | None = None) -> list[str]:
+                  max_search_pages: int | None = None, fresh: bool = False, config: str | None = None,
+                  job: str = "", urls_file: str | Path | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "crawlers.run", marketplace, "--home", str(settings.home)]
     if config:
         cmd += ["--config", str(config)]
+    if job:
+        cmd += ["--job", job]
+    if urls_file:
+        cmd += ["--urls-file", str(urls_file)]
     if base_url:
         cmd += ["--base-url", base_url]
     for c in categories or []:
@@ -63,9 +76,10 @@ def crawl_command(settings: Settings, marketplace: str, *, base_url: str = "", c
 
 
 def run_crawl(settings: Settings, marketplace: str, *, time_limit: float | None = None, config: str | None = None,
-              **kw: Any) -> CrawlResult:
+              stop: threading.Event | None = None, grace: float = 15.0, **kw: Any) -> CrawlResult:
     """Run one marketplace's crawl in a child process and wait for it (at most `time_limit` seconds;
-    a crawl still running then gets SIGTERM, which lets Scrapy stop cleanly, then SIGKILL)."""
+    a crawl still running then gets SIGTERM, which lets Scrapy stop cleanly, then SIGKILL after
+    `grace` seconds). Setting `stop` (the service shutting down) stops it the same way."""
     settings.ensure_home()
     log_path = settings.log_dir / f"crawl-{marketplace}.log"
     report_path = settings.crawl_dir / marketplace / "last_run.json"
@@ -76,19 +90,29 @@ def run_crawl(settings: Settings, marketplace: str, *, time_limit: float | None 
     limit = time_limit or settings.crawl.time_limit
     with open(settings.log_dir / f"crawl-{marketplace}.out", "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env, start_new_session=True)
-        timed_out = False
-        try:
-            proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            stop_child(proc)
+        timed_out = stopped = False
+        deadline = t0 + limit
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                proc.wait(timeout=max(0.01, min(left, 0.5) if stop is not None else left))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    stop_child(proc, grace)
+                    break
+                if stop is not None and stop.is_set():
+                    stopped = True
+                    stop_child(proc, grace)
+                    break
     report: dict[str, Any] = {}
     if report_path.exists() and report_path.stat().st_mtime > before:
         try:
             report = json.loads(report_path.read_text("utf-8"))
         except ValueError:
             report = {}
-    return CrawlResult(marketplace, proc.returncode, time.monotonic() - t0, log_path, timed_out, report)
+    return CrawlResult(marketplace, proc.returncode, time.monotonic() - t0, log_path, timed_out, report, stopped)
 
 
 def stop_child(proc: subprocess.Popen, grace: float = 15.0) -> None:

@@ -36,8 +36,10 @@ class TiswatchSpider(scrapy.Spider):
     complete_coverage = False  # True when this crawl saw everything the marketplace lists (category crawl)
 
     def __init__(self, base_url: str = "", categories: Any = None, keywords: Any = None,
-                 max_search_pages: Any = None, **kw: Any):
+                 max_search_pages: Any = None, listing_urls: Any = None, **kw: Any):
         super().__init__(**kw)
+        # a revisit (scheduler): these listings' own pages are fetched again, and nothing else
+        self.listing_urls = _list(listing_urls)
         self.base_url = (base_url or self.default_base).rstrip("/")
         self.categories = _list(categories)
         self.keywords = _list(keywords)
@@ -50,6 +52,8 @@ class TiswatchSpider(scrapy.Spider):
     def start_keywords(self) -> list[str]:
         if self.keywords or self.categories:
             return self.keywords
+        if self.listing_urls:
+            return []
         from crawlers.keywords import catalogue_keywords
         from registry.catalogue import load_catalogue
 

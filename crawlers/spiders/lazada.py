@@ -25,6 +25,8 @@ class LazadaSpider(TiswatchSpider):
         for kw in self.start_keywords():
             yield self._catalog(f"{self.base_url}/catalog/?{urlencode({'q': kw})}", 1, kw)
         self.complete_coverage = bool(self.categories) and not self.keywords
+        for url in self.listing_urls:
+            yield scrapy.Request(url, callback=self.parse_product, errback=self.on_error, cb_kwargs={"card": {}})
 
     def _catalog(self, url: str, page: int, q: str | None = None) -> scrapy.Request:
         sep = "&" if "?" in url else "?"

@@ -18,7 +18,9 @@ class ShopSpider(TiswatchSpider):
     def __init__(self, base_url: str = "", start_urls: object = None, sitemap: str = "", **kw):
         super().__init__(base_url=base_url, **kw)
         self.product_urls = _list(start_urls)
-        self.sitemap_urls = [sitemap] if sitemap else ([f"{self.base_url}/sitemap.xml"] if self.base_url and not self.product_urls else [])
+        self.sitemap_urls = [sitemap] if sitemap else (
+            [f"{self.base_url}/sitemap.xml"] if self.base_url and not self.product_urls and not self.listing_urls else [])
+        self.product_urls += [u for u in self.listing_urls if u not in self.product_urls]
 
     async def start(self):
         self.complete_coverage = bool(self.sitemap_urls) and not self.product_urls

@@ -67,6 +67,9 @@ class ShopeeSpider(TiswatchSpider):
         for kw in self.start_keywords():
             yield self._search(f"{self.base_url}/search?{urlencode({'keyword': kw})}", 0)
         self.complete_coverage = bool(self.categories) and not self.keywords
+        for url in self.listing_urls:
+            yield scrapy.Request(url, callback=self.parse_product, errback=self.on_page_error, meta=self._meta(),
+                                 cb_kwargs={"card": {}})
 
     def _search(self, url: str, page: int) -> scrapy.Request:
         sep = "&" if "?" in url else "?"
