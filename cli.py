@@ -49,6 +49,7 @@ def main_options(
     config: Annotated[str | None, typer.Option("--config", envvar="TISWATCH_CONFIG", help="TOML configuration file")] = None,
 ) -> None:
     state.home, state.config = home, config
+    state._settings = None  # a new invocation (tests run several in one process) reads them afresh
 
 
 def _mount() -> None:
@@ -65,6 +66,11 @@ def _mount() -> None:
 
     app.command("check")(check)
     app.command("eval")(eval_)
+    from ops.cli import backup, jobs_app, restore
+
+    app.add_typer(jobs_app, name="jobs")
+    app.command("backup")(backup)
+    app.command("restore")(restore)
 
 
 # ---- demo ---------------------------------------------------------------------------------------
@@ -211,23 +217,34 @@ def _no_users_hint(s: Settings) -> None:
 def run(
     host: Annotated[str | None, typer.Option(help="review app address")] = None,
     port: Annotated[int | None, typer.Option(help="review app port")] = None,
+    now: Annotated[list[str] | None, typer.Option("--now", help="also run this job at once (repeatable), e.g. crawl:shopee")] = None,
+    no_app: Annotated[bool, typer.Option("--no-app", help="run the scheduler only, without the review app")] = False,
 ) -> None:
-    """The service: the scheduler (crawls and the other jobs) and the review app together."""
-    import uvicorn
+    """The service: the scheduler (crawls and the other scheduled jobs) and the review app together.
 
-    from review.app import create_app
-    from scheduler import start_scheduler
+    Runs until SIGTERM or Ctrl-C, then stops gracefully: running crawls finish the pages in flight (or
+    are killed after the schedule's shutdown_grace seconds) and nothing is left half-written. Runs missed
+    while it was stopped are made up once each at start. `tiswatch jobs` shows what runs when."""
+    from ops.schedule import JobConfigError
+    from ops.service import ServiceError, run_service
 
     s = state.settings()
     s.ensure_home()
-    sched = start_scheduler(s, config=state.config)
-    h, p = host or s.review.host, port or s.review.port
-    console.print(f"scheduler started ({len(sched.get_jobs())} jobs); review app on http://{h}:{p}/")
-    _no_users_hint(s)
+    h, p = host or s.review.host, port if port is not None else s.review.port
+    if not no_app:
+        _no_users_hint(s)
+
+    def ready(svc) -> None:
+        n = len(svc.sched.get_jobs()) if svc.sched is not None else 0
+        where = "no review app" if no_app else f"review app on http://{h}:{p}/"
+        console.print(f"scheduler {'started (' + str(n) + ' jobs)' if svc.sched is not None else 'disabled'}; {where}")
+
     try:
-        uvicorn.run(create_app(s), host=h, port=p, log_level="warning")
-    finally:
-        sched.shutdown(wait=False)
+        code = run_service(s, state.config, h, p, app=not no_app, now_jobs=now or [], on_ready=ready)
+    except (ServiceError, JobConfigError) as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 _mount()

@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         s.set("TISWATCH_CONFIG", a.config, priority="cmdline")
     s.set("LOG_FILE", a.log_file or str(ts.log_dir / f"crawl-{a.marketplace}.log"), priority="cmdline")
     urls = _read_urls(a.urls_file) if a.urls_file else []
-    configured = mp is not None and not urls  # a revisit fetches its URLs only, not the configured searches
+    # what to crawl comes from the configuration unless the command line says (a keyword group, a
+    # revisit of listing URLs, `tiswatch crawl --keyword`): then only what it says
+    configured = mp is not None and not (urls or a.category or a.keyword or a.start_url or a.sitemap)
     # a revisit keeps its own crawl state, so that it never resumes (or leaves behind) a regular crawl's
     jobdir = ts.crawl_dir / a.marketplace / ("revisit-job" if urls else "job")
     if (a.fresh or urls) and jobdir.exists():
@@ -77,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.marketplace == "shop":
         kwargs["start_urls"] = json.dumps(a.start_url or (mp.start_urls if configured else []))
         kwargs["sitemap"] = a.sitemap
-    process = CrawlerProcess(s, install_root_handler=True)
-    process.crawl(load_object(SPIDERS[a.marketplace]), **kwargs)
     from ops.logs import configure_crawl_logging
 
-    configure_crawl_logging(ts, a.marketplace, a.job)  # after crawl(): Scrapy re-installs its handler there
+    process = CrawlerProcess(s, install_root_handler=True)
+    configure_crawl_logging(ts, a.marketplace, a.job)
+    process.crawl(load_object(SPIDERS[a.marketplace]), **kwargs)
+    configure_crawl_logging(ts, a.marketplace, a.job)  # again: crawl() re-installs Scrapy's root handler
     process.start()
     report_path = ts.crawl_dir / a.marketplace / "last_run.json"
     try:

@@ -30,6 +30,7 @@ from typing import Any
 
 from listings.model import FLAGGED
 from listings.store import IngestResult
+from matching.reasons import substantive
 from matching.normalise import fold
 
 # the listing fields a view carries (DOMAIN.md §4.2 without the ids and the time)
@@ -210,14 +211,14 @@ def _claim_values(detail: dict[str, Any]) -> set[str]:
 
 
 def verdict_record(v: Any) -> tuple[Any, ...]:
-    return (v.verdict, v.risk, v.tis_no, v.licence_no, list(v.reasons))
+    return (v.verdict, v.risk, v.tis_no, v.licence_no, substantive(list(v.reasons)))
 
 
 def _apply_verdict(prior: dict[str, Any] | None, v: Any, at: str) -> tuple[dict[str, Any] | None, dict[str, Any], bool]:
     """(history row or None, the listing's verdict fields, whether the verdict changed)."""
     same = prior is not None and prior.get("verdict") is not None and \
-        (prior.get("verdict"), prior.get("risk"), prior.get("tis_no"), prior.get("licence_no"), list(prior.get("reasons") or [])) \
-        == verdict_record(v)
+        (prior.get("verdict"), prior.get("risk"), prior.get("tis_no"), prior.get("licence_no"),
+         substantive(list(prior.get("reasons") or []))) == verdict_record(v)  # registry_* codes are no difference
     row = None
     if not same or prior is None or prior.get("registry_version") != v.registry_version:
         row = {"at": at, "verdict": v.verdict, "risk": v.risk, "tis_no": v.tis_no, "licence_no": v.licence_no,

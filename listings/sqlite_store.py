@@ -162,6 +162,7 @@ def read_version(db: sqlite3.Connection) -> int | None:
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     db.row_factory = sqlite3.Row
+    db.create_function("tis_base", 1, P.tis_base, deterministic=True)  # affected_keys: standards in detail
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA temp_store=MEMORY")
@@ -298,6 +299,27 @@ class SqliteStore:
                 cur.execute("ROLLBACK")
                 raise
         return pl.result
+
+    # ---- re-checks and revisits (the scheduler) ------------------------------------------------
+    def affected_keys(self, bases: Iterable[str], licence_nos: Iterable[str]) -> list[str]:
+        b = json.dumps(sorted(set(bases)), ensure_ascii=False)
+        lic = json.dumps(sorted(set(licence_nos)), ensure_ascii=False)
+        rows = self._q(
+            "SELECT key FROM listings WHERE licence_no IN (SELECT value FROM json_each(:l))"
+            " UNION SELECT key FROM listings WHERE tis_base IN (SELECT value FROM json_each(:b))"
+            " UNION SELECT l.key FROM listings l, json_each(l.detail, '$.standards') s"
+            "   WHERE l.detail IS NOT NULL AND json_valid(l.detail) AND tis_base(s.value) IN (SELECT value FROM json_each(:b))"
+            " UNION SELECT l.key FROM listings l, json_each(l.detail, '$.claims') c"
+            "   WHERE l.detail IS NOT NULL AND json_valid(l.detail) AND json_extract(c.value, '$.kind') = 'licence'"
+            "   AND json_extract(c.value, '$.value') IN (SELECT value FROM json_each(:l))"
+            " ORDER BY 1", {"b": b, "l": lic})
+        return [r[0] for r in rows]
+
+    def changed_keys(self, marketplace: str, since: datetime) -> set[str]:
+        rows = self._q("SELECT DISTINCT c.key FROM changes c JOIN listings l ON l.key = c.key"
+                       " WHERE l.marketplace=? AND c.at >= ? AND c.field NOT IN ('stock', 'delisted')",
+                       (marketplace, _iso(since)))
+        return {r[0] for r in rows}
 
     def mark_delisted(self, marketplace: str, seen: set[str], since: datetime, at: datetime | None = None) -> list[str]:
         """Listings of a marketplace last seen before `since` (a crawl that saw everything started then)

@@ -57,12 +57,28 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "no_licensed_brand": ("ประกาศไม่ระบุยี่ห้อใดที่มีใบอนุญาตตาม มอก. {0}", "the listing names no brand that holds a licence under TIS {0}"),
     "no_brand": ("ไม่ระบุยี่ห้อ จึงไม่มีใบอนุญาตใดรองรับได้", "no brand is named, so no licence can back it"),
     "standard_not_covered": ("ไม่มีใบอนุญาตตาม มอก. {0} สำหรับเครื่องหมายการค้านี้", "no licence under TIS {0} for this brand"),
+    # written by a re-check after the licence registry changed (ops/recheck.py), not by check(): they
+    # say in the listing's verdict history why its verdict changed without a new crawl
+    "registry_recheck": ("ตรวจซ้ำเมื่อทะเบียนใบอนุญาตเปลี่ยน (ฉบับ {0})", "re-checked when the licence registry changed (version {0})"),
+    "registry_granted": ("ใบอนุญาต {0} ที่เพิ่งออกในทะเบียนรองรับสินค้านี้แล้ว", "licence {0}, newly granted in the registry, now covers this listing"),
+    "registry_status": ("ทะเบียนเปลี่ยนสถานะใบอนุญาต {0} เป็น{1}", "the registry changed licence {0} to {1}"),
+    "registry_licence_changed": ("ทะเบียนแก้ไขใบอนุญาต {0} ({1})", "the registry changed licence {0} ({1})"),
 }
+
+# reason codes that record where a verdict came from rather than what it rests on; two verdicts that
+# differ only by them are the same verdict (the listing store compares `substantive` reasons)
+PROVENANCE_PREFIX = "registry_"
+
+
+def substantive(reasons: list[str] | tuple[str, ...]) -> list[str]:
+    """The reasons without the provenance codes (registry_*)."""
+    return [r for r in reasons if not r.startswith(PROVENANCE_PREFIX)]
+
 
 STATUS_WORDS = {"active": ("ใช้งาน", "active"), "suspended": ("พักใช้", "suspended"),
                 "cancelled": ("ยกเลิก", "cancelled"), "revoked": ("เพิกถอน", "revoked")}
 # which argument of a code is a licence status, to be put in words
-_STATUS_ARG = {"licence_inactive": 1, "brand_licence_inactive": 1, "model_licence_inactive": 2}
+_STATUS_ARG = {"licence_inactive": 1, "brand_licence_inactive": 1, "model_licence_inactive": 2, "registry_status": 1}
 
 
 def code(name: str, *args: object) -> str:

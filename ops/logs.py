@@ -8,7 +8,7 @@ variables, so each scheduler thread has its own), and the process (a crawl child
 and job from its command line).
 
     {"ts": "2026-11-24T03:00:00.123+00:00", "level": "INFO", "logger": "ops.jobs", "msg": "job crawl:shopee ok",
-     "job": "crawl:shopee", "marketplace": "shopee", "pid": 4242, "process": "service"}
+     "job": "crawl:shopee", "marketplace": "shopee", "component": "service", "pid": 4242}
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 CONTEXT_FIELDS = ("job", "marketplace", "listing", "run")
-_ctx: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tiswatch_log_context", default={})
+_ctx: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("tiswatch_log_context", default=None)
 _process: dict[str, Any] = {}
 # attributes every LogRecord has; anything else on a record came from `extra=` and is kept
 _STD = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime", "color_message"}
@@ -34,7 +33,7 @@ _STD = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"m
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Records logged inside the block (in this thread or task) carry these fields."""
-    token = _ctx.set({**_ctx.get(), **{k: v for k, v in fields.items() if v is not None}})
+    token = _ctx.set({**(_ctx.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
     try:
         yield
     finally:
@@ -42,12 +41,12 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 
 def current_context() -> dict[str, Any]:
-    return dict(_ctx.get())
+    return dict(_ctx.get() or {})
 
 
 def _enrich(record: logging.LogRecord) -> None:
     """Put the process fields and the current context on a record (never over `extra=` fields)."""
-    for src in (_ctx.get(), _process):
+    for src in (_ctx.get() or {}, _process):
         for k, v in src.items():
             if not hasattr(record, k):
                 setattr(record, k, v)
@@ -58,7 +57,7 @@ class JsonFormatter(logging.Formatter):
         _enrich(record)
         out: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname, "logger": record.name, "msg": record.getMessage(),
+            "level": record.levelname, "logger": record.name, "msg": record.getMessage(), "pid": record.process,
         }
         for k, v in vars(record).items():
             if k not in _STD and not k.startswith("_") and k not in out:
@@ -89,7 +88,7 @@ def setup_logging(settings: Any, process: str = "service", stream: Any = None) -
     """Logging of the service (`tiswatch run`, `tiswatch jobs run`): standard error (the journal under
     systemd) and, when `[log] file` is set, that file too."""
     _process.clear()
-    _process.update({"process": process, "pid": os.getpid()})
+    _process.update({"component": process})
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_tiswatch", False):
@@ -116,7 +115,7 @@ def configure_crawl_logging(settings: Any, marketplace: str, job: str = "") -> N
     file; call it after `CrawlerProcess.crawl`): the same format as the service, and every record
     carries the marketplace and the job."""
     _process.clear()
-    _process.update({"process": "crawl", "pid": os.getpid(), "marketplace": marketplace})
+    _process.update({"component": "crawl", "marketplace": marketplace})
     if job:
         _process["job"] = job
     fmt = formatter(settings.log.json_)
