@@ -203,6 +203,7 @@ class ScheduleSettings(_Section):
     retention: str = "cron 30 3 * * *"
     groups: dict[str, KeywordGroup] = {}
     shutdown_grace: float = Field(30, gt=0, le=3600)
+    history_days: int = Field(90, ge=1)
 
     @field_validator("crawl", "revisit", "registry_refresh", "recheck", "alerts", "digest", "retention")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,63 +42,6 @@ def _context():
     return ctx
 
 
-def persisted_next_runs(jobs_db: Path) -> dict[str, datetime]:
-    """Next run times the service keeps in jobs.sqlite (APScheduler's table), without unpickling."""
-    if not jobs_db.exists():
-        return {}
-    db = sqlite3.connect(f"file:{jobs_db}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = db.execute("SELECT id, next_run_time FROM apscheduler_jobs").fetchall()
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        db.close()
-    return {r[0]: datetime.fromtimestamp(r[1], UTC) for r in rows if r[1] is not None}
-
-
-def _when(dt: datetime | None, tz: str, now: datetime) -> str:
-    """'15:26 (in 6h)' today, '11-25 08:00 (in 23h)' another day, in the schedule's time zone."""
-    if dt is None:
-        return "—"
-    from zoneinfo import ZoneInfo
-
-    local, today = dt.astimezone(ZoneInfo(tz)), now.astimezone(ZoneInfo(tz))
-    fmt = "%H:%M" if local.date() == today.date() else "%m-%d %H:%M" if local.year == today.year else "%Y-%m-%d %H:%M"
-    secs = (dt - now).total_seconds()
-    span = abs(secs)
-    rel = (f"{span / 86400:.0f}d" if span >= 86400 * 2 else f"{span / 3600:.0f}h" if span >= 3600 * 2
-           else f"{span / 60:.0f}m" if span >= 60 else f"{span:.0f}s")
-    return f"{local.strftime(fmt)} ({'in ' + rel if secs >= 0 else rel + ' ago'})"
-
-
-def job_rows(settings: Any, ctx: Any, now: datetime | None = None) -> list[dict[str, Any]]:
-    """One row per configured job: schedule, next run, last run and its result. Shared with the status
-    page."""
-    from ops.history import open_history
-    from ops.locks import is_locked, service_lock_path
-    from ops.schedule import next_fire
-
-    now = now or datetime.now(UTC)
-    hist = open_history(settings)
-    try:
-        last = hist.last_runs()
-        done = hist.last_finished()
-    finally:
-        hist.close()
-    persisted = persisted_next_runs(settings.jobs_db)
-    service = is_locked(service_lock_path(settings.home))
-    rows = []
-    for spec in ctx.specs().values():
-        nxt = persisted.get(spec.id) if service or spec.id in persisted else None
-        if nxt is None and spec.trigger is not None and not service:
-            nxt = next_fire(spec.trigger, settings.schedule.timezone, now)
-        lr, lf = last.get(spec.id), done.get(spec.id)
-        rows.append({"id": spec.id, "kind": spec.kind, "schedule": spec.schedule, "description": spec.description,
-                     "next_run": nxt, "next_is_estimate": spec.trigger is not None and spec.id not in persisted,
-                     "last": lr, "last_finished": lf, "running": bool(lr and lr["status"] == "running")})
-    return rows
-
-
 def _ago(secs: float) -> str:
     span = abs(secs)
     return (f"{span / 86400:.0f}d" if span >= 86400 * 2 else f"{span / 3600:.0f}h" if span >= 3600 * 2
@@ -126,35 +68,6 @@ def _last(run: dict[str, Any] | None, now: datetime) -> str:
     return f"[{_COLOURS.get(run['status'], 'white')}]{run['status']}[/] {_ago((now - started).total_seconds())} ago{took}"
 
 
-def _summary(run: dict[str, Any] | None) -> str:
-    """A few words about a run's result (shared with the status page)."""
-    if not run or run["status"] == "running":
-        return ""
-    r = run.get("result") or {}
-    bits: list[str] = []
-    if run["kind"] in ("crawl", "revisit"):
-        if "due" in r:
-            bits.append(f"{r['due']} due")
-        if r.get("listings") or r.get("pages"):
-            bits.append(f"{r.get('listings', 0)} listings, {r.get('pages', 0)} pages")
-    elif run["kind"] == "registry":
-        if r.get("changed"):
-            bits.append(f"{r.get('version_before')}→{r.get('version')}: {r.get('added', 0)} added, {r.get('updated', 0)} updated")
-        elif r.get("unchanged") or r.get("skipped"):
-            bits.append(str(r.get("unchanged") or r.get("skipped")))
-        rc = r.get("recheck") or {}
-        if rc.get("candidates") is not None and r.get("changed"):
-            bits.append(f"re-check: {rc.get('changed', 0)} of {rc['candidates']} changed")
-    elif run["kind"] == "recheck" and "candidates" in r:
-        bits.append(f"{r.get('version_from', '')}→{r.get('version')}: {r.get('changed', 0)} of {r['candidates']} changed"
-                    if r.get("version_from") else f"{r.get('version')}: nothing to re-check")
-    else:
-        bits += [f"{k} {v}" for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)][:4]
-    if run.get("error"):
-        bits.append(run["error"][:160])
-    return "; ".join(bits)
-
-
 _COLOURS = {"ok": "green", "failed": "red", "timed_out": "red", "blocked": "yellow", "stopped": "yellow",
             "skipped": "dim", "running": "cyan"}
 
@@ -171,11 +84,12 @@ def jobs_list(
     if ctx_.invoked_subcommand is not None:
         return
     from ops.locks import is_locked, service_lock_path
+    from ops.status import job_rows, summary
 
     ctx = _context()
     s = ctx.settings
     now = datetime.now(UTC)
-    rows = job_rows(s, ctx, now)
+    rows = job_rows(s, list(ctx.specs().values()), now)
     if as_json:
         out = []
         for r in rows:
@@ -195,9 +109,9 @@ def jobs_list(
     notes = []
     for r in rows:
         t.add_row(r["id"], r["schedule"], _short(r["next_run"], s.schedule.timezone, now) if r["next_run"] else "—",
-                  _last(r["last"], now), *([_summary(r["last"])] if wide else []))
-        if not wide and _summary(r["last"]):
-            notes.append(f"  [bold]{r['id']}[/]: {_summary(r['last'])}")
+                  _last(r["last"], now), *([summary(r["last"])] if wide else []))
+        if not wide and summary(r["last"]):
+            notes.append(f"  [bold]{r['id']}[/]: {summary(r['last'])}")
     console.print(t)
     for n in notes:
         console.print(n, highlight=False)
@@ -239,6 +153,7 @@ def jobs_history(
 ) -> None:
     """The latest job runs, newest first."""
     from ops.history import open_history
+    from ops.status import summary
 
     s = _settings()
     h = open_history(s)
@@ -246,14 +161,17 @@ def jobs_history(
         runs = h.runs(job, limit)
     finally:
         h.close()
-    now = datetime.now(UTC)
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(s.schedule.timezone)
     t = Table()
-    for c in ("#", "job", "trigger", "started", "result", "took", "details"):
-        t.add_column(c)
+    for c in ("#", "job", "trigger", "started", "result", "details"):
+        t.add_column(c, no_wrap=c != "details", overflow="fold")
     for r in runs:
-        t.add_row(str(r["id"]), r["job"], r["trigger"], _when(datetime.fromisoformat(r["started_at"]), s.schedule.timezone, now),
-                  f"[{_COLOURS.get(r['status'], 'white')}]{r['status']}[/]",
-                  f"{r['seconds']:.1f}s" if r.get("seconds") is not None else "", _summary(r))
+        took = f" {r['seconds']:.1f}s" if r.get("seconds") is not None else ""
+        t.add_row(str(r["id"]), r["job"], r["trigger"],
+                  datetime.fromisoformat(r["started_at"]).astimezone(tz).strftime("%m-%d %H:%M:%S"),
+                  f"[{_COLOURS.get(r['status'], 'white')}]{r['status']}[/]{took}", summary(r))
     console.print(t)
 
 

@@ -38,7 +38,10 @@ CREATE TABLE IF NOT EXISTS crawls (
   PRIMARY KEY (marketplace, started)
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS run_totals (job TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (job, status));
+CREATE TABLE IF NOT EXISTS duration_totals (job TEXT NOT NULL, le TEXT NOT NULL, n REAL NOT NULL, PRIMARY KEY (job, le));
 """
+DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400)
 STATUSES = ("running", "ok", "failed", "blocked", "timed_out", "stopped", "skipped")
 
 
@@ -135,6 +138,35 @@ class History:
     def durations(self, since_id: int = 0) -> list[tuple[str, float]]:
         return [(r[0], r[1]) for r in self.db.execute(
             "SELECT job, seconds FROM runs WHERE id > ? AND seconds IS NOT NULL AND status != 'skipped'", (since_id,))]
+
+    def prune(self, before: datetime, keep_last: int = 50) -> int:
+        """Forget runs started before `before`, except each job's latest `keep_last`. Their counts and
+        durations are rolled up (run_totals, duration_totals), so /metrics counters never go back."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, job, status, seconds FROM runs r WHERE started_at < ? AND status != 'running' AND id NOT IN"
+                " (SELECT id FROM runs r2 WHERE r2.job = r.job ORDER BY id DESC LIMIT ?)", (_iso(before), keep_last)).fetchall()
+            for r in rows:
+                db.execute("INSERT INTO run_totals VALUES (?,?,1) ON CONFLICT(job, status) DO UPDATE SET n = n + 1",
+                           (r["job"], r["status"]))
+                if r["seconds"] is not None and r["status"] != "skipped":
+                    les = [str(b) for b in DURATION_BUCKETS if r["seconds"] <= b] + ["+Inf", "count"]
+                    for le in les:
+                        db.execute("INSERT INTO duration_totals VALUES (?,?,1) ON CONFLICT(job, le) DO UPDATE SET n = n + 1",
+                                   (r["job"], le))
+                    db.execute("INSERT INTO duration_totals VALUES (?,'sum',?) ON CONFLICT(job, le) DO UPDATE SET n = n + ?",
+                               (r["job"], r["seconds"], r["seconds"]))
+                db.execute("DELETE FROM runs WHERE id=?", (r["id"],))
+        return len(rows)
+
+    def rolled_up(self) -> list[tuple[str, str, int]]:
+        return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT job, status, n FROM run_totals")]
+
+    def rolled_durations(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for job, le, n in self.db.execute("SELECT job, le, n FROM duration_totals"):
+            out.setdefault(job, {})[le] = n
+        return out
 
     # ---- crawls -----------------------------------------------------------------------------------
     def record_crawl(self, row: dict[str, Any]) -> None:

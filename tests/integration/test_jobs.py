@@ -114,7 +114,7 @@ def test_jobs_of_other_packages(tmp_path, monkeypatch):
     monkeypatch.setitem(EXTERNAL, "retention", ("tests.integration.nope:x", f"{__name__}:_retention_probe"))
     monkeypatch.setattr(sys.modules[__name__], "CALLS", calls, raising=False)
     out = run(ctx, "retention")
-    assert out.status == "ok" and out.result == {"pruned": 3} and calls == [ctx.settings.home]
+    assert out.status == "ok" and out.result == {"job_runs_pruned": 0, "pruned": 3} and calls == [ctx.settings.home]
     ctx.close()
 
 
