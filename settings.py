@@ -200,12 +200,13 @@ class ScheduleSettings(_Section):
     recheck: str = "every 10m"
     alerts: str = "every 1m"
     digest: str = "cron 0 8 * * *"
+    removals: str = "every 6h"
     retention: str = "cron 30 3 * * *"
     groups: dict[str, KeywordGroup] = {}
     shutdown_grace: float = Field(30, gt=0, le=3600)
     history_days: int = Field(90, ge=1)
 
-    @field_validator("crawl", "revisit", "registry_refresh", "recheck", "alerts", "digest", "retention")
+    @field_validator("crawl", "revisit", "registry_refresh", "recheck", "alerts", "digest", "removals", "retention")
     @classmethod
     def _one(cls, v: str) -> str:
         return _schedule(v)

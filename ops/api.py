@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +24,16 @@ from fastapi.templating import Jinja2Templates
 HERE = Path(__file__).parent
 
 
-def _local_only(request: Request) -> None:
-    """Until the review app has logins: the status page only for requests from the machine itself."""
-    host = request.client.host if request.client else ""
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise HTTPException(403, "the status page is for administrators")
-
-
-def admin_required() -> Any:
-    """The review app's `require_role("admin")` when it has logins (review/auth.py)."""
-    try:
-        from review.auth import require_role
-    except ImportError:
-        return _local_only
-    return require_role("admin")
-
-
 def router(settings: Any) -> APIRouter:
     from ops.metrics import registry_for, render
     from ops.status import readiness, status_snapshot, to_json
+    from review.auth import require_role
 
     r = APIRouter()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.autoescape = True
     metrics_registry = registry_for(settings) if settings.ops.metrics == "app" else None
-    admin = admin_required()
+    admin = require_role("admin")
 
     def _specs(request: Request) -> list[Any]:
         ctx = getattr(request.app.state, "jobs", None)

@@ -11,8 +11,9 @@ in every line. What a job does depends on its kind:
 | `revisit`   | a crawl child fetching the pages of due listings again (flagged, then changed, then quiet) |
 | `registry`  | import `[registry] source` when it has a new version, then re-check affected listings     |
 | `recheck`   | re-check listings touched by licences changed since the last re-check (any import)      |
-| `alerts`    | deliver partner alerts that are due (alerts/)                                            |
-| `digest`    | send alert digests (alerts/)                                                             |
+| `alerts`    | turn new events into alerts and deliver what is due (alerts/)                           |
+| `digest`    | send yesterday's alert digests (alerts/)                                                 |
+| `removals`  | check that listings partners reported removed are gone (alerts/)                         |
 | `retention` | prune evidence and observations by the retention policy (listings/)                     |
 
 Jobs of one marketplace wait for each other in this process; a crawl started elsewhere (a manual
@@ -307,12 +308,61 @@ def _registry(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str 
     return "ok", res, None
 
 
-# ---- jobs of other packages ----------------------------------------------------------------------------
-# Functions of alerts/ and listings/ the scheduler calls, `module:function`, each taking the settings.
-# The first one that exists is used; when none does, the run is recorded as skipped and says so.
+# ---- alerts (alerts/) ----------------------------------------------------------------------------------
+def _alerts(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str | None]:
+    """Turn new events into alerts and deliver what is due, once (alerts.delivery.deliver drains)."""
+    import dataclasses
+
+    from alerts.delivery import deliver
+
+    stats = deliver(ctx.settings, stop=ctx.stop)
+    result = dataclasses.asdict(stats)
+    err = f"{stats.failed} delivery attempts failed, {stats.dead} given up" if stats.failed or stats.dead else None
+    return "ok", result, err
+
+
+def _digest(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str | None]:
+    """Yesterday's digests (Bangkok) not sent yet; a digest already sent is skipped, so a catch-up or
+    a second run sends nothing twice."""
+    from alerts.digest import collect, previous_day, send_digests
+    from alerts.service import open_service
+
+    svc = open_service(ctx.settings)
+    try:
+        svc.engine.process_all()
+        if not ctx.settings.alerts.smtp.host and not collect(svc, previous_day(svc.clock.now())):
+            return "ok", {"digests": {}}, None  # no recipients: nothing to send, no SMTP needed
+        out = send_digests(svc)
+    finally:
+        svc.close()
+    counts: dict[str, int] = {}
+    for o in out:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    failed = [f"{o.recipient or '-'}: {o.detail}" for o in out if o.status == "failed"]
+    return ("failed" if failed else "ok"), {"digests": counts}, "; ".join(failed)[:500] or None
+
+
+def _removals(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str | None]:
+    """Check that listings a partner reported as removed are gone (alerts.verify)."""
+    import dataclasses
+
+    from alerts.service import open_service
+    from alerts.verify import verify_removals
+
+    svc = open_service(ctx.settings)
+    a = ctx.settings.alerts
+    try:
+        r = verify_removals(svc.store, svc.listings, svc.clock, http_marketplaces=tuple(a.verify_http_marketplaces),
+                            give_up=timedelta(days=a.verify_days), user_agent=ctx.settings.crawl.user_agent)
+    finally:
+        svc.close()
+    return "ok", dataclasses.asdict(r) if dataclasses.is_dataclass(r) else {"result": str(r)}, None
+
+
+# ---- jobs of other packages found by name ------------------------------------------------------------
+# `module:function` taking the settings; the first one that exists is used; when none does, the run is
+# recorded as skipped and says so.
 EXTERNAL: dict[str, tuple[str, ...]] = {
-    "alerts": ("alerts.delivery:deliver",),
-    "digest": ("alerts.digest:send_digests", "alerts.delivery:send_digests"),
     "retention": ("listings.retention:prune", "listings.retention:apply_retention"),
 }
 
@@ -361,5 +411,5 @@ def _retention(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str
 
 HANDLERS: dict[str, Callable[[JobContext, JobSpec], tuple[str, dict[str, Any], str | None]]] = {
     "crawl": _crawl, "revisit": _revisit, "registry": _registry, "recheck": _recheck,
-    "alerts": _external, "digest": _external, "retention": _retention,
+    "alerts": _alerts, "digest": _digest, "removals": _removals, "retention": _retention,
 }

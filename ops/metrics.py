@@ -202,7 +202,7 @@ class TiswatchCollector:
             per.setdefault(job, []).append(secs)
         for job in sorted(set(per) | set(rolled_d)):
             vals, old = per.get(job, []), rolled_d.get(job, {})
-            buckets = [(str(b), sum(1 for v in vals if v <= b) + old.get(str(b), 0)) for b in BUCKETS]
+            buckets = [(str(float(b)), sum(1 for v in vals if v <= b) + old.get(str(b), 0)) for b in BUCKETS]
             buckets.append(("+Inf", len(vals) + old.get("+Inf", 0)))
             hist.add_metric([job], buckets, sum_value=sum(vals) + old.get("sum", 0.0))
         yield hist

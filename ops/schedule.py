@@ -11,7 +11,7 @@ A schedule is one short string, so that an operator can read and write it in a T
 | `off` (or empty)         | never (the job is not scheduled; `tiswatch jobs run` still works) |
 
 Job ids name what a job does: `crawl:shopee`, `crawl:lazada:power_banks` (a keyword group),
-`revisit:shopee`, `registry`, `recheck`, `alerts`, `digest`, `retention`.
+`revisit:shopee`, `registry`, `recheck`, `alerts`, `digest`, `removals`, `retention`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ MIN_INTERVAL = timedelta(seconds=10)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _EVERY = re.compile(r"^(?:(\d+)\s*([smhdw])\s*)+$")
 _PART = re.compile(r"(\d+)\s*([smhdw])")
-KINDS = ("crawl", "revisit", "registry", "recheck", "alerts", "digest", "retention")
+KINDS = ("crawl", "revisit", "registry", "recheck", "alerts", "digest", "removals", "retention")
 
 
 class ScheduleError(ValueError):
@@ -184,7 +184,9 @@ def job_specs(settings: Any) -> list[JobSpec]:
     specs.append(JobSpec("recheck", "recheck", parse_schedule(sc.recheck), {},
                          "re-check stored listings touched by licences changed since the last re-check"))
     specs.append(JobSpec("alerts", "alerts", parse_schedule(sc.alerts), {}, "deliver partner alerts that are due"))
-    specs.append(JobSpec("digest", "digest", parse_schedule(sc.digest), {}, "send alert digests"))
+    specs.append(JobSpec("digest", "digest", parse_schedule(sc.digest), {}, "send yesterday's alert digests"))
+    specs.append(JobSpec("removals", "removals", parse_schedule(sc.removals), {},
+                         "check that listings partners reported removed are gone"))
     specs.append(JobSpec("retention", "retention", parse_schedule(sc.retention), {},
                          "prune evidence and observations by the retention policy"))
     return specs

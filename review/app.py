@@ -106,6 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from registry.api import router as registry_router
 
     app.include_router(registry_router)
+    from ops.api import router as ops_router
+
+    app.include_router(ops_router(settings))  # /readyz, /metrics, /ops/status
 
     app.include_router(pages_router)  # last: its /listing/{key:path} would shadow more specific routes
 

@@ -107,9 +107,14 @@ def test_a_crawl_of_a_marketplace_being_crawled_elsewhere_is_skipped(tmp_path):
 
 def test_jobs_of_other_packages(tmp_path, monkeypatch):
     ctx = _ctx(tmp_path)
-    monkeypatch.setitem(EXTERNAL, "digest", ("alerts.nothing_here:send", "json:dumps_nothing"))
-    out = run(ctx, "digest")
-    assert out.status == "skipped" and "alerts.nothing_here:send" in out.error
+    monkeypatch.setitem(EXTERNAL, "retention", ("listings.nothing_here:prune", "json:dumps_nothing"))
+    out = run(ctx, "retention")  # the job history is pruned; the store's part is missing and said so
+    assert out.status == "ok" and "listings.nothing_here:prune" in out.error and out.result == {"job_runs_pruned": 0}
+    # alerts/: nothing to deliver, no digest recipients, no removals to check
+    for job in ("alerts", "digest", "removals"):
+        out = run(ctx, job)
+        assert out.status == "ok", (job, out.error)
+    assert run(ctx, "alerts").result["delivered"] == 0
     calls = []
     monkeypatch.setitem(EXTERNAL, "retention", ("tests.integration.nope:x", f"{__name__}:_retention_probe"))
     monkeypatch.setattr(sys.modules[__name__], "CALLS", calls, raising=False)

@@ -99,7 +99,8 @@ def test_jobs_from_configuration(tmp_path):
                                            "helmets": {"marketplaces": ["lazada", "shop"], "categories": ["/helmets/"]}}})
     specs = {j.id: j for j in job_specs(s)}
     assert list(specs) == ["crawl:shopee", "crawl:shop", "crawl:shopee:power", "crawl:shop:power", "crawl:shop:helmets",
-                           "revisit:shopee", "revisit:shop", "registry", "recheck", "alerts", "digest", "retention"]
+                           "revisit:shopee", "revisit:shop", "registry", "recheck", "alerts", "digest", "removals",
+                           "retention"]
     assert specs["crawl:shopee"].schedule == "cron 0 */8 * * *" and specs["crawl:shop"].schedule == "every 6h"
     assert specs["crawl:shopee:power"].params == {"marketplace": "shopee", "group": "power", "keywords": ["พาวเวอร์แบงค์"],
                                                   "categories": [], "max_search_pages": 1}

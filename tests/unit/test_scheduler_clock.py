@@ -63,7 +63,7 @@ def clock(monkeypatch):
 
 def _settings(tmp_path, **schedule):
     base = {"crawl": "every 6h", "revisit": "off", "recheck": "off", "alerts": "off", "digest": "cron 0 8 * * *",
-            "retention": "off"}
+            "removals": "off", "retention": "off"}
     base.update(schedule)
     return load_settings(home=tmp_path / "home", environ={}, schedule=base)
 
@@ -142,7 +142,8 @@ def test_changed_schedule_is_rescheduled_and_removed_job_goes(tmp_path, clock):
     clock.advance(hours=1)
     s2 = load_settings(home=tmp_path / "home", environ={},
                        schedule={"crawl": "every 12h", "revisit": "off", "recheck": "off", "alerts": "off",
-                                 "digest": "off", "retention": "off", "marketplaces": {"lazada": "every 6h"}})
+                                 "digest": "off", "removals": "off", "retention": "off",
+                                 "marketplaces": {"lazada": "every 6h"}})
     sched2, _rec2, changes = _boot(s2, clock)
     assert changes["rescheduled"] == ["crawl:shopee"]
     assert changes["kept"] == ["crawl:lazada"]
