@@ -57,7 +57,7 @@ def _pick_changes(store, world, reg):
             grant_for = d
             break
     assert grant_for is not None
-    brand = next(r.split(":", 1)[1] for r in grant_for["reasons"] if r.startswith("no_active_licence_for_brand:"))
+    brand = next(r.split(":")[1] for r in grant_for["reasons"] if r.startswith("no_active_licence_for_brand:"))
     return revoke, grant_for, brand
 
 
