@@ -30,8 +30,8 @@ from typing import Any
 
 from listings.model import FLAGGED
 from listings.store import IngestResult
-from matching.reasons import substantive
 from matching.normalise import fold
+from matching.reasons import substantive
 
 # the listing fields a view carries (DOMAIN.md §4.2 without the ids and the time)
 VIEW_FIELDS = ("shop_id", "url", "title", "description", "brand", "seller", "seller_id", "price", "currency",

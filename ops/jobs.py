@@ -22,7 +22,6 @@ Jobs of one marketplace wait for each other in this process; a crawl started els
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -359,54 +358,41 @@ def _removals(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str 
     return "ok", dataclasses.asdict(r) if dataclasses.is_dataclass(r) else {"result": str(r)}, None
 
 
-# ---- jobs of other packages found by name ------------------------------------------------------------
-# `module:function` taking the settings; the first one that exists is used; when none does, the run is
-# recorded as skipped and says so.
-EXTERNAL: dict[str, tuple[str, ...]] = {
-    "retention": ("listings.retention:prune", "listings.retention:apply_retention"),
-}
+# ---- retention -------------------------------------------------------------------------------------
+def _evidence_retention(ctx: JobContext) -> dict[str, Any] | None:
+    """The listing store's evidence retention (listings/retention.py, `tiswatch store prune-evidence`):
+    files older than [store] evidence_retention_days, except evidence an officer acted on and the newest
+    capture of a flagged listing. None when this version has no retention module."""
+    try:
+        from listings.retention import Policy, decided_keys, prune
+    except ImportError:
+        return None
+    from listings.events import open_events
+    from listings.store import open_store
 
-
-def _resolve(refs: tuple[str, ...]) -> Callable[..., Any] | None:
-    for ref in refs:
-        mod, _, name = ref.partition(":")
-        try:
-            fn = getattr(importlib.import_module(mod), name, None)
-        except ImportError:
-            continue
-        if callable(fn):
-            return fn
-    return None
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    import dataclasses
-
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return {"result": str(value)}
-
-
-def _external(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str | None]:
-    fn = _resolve(EXTERNAL[spec.kind])
-    if fn is None:
-        return "skipped", {}, f"not available in this version: {' or '.join(EXTERNAL[spec.kind])}"
-    return "ok", _as_dict(fn(ctx.settings)), None
+    st = ctx.settings.store
+    policy = Policy(st.evidence_retention_days, getattr(st, "evidence_keep_latest_flagged", True))
+    if policy.days <= 0:
+        return {"evidence": "retention off ([store] evidence_retention_days = 0)"}
+    store, events = open_store(ctx.settings), open_events(ctx.settings)
+    try:
+        rep = prune(store, ctx.settings.home, policy, decided_keys(events), ctx.clock())
+    finally:
+        store.close()
+        events.close()
+    return {"evidence_captures_pruned": rep.pruned, "evidence_files": rep.files, "evidence_bytes": rep.bytes,
+            "kept": rep.kept, "problems": rep.problems[:10]}
 
 
 def _retention(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str | None]:
-    """The job history first (ours: runs older than [schedule] history_days, rolled up for /metrics),
-    then evidence and observations by the listing store's retention policy."""
+    """The job history (runs older than [schedule] history_days, rolled up for /metrics), then the
+    evidence files by the listing store's retention policy."""
     pruned = ctx.history.prune(ctx.clock() - timedelta(days=ctx.settings.schedule.history_days))
-    status, result, error = _external(ctx, spec)
-    result = {"job_runs_pruned": pruned, **result}
-    if status == "skipped":  # our part ran; the store's is missing in this version
-        return "ok", result, error
-    return status, result, error
+    ev = _evidence_retention(ctx)
+    if ev is None:
+        return "ok", {"job_runs_pruned": pruned}, "evidence retention is not available in this version (listings.retention)"
+    problems = ev.get("problems") or []
+    return "ok", {"job_runs_pruned": pruned, **ev}, ("; ".join(problems)[:500] or None)
 
 
 HANDLERS: dict[str, Callable[[JobContext, JobSpec], tuple[str, dict[str, Any], str | None]]] = {
