@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from matching.licence import find_brand, licence_model_keys
 from matching.normalise import brand_key, clean, model_key
@@ -83,8 +83,24 @@ class LicenceInfo(BaseModel):
     status_date: date | None = Field(None, description="when it left the active status, if it did")
 
 
+_EXAMPLE = {
+    "backed": False, "reasons": ["licence_inactive:น300-1/1:revoked"],
+    "messages_th": ["ใบอนุญาต น300-1/1 อยู่ในสถานะ เพิกถอน"], "messages_en": ["licence น300-1/1 is revoked"],
+    "standard": {"tis_no": "2879-2560", "name_th": "แบตเตอรี่สำรองไฟฟ้าสำหรับการใช้งานแบบพกพา - คุณลักษณะที่ต้องการด้านความปลอดภัย",
+                 "name_en": "Portable power bank - safety requirements", "claimed": "2879-2560", "edition": "current",
+                 "editions": []},
+    "licence": {"licence_no": "น300-1/1", "licence_type": "น", "licence_type_en": "import", "licence_type_th": "นำเข้า",
+                "tis_no": "2879-2560", "licensee": "บริษัท ตัวอย่าง จำกัด", "trademarks": ["Volto", "โวลโต้"],
+                "models": ["V-1", "V-2"], "status": "revoked", "status_th": "เพิกถอน", "issued": "2020-01-01",
+                "status_date": "2024-06-01"},
+    "brand_covered": True, "model_covered": True, "other_licences": [], "on": None, "registry_version": "r12",
+}
+
+
 class LicenceCheck(BaseModel):
     """Whether a seller's claim is backed by the TISI licence registry, and why (not)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
     backed: bool = Field(description="true when an active licence under the standard carries the brand (and "
                                      "lists the model, when the licence lists models and a model was given)")

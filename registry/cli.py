@@ -153,12 +153,16 @@ def stats(
     console.print(t)
     rows = st["by_standard"] if top == 0 else st["by_standard"][:top]
     t = Table(title=f"by standard ({'all' if top == 0 else f'top {top}'} of {len(st['by_standard'])})")
-    for c in ("มอก.", "standard", "licences", "active", "suspended", "cancelled", "revoked"):
-        t.add_column(c, justify="left" if c in ("มอก.", "standard") else "right", overflow="ellipsis",
-                     max_width=48 if c == "standard" else None)
+    named = console.width >= 110  # the standard's (English) name only where it fits beside the numbers
+    t.add_column("มอก.", no_wrap=True)
+    if named:
+        t.add_column("standard", overflow="ellipsis", no_wrap=True, max_width=console.width - 85)
+    for c in ("licences", "active", "suspended", "cancelled", "revoked"):
+        t.add_column(c, justify="right", no_wrap=True)
     for tis, *counts in rows:
         s = cat.find(tis)
-        t.add_row(tis, escape(s.name_th if s else "— not in the catalogue"), *[str(x or 0) for x in counts])
+        name = [escape((s.name_en or s.name_th) if s else "— not in the catalogue")] if named else []
+        t.add_row(tis, *name, *[str(x or 0) for x in counts])
     console.print(t)
 
 
@@ -272,13 +276,14 @@ def imports(limit: Annotated[int, typer.Option(help="imports to list")] = 20) ->
     store = _store()
     rows = store.imports(limit)
     store.close()
-    t = Table()
-    for c in ("#", "imported at", "as of", "file", "rows", "added", "updated", "unchanged", "rejected", "not in file"):
-        t.add_column(c)
+    if not rows:
+        console.print("no imports yet: tiswatch registry import PATH")
     for r in rows:
-        t.add_row(*[escape(str(r.get(k) if r.get(k) is not None else "")) for k in
-                    ("id", "at", "as_of", "path", "rows", "added", "updated", "unchanged", "rejected", "missing")])
-    console.print(t)
+        n = {k: r.get(k) or 0 for k in ("rows", "added", "updated", "unchanged", "rejected", "missing")}
+        console.print(f"#{r['id']}  as of {r.get('as_of') or (r.get('at') or '')[:10]}  "
+                      f"{escape(Path(r.get('path') or '').name)}: {n['rows']} rows; {n['added']} added, {n['updated']} "
+                      f"updated, {n['unchanged']} unchanged, {n['rejected']} rejected"
+                      + (f"; {n['missing']} registry licences not in the file" if n["missing"] else ""))
 
 
 @app.command()

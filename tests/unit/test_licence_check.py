@@ -133,3 +133,11 @@ def test_every_reason_the_check_gives_has_both_sentences():
 def test_hostile_text_is_returned_as_data(reg):
     r = check_licence(reg, tis_no="2879-2560", brand="<script>alert(1)</script>")
     assert not r.backed and r.reasons == ["no_active_licence_for_brand:<script>alert(1)</script>"]
+
+
+def test_the_documented_example_is_a_valid_answer():
+    from registry.check import _EXAMPLE, LicenceCheck
+
+    ex = LicenceCheck.model_validate(_EXAMPLE)
+    assert ex.reasons == ["licence_inactive:น300-1/1:revoked"]
+    assert ex.messages_en == [message(r, "en") for r in ex.reasons] and ex.messages_th == [message(r, "th") for r in ex.reasons]
