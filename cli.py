@@ -116,8 +116,8 @@ def sandbox(
         write_licence_csv(w.licences, write_registry)
         console.print(f"licence file: {write_registry} ({len(w.licences)} licences)")
     h, p = host or s.sandbox.host, port if port is not None else s.sandbox.port
-    console.print(f"sandbox marketplaces on http://{h}:{p}/  (shopee/, lazada/, shop/, _sandbox/truth.jsonl)")
-    serve(w, h, p)
+    serve(w, h, p, announce=lambda url: console.print(
+        f"sandbox marketplaces on {url}/  (shopee/, lazada/, shop/, _sandbox/truth.jsonl)"))
 
 
 # ---- crawl --------------------------------------------------------------------------------------
@@ -131,12 +131,16 @@ def crawl(
     sitemap: Annotated[str, typer.Option(help="shop: sitemap URL")] = "",
     max_search_pages: Annotated[int | None, typer.Option(help="result pages per keyword or category")] = None,
     fresh: Annotated[bool, typer.Option(help="forget an interrupted crawl instead of resuming it")] = False,
+    force: Annotated[bool, typer.Option(help="crawl even while the marketplace is paused after a block")] = False,
     time_limit: Annotated[float | None, typer.Option(help="seconds; default [crawl] time_limit")] = None,
 ) -> None:
     """Crawl one marketplace now (in a child process), check and store what it finds.
 
-    What to crawl comes from [marketplaces.NAME] in the configuration unless given here. A crawl that
-    was killed resumes where it stopped, unless --fresh. Exit status 0 finished, 3 blocked, 1 failed."""
+    What to crawl comes from [marketplaces.NAME] in the configuration (its keywords and categories, the
+    catalogue's product words, config/category_seeds.toml) unless --keyword/--category/--start-url/
+    --sitemap say otherwise. A crawl that was stopped or killed resumes where it stopped, unless --fresh.
+    After a block or captcha page the marketplace is paused ([crawl] block_pause_minutes) unless --force.
+    Exit status 0 finished, 3 blocked or paused, 4 already running, 1 failed or stopped early."""
     from crawlers.runner import run_crawl
 
     s = state.settings()
@@ -145,13 +149,23 @@ def crawl(
         raise typer.Exit(2)
     with console.status(f"crawling {marketplace} …"):
         r = run_crawl(s, marketplace, base_url=base_url, categories=category, keywords=keyword, start_urls=start_url,
-                      sitemap=sitemap, max_search_pages=max_search_pages, fresh=fresh, time_limit=time_limit,
-                      config=state.config)
+                      sitemap=sitemap, max_search_pages=max_search_pages, fresh=fresh, force=force,
+                      time_limit=time_limit, config=state.config)
+    if not r.report:
+        from crawlers.context import read_status
+
+        why = {"paused": "paused after a block: " + json.dumps(read_status(s.home).get(marketplace, {}), ensure_ascii=False),
+               "busy": "another crawl of this marketplace is running"}.get(r.reason, f"failed; see {r.log_path}")
+        err.print(f"[red]{marketplace}: {why}[/red]")
+        raise typer.Exit(r.returncode or 1)
     st = r.report.get("stats", {})
-    console.print(f"{marketplace}: {r.reason} in {r.seconds:.1f}s; {r.listings} listings, "
-                  f"{st.get('downloader/request_count', 0)} requests, {r.report.get('delisted', 0)} delisted; log {r.log_path}")
+    console.print(f"{marketplace}: {r.reason} in {r.seconds:.1f}s; {r.listings} listings "
+                  f"({st.get('tiswatch/skipped_unchanged', 0)} unchanged, not fetched), "
+                  f"{st.get('downloader/request_count', 0)} requests, {r.report.get('delisted', 0)} delisted"
+                  + (", resumed an interrupted crawl" if r.report.get("resumed") else "") + f"; log {r.log_path}")
     if r.report.get("blocked"):
-        err.print(f"[red]blocked[/red] at {r.report['blocked'].get('url')}: {r.report['blocked'].get('why')}")
+        err.print(f"[red]blocked[/red] at {r.report['blocked'].get('url')}: {r.report['blocked'].get('why')}; "
+                  f"paused until {r.report.get('paused_until')}")
     raise typer.Exit(0 if r.ok else (3 if r.reason == "blocked" else 1))
 
 

@@ -68,6 +68,12 @@ class CrawlSettings(_Section):
     browser_executable: str = "/usr/bin/chromium"
     browser_pages: int = Field(4, ge=1, le=64)
     screenshots: bool = True
+    max_page_mb: float = Field(32, gt=0)
+    refetch_hours: float = Field(168, gt=0)
+    refetch_flagged_hours: float = Field(24, gt=0)
+    revisit_limit: int = Field(500, ge=0)
+    block_pause_minutes: float = Field(60, ge=0)
+    browser_recycle_pages: int = Field(200, ge=0)
 
 
 class MarketplaceSettings(_Section):
@@ -77,7 +83,11 @@ class MarketplaceSettings(_Section):
     keywords: list[str] = []
     categories: list[str] = []
     max_search_pages: int = Field(3, ge=0)
+    catalogue_keywords: bool = True   # search for every product word of the standards catalogue too
+    seed_categories: bool = True      # crawl the categories of config/category_seeds.toml too
     obey_robots: bool | None = None  # None: the [crawl] setting
+    download_delay: float | None = Field(None, ge=0)        # None: the [crawl] setting
+    concurrency_per_domain: int | None = Field(None, ge=1, le=256)
 
     @field_validator("base_url")
     @classmethod

@@ -1,5 +1,10 @@
-"""What every spider and pipeline of one crawl process shares: tiswatch settings, the registry (loaded
-once), the listing store, the evidence writer and the crawl status file. Built lazily, once per crawler."""
+"""What every spider, middleware and pipeline of one crawl process shares: tiswatch settings, the
+registry (loaded once), the listing store, the evidence writer, the event log, the durable frontier
+and the crawl status file. Built lazily, once per crawler.
+
+home/crawl/status.json holds the last known state of each marketplace's crawl (read by the review
+app and `tiswatch crawl`); the fields are documented in README.md ("Crawl status and reports").
+"""
 
 from __future__ import annotations
 
@@ -20,14 +25,18 @@ _LOCK = threading.Lock()
 class CrawlContext:
     settings: Settings
     marketplace: str
-    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    fresh: bool = False
+    revisit: bool = False
     seen: set[str] = field(default_factory=set)
     blocked: dict[str, Any] | None = None
     complete: bool = True  # False when a page failed or a block stopped the crawl
+    consecutive_429: int = 0  # pages given up on with HTTP 429 since the last good answer
     _registry: Any = None
     _store: Any = None
     _evidence: Any = None
     _events: Any = None
+    _frontier: Any = None
+    tracker: Any = None  # crawlers.frontier.Tracker, set when the spider opens
 
     @property
     def registry(self):
@@ -67,24 +76,53 @@ class CrawlContext:
             self._events = open_events(self.settings)
         return self._events
 
+    @property
+    def frontier(self):
+        """The durable frontier of this marketplace, with its open run (resumed or new)."""
+        if self._frontier is None:
+            from crawlers.frontier import Frontier
+
+            # a revisit job (the scheduler's) keeps a frontier of its own: it never resumes a regular
+            # crawl's run, nor leaves one behind for it
+            name = "frontier-revisit.sqlite" if self.revisit else "frontier.sqlite"
+            self._frontier = Frontier(self.crawl_dir / name)
+            self._frontier.open_run(fresh=self.fresh or self.revisit)
+        return self._frontier
+
+    def tracker_for(self, crawler):
+        """The frontier tracker of this crawl (crawlers/frontier.py), made on first use."""
+        if self.tracker is None:
+            from crawlers.frontier import Tracker
+
+            spider = crawler.spider
+            self.tracker = Tracker(self.frontier, crawler.request_fingerprinter.fingerprint,
+                                   lambda r: r.to_dict(spider=spider))
+        return self.tracker
+
+    @property
+    def started(self) -> datetime:
+        """When this run began (an earlier, interrupted crawl's start when it is resumed)."""
+        return self.frontier.run.started
+
+    @property
+    def crawl_dir(self) -> Path:
+        d = self.settings.crawl_dir / self.marketplace
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def policy(self):
+        from crawlers.incremental import RefetchPolicy
+
+        return RefetchPolicy.from_settings(self.settings.crawl)
+
     def write_status(self, state: str, **extra: Any) -> None:
-        """home/crawl/status.json: the last state of each marketplace's crawl, read by the review app."""
-        path = self.settings.crawl_dir / "status.json"
-        with _LOCK:
-            try:
-                data = json.loads(path.read_text("utf-8")) if path.exists() else {}
-            except json.JSONDecodeError:
-                data = {}
-            data[self.marketplace] = {"state": state, "at": datetime.now(UTC).isoformat(timespec="seconds"), **extra}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), "utf-8")
-            os.replace(tmp, path)
+        write_status(self.settings.home, self.marketplace, state, **extra)
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-        if self._events is not None:
-            self._events.close()
+        for x in (self._store, self._events, self._frontier):
+            if x is not None:
+                x.close()
 
 
 def context_for(crawler, marketplace: str | None = None) -> CrawlContext:
@@ -94,14 +132,37 @@ def context_for(crawler, marketplace: str | None = None) -> CrawlContext:
         ts = load_settings(config=crawler.settings.get("TISWATCH_CONFIG") or None, home=home)
         ts.ensure_home()
         mp = marketplace or getattr(crawler.spidercls, "marketplace", None) or crawler.spidercls.name
-        ctx = CrawlContext(ts, mp)
+        ctx = CrawlContext(ts, mp, fresh=crawler.settings.getbool("TISWATCH_FRESH"),
+                           revisit=crawler.settings.get("TISWATCH_FRONTIER") == "revisit")
         crawler.tiswatch = ctx
     return ctx
 
 
+def _status_path(home: Path) -> Path:
+    return Path(home) / "crawl" / "status.json"
+
+
 def read_status(home: Path) -> dict[str, Any]:
-    p = Path(home) / "crawl" / "status.json"
+    """home/crawl/status.json: {marketplace: {"state": ..., "at": ..., ...}}; {} when there is none."""
+    p = _status_path(home)
     try:
-        return json.loads(p.read_text("utf-8")) if p.exists() else {}
-    except json.JSONDecodeError:
+        data = json.loads(p.read_text("utf-8")) if p.exists() else {}
+    except (OSError, json.JSONDecodeError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_status(home: Path, marketplace: str, state: str, **extra: Any) -> None:
+    """Replace one marketplace's entry in status.json (atomically: written aside, then renamed).
+    Several crawl processes update it; a file lock keeps their read-modify-write cycles apart."""
+    import fcntl
+
+    path = _status_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _LOCK, open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = read_status(home)
+        data[marketplace] = {"state": state, "at": datetime.now(UTC).isoformat(timespec="seconds"), **extra}
+        tmp = path.with_name(f"status.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str), "utf-8")
+        os.replace(tmp, path)

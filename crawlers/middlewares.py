@@ -1,61 +1,225 @@
-"""Retries with exponential backoff (honouring Retry-After), and the end-of-crawl report."""
+"""Retries with backoff, the durable frontier's Scrapy glue, revisits, and the end-of-crawl report.
+
+- BackoffRetryMiddleware (downloader): HTTP 429/5xx and timeouts are retried after a wait (Retry-After
+  when the site gives one, else exponential with jitter), so a 429 storm slows the crawl down instead
+  of hammering the site. A Playwright page attached to a response that is retried is closed first.
+- FrontierMiddleware (spider) and CrawlReport (extension): every request is recorded in the frontier
+  before the response that yielded it is marked done, and a response is done once its items are
+  stored (crawlers/frontier.py); requests this run already handled are dropped, also after a kill.
+- CrawlReport also revisits due listings no search found when the crawl is otherwise idle, writes
+  home/crawl/<marketplace>/last_run.json and status.json, pauses a blocked marketplace, and marks
+  listings delisted that a complete crawl no longer found.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
 import random
-from datetime import UTC, datetime
+import time
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from scrapy import signals
+from scrapy import Request, signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _ScrapyRobots
+from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 
 from crawlers.context import context_for
 
 log = logging.getLogger(__name__)
 
 
-class BackoffRetryMiddleware(RetryMiddleware):
-    """Like Scrapy's RetryMiddleware, but waits before a retry: Retry-After when the site gives it,
-    else base × 2^attempt with jitter, capped. A 429 storm therefore slows the crawl down instead of
-    hammering the site."""
+def backoff_delay(attempt: int, retry_after: str | None = None, base: float = 0.5, cap: float = 60.0,
+                  rand: float = 0.5) -> float:
+    """Seconds to wait before retry number `attempt` (1, 2, ...): the site's Retry-After (seconds)
+    when it gives one, else base × 2^(attempt-1); capped, then spread by ±25% (`rand` in [0, 1)) so
+    that parallel retries do not return in step. Pure."""
+    delay = None
+    if retry_after:
+        try:
+            delay = max(0.0, float(retry_after.strip()))
+        except ValueError:
+            delay = None  # an HTTP date: rare; fall back to exponential
+    if delay is None:
+        delay = base * (2 ** max(0, attempt - 1))
+    return min(cap, delay) * (0.75 + rand / 2)
 
+
+async def _close_page(request: Request) -> None:
+    page = request.meta.pop("playwright_page", None)
+    if page is not None:
+        try:
+            if not page.is_closed():
+                await page.close()
+        except Exception:  # the browser may be gone; nothing left to close then
+            pass
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
     base_delay = 0.5
     max_delay = 60.0
 
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self._slowed: dict[str, float] = {}  # download slot -> when it was last slowed down
+
+    def _sleep_then(self, retry: Request, delay: float):
+        async def go() -> Request:
+            await asyncio.sleep(delay)
+            return retry
+        return go()
+
+    def _slot(self, request):
+        try:
+            return self.crawler.engine.downloader.slots.get(request.meta.get("download_slot"))
+        except AttributeError:
+            return None
+
+    def _slow_down(self, request, retry_after: str | None) -> None:
+        """A 429 (or 503) says the whole site is being asked too fast: widen the gap between requests
+        to it (AutoThrottle, when on, narrows it again as answers come back fine)."""
+        slot = self._slot(request)
+        if slot is None:
+            return
+        now = time.monotonic()
+        key = request.meta.get("download_slot")
+        if now - self._slowed.get(key, 0.0) < max(slot.delay, 0.5):
+            return  # the other answers of the same burst: one slow-down per burst, not one per answer
+        self._slowed[key] = now
+        wanted = backoff_delay(1, retry_after, 1.0, self.max_delay, 0.5) if retry_after else min(10.0, max(0.5, slot.delay * 2))
+        slot.delay = min(self.max_delay, max(slot.delay, wanted))
+        self.crawler.stats.inc_value("tiswatch/slowdowns")
+        self.crawler.stats.max_value("tiswatch/max_slot_delay_ms", int(slot.delay * 1000))
+
+    def _speed_up(self, request) -> None:
+        slot = self._slot(request)
+        floor = self.crawler.settings.getfloat("DOWNLOAD_DELAY")
+        if slot is not None and slot.delay > floor and not self.crawler.settings.getbool("AUTOTHROTTLE_ENABLED"):
+            slot.delay = max(floor, slot.delay * 0.9)
+
     async def process_response(self, request, response, spider=None):
+        if response.status < 400:
+            context_for(self.crawler).consecutive_429 = 0
+            self._speed_up(request)
         if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
             return response
-        attempt = request.meta.get("retry_times", 0) + 1
-        delay = None
+        stats = self.crawler.stats
+        stats.inc_value(f"tiswatch/http_{response.status}")
         ra = response.headers.get("Retry-After")
-        if ra:
-            try:
-                delay = float(ra.decode())
-            except ValueError:
-                delay = None
-        if delay is None:
-            delay = self.base_delay * (2 ** (attempt - 1))
-        delay = min(self.max_delay, delay) * (0.75 + random.random() / 2)
-        crawler = self.crawler
-        crawler.stats.inc_value(f"tiswatch/http_{response.status}")
-        retry = get_retry_request(request, reason=f"HTTP {response.status}", spider=crawler.spider,
-                                  max_retry_times=self.max_retry_times, priority_adjust=self.priority_adjust)
+        if response.status in (429, 503):
+            self._slow_down(request, ra.decode("latin-1") if ra else None)
+        retry = get_retry_request(request, reason=f"HTTP {response.status}", spider=self.crawler.spider,
+                                  max_retry_times=request.meta.get("max_retry_times", self.max_retry_times),
+                                  priority_adjust=self.priority_adjust)
         if retry is None:
-            return response
-        await asyncio.sleep(delay)
-        return retry
+            return response  # given up: the spider's errback sees the status
+        await _close_page(request)
+        retry.meta.pop("playwright_page", None)
+        delay = backoff_delay(retry.meta.get("retry_times", 1), ra.decode("latin-1") if ra else None,
+                              self.base_delay, self.max_delay, random.random())
+        stats.inc_value("tiswatch/retry_wait_ms", int(delay * 1000))
+        return await self._sleep_then(retry, delay)
+
+    async def process_exception(self, request, exception, spider=None):
+        if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry", False):
+            return None
+        retry = self._retry(request, exception)
+        if retry is None:
+            return None
+        await _close_page(request)
+        retry.meta.pop("playwright_page", None)
+        delay = backoff_delay(retry.meta.get("retry_times", 1), None, self.base_delay, self.max_delay, random.random())
+        return await self._sleep_then(retry, delay)
 
 
-class CrawlReport:
-    """At the end of a crawl: write home/crawl/<marketplace>/last_run.json, the crawl status, and mark
-    listings that a complete crawl no longer found as delisted."""
+class RobotsTxtMiddleware(_ScrapyRobots):
+    """Scrapy's robots.txt middleware, fixed for requests that arrive while robots.txt is still being
+    fetched: in Scrapy 2.19 all but the first of them get None from the shared Deferred (its first
+    waiter consumes the result) and are let through unchecked. Here they look the parser up again."""
+
+    async def robot_parser(self, request):
+        rp = await super().robot_parser(request)
+        if rp is None:
+            stored = self._parsers.get(urlparse_cached(request).netloc)
+            if stored is not None and not isinstance(stored, Deferred):
+                return stored
+        return rp
+
+
+def _is_item(x: Any) -> bool:
+    return isinstance(x, dict)
+
+
+class FrontierMiddleware:
+    """Spider middleware next to the engine: sees every request and item a callback yields."""
 
     def __init__(self, crawler):
         self.crawler = crawler
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def _tracker(self):
+        return context_for(self.crawler).tracker_for(self.crawler)
+
+    def _one(self, tr, key: str, x: Any) -> Any:
+        if isinstance(x, Request):
+            return x if tr.record(x) else None
+        if _is_item(x):
+            tr.item_started(key, x)
+        return x
+
+    def process_spider_output(self, response, result: Iterable[Any], spider=None):
+        tr = self._tracker()
+        if tr is None:
+            yield from result
+            return
+        key = tr.key(response.request)
+        for x in result:
+            x = self._one(tr, key, x)
+            if x is not None:
+                yield x
+        tr.output_done(key, response.url)
+
+    async def process_spider_output_async(self, response, result: AsyncIterator[Any], spider=None):
+        tr = self._tracker()
+        if tr is None:
+            async for x in result:
+                yield x
+            return
+        key = tr.key(response.request)
+        async for x in result:
+            x = self._one(tr, key, x)
+            if x is not None:
+                yield x
+        tr.output_done(key, response.url)
+
+    def process_spider_exception(self, response, exception, spider=None):
+        tr = self._tracker()
+        if tr is not None and not isinstance(exception, CloseSpider):
+            # a page the spider cannot handle is not fetched again on resume; a block page is
+            tr.mark(tr.key(response.request), response.url, "failed")
+        return None
+
+
+class CrawlReport:
+    """Signals of one crawl: frontier bookkeeping, revisits, status, delisting, last_run.json."""
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self._revisited = False
+        for handler, sig in ((self.spider_opened, signals.spider_opened), (self.spider_closed, signals.spider_closed),
+                             (self.request_scheduled, signals.request_scheduled), (self.item_done, signals.item_scraped),
+                             (self.item_done, signals.item_dropped), (self.item_done, signals.item_error),
+                             (self.spider_idle, signals.spider_idle)):
+            crawler.signals.connect(handler, signal=sig)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -63,27 +227,108 @@ class CrawlReport:
 
     def spider_opened(self, spider):
         ctx = context_for(self.crawler)
-        ctx.write_status("running", pid=__import__("os").getpid())
+        ctx.tracker_for(self.crawler)
+        run = ctx.frontier.run
+        if run.resumed:
+            log.info("%s: resuming the crawl begun %s (%d requests pending)", ctx.marketplace,
+                     run.started.isoformat(timespec="seconds"), len(ctx.tracker.recorded))
+        self.crawler.stats.set_value("tiswatch/resumed", int(run.resumed))
+        ctx.write_status("running", pid=os.getpid(), run=run.id, resumed=run.resumed,
+                         run_started=run.started.isoformat(timespec="seconds"))
+
+    def request_scheduled(self, request, spider):
+        tr = context_for(self.crawler).tracker_for(self.crawler)
+        if not tr.record(request):
+            self.crawler.stats.inc_value("tiswatch/frontier/skipped_done")
+            raise IgnoreRequest("handled earlier in this crawl run")
+
+    def item_done(self, item, response=None, spider=None, **kw):
+        tr = context_for(self.crawler).tracker
+        if tr is not None:
+            tr.item_finished(item)
+
+    def spider_idle(self, spider):
+        """Once the searches are done: fetch due listings that no search showed (is it still there?)."""
+        if self._revisited:
+            return
+        self._revisited = True
+        ctx = context_for(self.crawler)
+        make = getattr(spider, "revisit_request", None)
+        limit = ctx.settings.crawl.revisit_limit
+        if make is None or limit <= 0 or ctx.blocked or not getattr(spider, "revisits", True):
+            return
+        now = datetime.now(UTC)
+        p = ctx.policy
+        rows = ctx.store.due_refetch(ctx.marketplace, before=now - p.every, flagged_before=now - p.flagged_every,
+                                     unseen_since=ctx.started, limit=limit)
+        n = 0
+        for row in rows:
+            req = make(row)
+            if req is not None:
+                self.crawler.engine.crawl(req)
+                n += 1
+        if n:
+            self.crawler.stats.inc_value("tiswatch/revisits", n)
+            log.info("%s: revisiting %d due listings no search showed", ctx.marketplace, n)
+            raise DontCloseSpider
+
+    def _browser_pages_open(self) -> int | None:
+        """Playwright pages still open (every callback and errback closes its page: this must be 0)."""
+        try:
+            handlers = self.crawler.engine.downloader.handlers._handlers.values()
+        except AttributeError:
+            return None
+        n = None
+        for h in handlers:
+            wrappers = getattr(h, "context_wrappers", None)
+            if wrappers is not None:
+                n = (n or 0) + sum(len(w.context.pages) for w in wrappers.values())
+        return n
 
     def spider_closed(self, spider, reason):
         ctx = context_for(self.crawler)
-        stats = self.crawler.stats.get_stats()
+        stats = self.crawler.stats
+        pages = self._browser_pages_open()
+        if pages is not None:
+            stats.set_value("tiswatch/browser_pages_open_at_end", pages)
         delisted: list[str] = []
+        now = datetime.now(UTC)
+        extra: dict[str, Any] = {"listings": len(ctx.seen), "run": ctx.frontier.run.id}
         if ctx.blocked:
-            ctx.write_status("blocked", **ctx.blocked)
-        elif reason == "finished" and ctx.complete and getattr(spider, "complete_coverage", False) and ctx.seen:
-            delisted = ctx.store.mark_delisted(ctx.marketplace, ctx.seen, ctx.started)
-            ctx.events.append_many(("delisted", k, {"marketplace": ctx.marketplace}) for k in delisted)
-            ctx.write_status("ok", listings=len(ctx.seen), delisted=len(delisted))
+            until = now + timedelta(minutes=ctx.settings.crawl.block_pause_minutes)
+            ctx.blocked.setdefault("at", now.isoformat(timespec="seconds"))
+            ctx.frontier.note("blocked")
+            state = "blocked"
+            extra.update(blocked=ctx.blocked, paused_until=until.isoformat(timespec="seconds"))
+            log.error("%s: crawl paused until %s: blocked at %s (%s)", ctx.marketplace, extra["paused_until"],
+                      ctx.blocked.get("url"), ctx.blocked.get("why"))
+        elif reason == "finished":
+            if ctx.complete and getattr(spider, "complete_coverage", False) and (ctx.seen or stats.get_value("tiswatch/skipped_unchanged")):
+                delisted = ctx.store.mark_delisted(ctx.marketplace, ctx.seen, ctx.started)
+                for k in delisted:
+                    d = ctx.store.get(k) or {}
+                    ctx.events.append("delisted", k, {"marketplace": ctx.marketplace, "last_seen": d.get("last_seen")})
+                stats.inc_value("tiswatch/delisted", len(delisted))
+            ctx.frontier.finish_run(reason)
+            state = "ok"
         else:
-            ctx.write_status("ok" if reason == "finished" else reason, listings=len(ctx.seen))
-        out = ctx.settings.crawl_dir / ctx.marketplace
-        out.mkdir(parents=True, exist_ok=True)
+            ctx.frontier.note(reason)  # shutdown, time limit, page cap: the next crawl resumes
+            state = "stopped"
+        ctx.write_status(state, reason="blocked" if ctx.blocked else reason, delisted=len(delisted)
+                         + int(stats.get_value("tiswatch/delisted_gone") or 0), **extra)
         report = {
-            "marketplace": ctx.marketplace, "reason": "blocked" if ctx.blocked else reason,
-            "started": ctx.started.isoformat(timespec="seconds"), "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "listings": len(ctx.seen), "delisted": len(delisted), "blocked": ctx.blocked,
-            "stats": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in stats.items()},
+            "marketplace": ctx.marketplace, "reason": "blocked" if ctx.blocked else reason, "state": state,
+            "run": ctx.frontier.run.id, "resumed": ctx.frontier.run.resumed,
+            "run_started": ctx.started.isoformat(timespec="seconds"),
+            "started": (stats.get_value("start_time") or now).isoformat(timespec="seconds"),
+            "finished": now.isoformat(timespec="seconds"),
+            "listings": len(ctx.seen), "delisted": len(delisted) + int(stats.get_value("tiswatch/delisted_gone") or 0),
+            "blocked": ctx.blocked, "paused_until": extra.get("paused_until"),
+            "complete": bool(ctx.complete and reason == "finished" and not ctx.blocked),
+            "stats": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in stats.get_stats().items()},
         }
-        (out / "last_run.json").write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str), "utf-8")
+        path = ctx.crawl_dir / "last_run.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str), "utf-8")
+        os.replace(tmp, path)
         ctx.close()

@@ -64,6 +64,9 @@ class StorePipeline(_Base):
         listing: Listing = item["_listing"]
         res = self.ctx.store.ingest(listing, item["_verdict"], listing.observed_at)
         self.ctx.seen.add(listing.key)
+        if item.get("_ref"):  # what the next crawl compares its search card with (crawlers/incremental.py)
+            self.ctx.store.record_fetch(listing.marketplace, item["_ref"], item.get("_ref_keys") or [listing.key],
+                                        item.get("_card"), listing.observed_at or datetime.now(UTC))
         self.crawler.stats.inc_value("tiswatch/listings")
         if res.new_listing:
             self.crawler.stats.inc_value("tiswatch/new_listings")

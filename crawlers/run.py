@@ -2,18 +2,34 @@
 
 Scrapy's reactor cannot be restarted inside one process, so every crawl runs in its own child with
 its own log, exit status and time limit (see crawlers/runner.py for the parent side). Exit status:
-0 finished, 3 blocked, 1 failed. A crawl killed midway leaves its JOBDIR; the next run resumes it.
+0 finished, 3 blocked (or still paused after a block), 1 failed or stopped early, 4 another crawl of
+the same marketplace is running. A crawl that was killed (even with kill -9) resumes on the next run
+from its durable frontier (crawlers/frontier.py) unless --fresh. A revisit (--urls-file, from the
+scheduler) fetches only those listing pages, with a frontier of its own that never resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
+from datetime import UTC, datetime
 
 SPIDERS = {"shopee": "crawlers.spiders.shopee.ShopeeSpider", "lazada": "crawlers.spiders.lazada.LazadaSpider",
            "shop": "crawlers.spiders.shop.ShopSpider"}
+EXIT_OK, EXIT_FAILED, EXIT_BLOCKED, EXIT_BUSY = 0, 1, 3, 4
+
+
+def paused_until(status: dict, marketplace: str, now: datetime) -> datetime | None:
+    """When a blocked marketplace may be crawled again (None: now). Pure."""
+    st = status.get(marketplace) or {}
+    if st.get("state") != "blocked" or not st.get("paused_until"):
+        return None
+    try:
+        until = datetime.fromisoformat(st["paused_until"])
+    except (TypeError, ValueError):
+        return None
+    return until if until > now else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,20 +44,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sitemap", default="")
     ap.add_argument("--max-search-pages", type=int)
     ap.add_argument("--fresh", action="store_true", help="forget an interrupted crawl instead of resuming it")
+    ap.add_argument("--force", action="store_true", help="crawl even while the marketplace is paused after a block")
     ap.add_argument("--log-file", default="")
     ap.add_argument("--job", default="", help="the scheduler job that started this crawl (for the logs)")
     ap.add_argument("--urls-file", default="", help="listing page URLs to fetch again, one a line (a revisit)")
     a = ap.parse_args(argv)
 
-    from scrapy.crawler import CrawlerProcess
-    from scrapy.settings import Settings
-    from scrapy.utils.misc import load_object
+    from crawlers.context import read_status, write_status
+    from settings import ConfigError, load_settings
 
-    from crawlers.settings import scrapy_settings
-    from settings import load_settings
-
-    ts = load_settings(config=a.config, home=a.home)
+    try:
+        ts = load_settings(config=a.config, home=a.home)
+    except ConfigError as e:
+        print(f"configuration error\n{e}", file=sys.stderr)
+        return 2
     ts.ensure_home()
+    mp_dir = ts.crawl_dir / a.marketplace
+    mp_dir.mkdir(parents=True, exist_ok=True)
     from ops.locks import Busy, FileLock, crawl_lock_path
 
     lock = FileLock(crawl_lock_path(ts.home, a.marketplace), what=f"crawl {a.marketplace} {a.job}".strip())
@@ -49,52 +68,60 @@ def main(argv: list[str] | None = None) -> int:
         lock.acquire()  # one crawl of a marketplace at a time, whoever starts it; released when we exit
     except Busy as e:
         print(f"another crawl of {a.marketplace} is running: {e}", file=sys.stderr)
-        return 4
-    mp = ts.marketplaces.get(a.marketplace)
+        return EXIT_BUSY
+    status = read_status(ts.home)
+    until = paused_until(status, a.marketplace, datetime.now(UTC))
+    if until is not None and not a.force:
+        print(f"{a.marketplace}: paused after a block until {until.isoformat(timespec='seconds')} "
+              f"({(status[a.marketplace].get('blocked') or {}).get('why', '')}); --force crawls anyway", file=sys.stderr)
+        return EXIT_BLOCKED
+    if until is not None:
+        write_status(ts.home, a.marketplace, "forced", previous=status.get(a.marketplace))
+
+    from scrapy.crawler import CrawlerProcess  # imported only now: a paused or busy crawl exits at once
+    from scrapy.settings import Settings
+    from scrapy.utils.misc import load_object
+
+    from crawlers.settings import scrapy_settings
+
     s = Settings()
     s.setmodule("crawlers.settings", priority="project")
     s.update(scrapy_settings(ts, a.marketplace), priority="cmdline")
     if a.config:
         s.set("TISWATCH_CONFIG", a.config, priority="cmdline")
+    s.set("TISWATCH_FRESH", a.fresh, priority="cmdline")
     s.set("LOG_FILE", a.log_file or str(ts.log_dir / f"crawl-{a.marketplace}.log"), priority="cmdline")
     urls = _read_urls(a.urls_file) if a.urls_file else []
-    # what to crawl comes from the configuration unless the command line says (a keyword group, a
-    # revisit of listing URLs, `tiswatch crawl --keyword`): then only what it says
-    configured = mp is not None and not (urls or a.category or a.keyword or a.start_url or a.sitemap)
-    # a revisit keeps its own crawl state, so that it never resumes (or leaves behind) a regular crawl's
-    jobdir = ts.crawl_dir / a.marketplace / ("revisit-job" if urls else "job")
-    if (a.fresh or urls) and jobdir.exists():
-        shutil.rmtree(jobdir)
-    s.set("JOBDIR", str(jobdir), priority="cmdline")
-    kwargs = {
-        "base_url": a.base_url or (mp.base_url if mp else ""),
-        "categories": json.dumps(a.category or (mp.categories if configured else [])),
-        "keywords": json.dumps(a.keyword or (mp.keywords if configured else [])),
-    }
+    if urls:
+        s.set("TISWATCH_FRONTIER", "revisit", priority="cmdline")
+    kwargs = {"base_url": a.base_url}
     if urls:
         kwargs["listing_urls"] = json.dumps(urls)
-    pages = a.max_search_pages if a.max_search_pages is not None else (mp.max_search_pages if mp else None)
-    if pages is not None:
-        kwargs["max_search_pages"] = str(pages)
+    if a.category:
+        kwargs["categories"] = json.dumps(a.category)
+    if a.keyword:
+        kwargs["keywords"] = json.dumps(a.keyword)
+    if a.max_search_pages is not None:
+        kwargs["max_search_pages"] = str(a.max_search_pages)
     if a.marketplace == "shop":
-        kwargs["start_urls"] = json.dumps(a.start_url or (mp.start_urls if configured else []))
+        kwargs["start_urls"] = json.dumps(a.start_url)
         kwargs["sitemap"] = a.sitemap
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    process = CrawlerProcess(s, install_root_handler=True)
+    process.crawl(load_object(SPIDERS[a.marketplace]), **kwargs)
     from ops.logs import configure_crawl_logging
 
-    process = CrawlerProcess(s, install_root_handler=True)
-    configure_crawl_logging(ts, a.marketplace, a.job)
-    process.crawl(load_object(SPIDERS[a.marketplace]), **kwargs)
-    configure_crawl_logging(ts, a.marketplace, a.job)  # again: crawl() re-installs Scrapy's root handler
+    configure_crawl_logging(ts, a.marketplace, a.job)  # after crawl(): Scrapy re-installs its handler there
     process.start()
-    report_path = ts.crawl_dir / a.marketplace / "last_run.json"
     try:
-        report = json.loads(report_path.read_text("utf-8"))
+        report = json.loads((mp_dir / "last_run.json").read_text("utf-8"))
     except (OSError, ValueError):
-        return 1
+        return EXIT_FAILED
+    if datetime.fromisoformat(report.get("finished") or "1970-01-01T00:00:00+00:00") < t0:
+        return EXIT_FAILED  # the crawl did not get as far as writing its report
     if report.get("reason") == "finished":
-        shutil.rmtree(jobdir, ignore_errors=True)  # done: the next crawl starts afresh
-        return 0
-    return 3 if report.get("reason") == "blocked" else 1
+        return EXIT_OK
+    return EXIT_BLOCKED if report.get("reason") == "blocked" else EXIT_FAILED
 
 
 def _read_urls(path: str) -> list[str]:

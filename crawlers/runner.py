@@ -16,6 +16,7 @@ from typing import Any
 from settings import ROOT, Settings
 
 BUSY = 4  # exit status of a crawl child that found another crawl of its marketplace running
+PAUSED = 3  # exit status of a blocked crawl, and of one not started because its marketplace is paused
 
 
 @dataclass
@@ -36,6 +37,8 @@ class CrawlResult:
             return "busy"
         if self.stopped and not self.report:
             return "stopped"
+        if not self.report and self.returncode == PAUSED:
+            return "paused"  # still paused after a block: the child did not crawl
         return self.report.get("reason") or ("finished" if self.returncode == 0 else "failed")
 
     @property
@@ -50,7 +53,7 @@ class CrawlResult:
 def crawl_command(settings: Settings, marketplace: str, *, base_url: str = "", categories: list[str] | None = None,
                   keywords: list[str] | None = None, start_urls: list[str] | None = None, sitemap: str = "",
                   max_search_pages: int | None = None, fresh: bool = False, config: str | None = None,
-                  job: str = "", urls_file: str | Path | None = None) -> list[str]:
+                  job: str = "", urls_file: str | Path | None = None, force: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "crawlers.run", marketplace, "--home", str(settings.home)]
     if config:
         cmd += ["--config", str(config)]
@@ -72,6 +75,8 @@ def crawl_command(settings: Settings, marketplace: str, *, base_url: str = "", c
         cmd += ["--max-search-pages", str(max_search_pages)]
     if fresh:
         cmd.append("--fresh")
+    if force:
+        cmd.append("--force")
     return cmd
 
 
@@ -79,7 +84,8 @@ def run_crawl(settings: Settings, marketplace: str, *, time_limit: float | None 
               stop: threading.Event | None = None, grace: float = 15.0, **kw: Any) -> CrawlResult:
     """Run one marketplace's crawl in a child process and wait for it (at most `time_limit` seconds;
     a crawl still running then gets SIGTERM, which lets Scrapy stop cleanly, then SIGKILL after
-    `grace` seconds). Setting `stop` (the service shutting down) stops it the same way."""
+    `grace` seconds). Setting `stop` (the service shutting down) stops it the same way. Either way
+    the next crawl of the marketplace resumes where this one stopped (crawlers/frontier.py)."""
     settings.ensure_home()
     log_path = settings.log_dir / f"crawl-{marketplace}.log"
     report_path = settings.crawl_dir / marketplace / "last_run.json"

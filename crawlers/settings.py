@@ -1,6 +1,12 @@
 """Scrapy settings for tiswatch spiders. Values that users tune live in tiswatch's TOML config
-([crawl] and [marketplaces.*]); `scrapy_settings()` maps them here. Run as a plain Scrapy project too:
-`scrapy list`, `scrapy crawl lazada -a base_url=http://127.0.0.1:8800/lazada`."""
+([crawl] and [marketplaces.*]); `scrapy_settings()` maps them here. Run as a plain Scrapy project too
+(from the repository root, where scrapy.cfg is): `scrapy list`,
+`TISWATCH_HOME=DIR scrapy crawl lazada -a base_url=http://127.0.0.1:8800/lazada -a categories=shop-general`.
+
+Extending the crawl: a new item pipeline stage goes into ITEM_PIPELINES between the existing numbers
+(validate 300, check 400, store 500, evidence 600; e.g. reading listing images at 450, after the check
+and before the store, or at 550 after the store); it receives the item dict with "_listing" (the
+validated Listing), "_verdict" and the other "_" keys, and must return it (or raise DropItem)."""
 
 from __future__ import annotations
 
@@ -38,8 +44,26 @@ ITEM_PIPELINES = {
 DOWNLOADER_MIDDLEWARES = {
     "crawlers.middlewares.BackoffRetryMiddleware": 550,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawlers.middlewares.RobotsTxtMiddleware": 100,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
 }
+SPIDER_MIDDLEWARES = {"crawlers.middlewares.FrontierMiddleware": 10}  # next to the engine: sees the final output
 EXTENSIONS = {"crawlers.middlewares.CrawlReport": 500}
+RETRY_EXCEPTIONS = [
+    "scrapy.exceptions.CannotResolveHostError", "scrapy.exceptions.DownloadConnectionRefusedError",
+    "scrapy.exceptions.DownloadFailedError", "scrapy.exceptions.DownloadTimeoutError",
+    "scrapy.exceptions.ResponseDataLossError", "twisted.internet.error.ConnectionDone",
+    "twisted.internet.error.ConnectError", "twisted.internet.error.ConnectionLost", OSError,
+    "scrapy.core.downloader.handlers.http11.TunnelError",
+    "playwright.async_api.TimeoutError",  # a browser page that did not load in time
+]
+# Requests with meta "playwright" go through Chromium (all of Shopee; flagged Lazada and shop pages for
+# their evidence screenshot); the others are plain HTTP. The browser starts only when first needed.
+DOWNLOAD_HANDLERS = {
+    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+}
+PLAYWRIGHT_ABORT_REQUEST = "crawlers.spiders.shopee.abort_request"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                  "--disable-dev-shm-usage"]
@@ -53,14 +77,23 @@ def scrapy_settings(ts: Any, marketplace: str) -> dict[str, Any]:
     """Scrapy settings from tiswatch settings `ts` for one marketplace's crawl."""
     c = ts.crawl
     mp = ts.marketplaces.get(marketplace)
-    obey = c.obey_robots if mp is None or mp.obey_robots is None else mp.obey_robots
+
+    def pick(name: str):  # the marketplace's own value, else [crawl]'s
+        v = getattr(mp, name, None) if mp is not None else None
+        return getattr(c, name) if v is None else v
+
+    delay = pick("download_delay")
+    per_domain = pick("concurrency_per_domain")
     out: dict[str, Any] = {
-        "ROBOTSTXT_OBEY": obey,
+        "ROBOTSTXT_OBEY": pick("obey_robots"),
         "CONCURRENT_REQUESTS": c.concurrency,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": c.concurrency_per_domain,
-        "DOWNLOAD_DELAY": c.download_delay,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
+        "DOWNLOAD_DELAY": delay,
         "AUTOTHROTTLE_ENABLED": c.autothrottle,
-        "AUTOTHROTTLE_START_DELAY": max(c.download_delay, 0.05),
+        "AUTOTHROTTLE_START_DELAY": max(delay, 0.05),
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": max(1.0, per_domain / 2),
+        "DOWNLOAD_MAXSIZE": int(c.max_page_mb * 1024 * 1024),
+        "DOWNLOAD_WARNSIZE": int(min(c.max_page_mb, 8) * 1024 * 1024),
         "DOWNLOAD_TIMEOUT": c.timeout,
         "RETRY_TIMES": c.retries,
         "USER_AGENT": c.user_agent,
@@ -70,4 +103,7 @@ def scrapy_settings(ts: Any, marketplace: str) -> dict[str, Any]:
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": c.browser_pages,
         "TISWATCH_HOME": str(ts.home),
     }
+    if marketplace != "shopee" and not c.screenshots:
+        plain = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
+        out["DOWNLOAD_HANDLERS"] = {"http": plain, "https": plain}  # no browser at all: Scrapy's own handler
     return out

@@ -43,8 +43,10 @@ def demo_config(home: Path, sandbox_url: str, seeds: dict, base: Settings) -> Pa
         "[crawl]", "download_delay = 0.0", "autothrottle = false", "concurrency = 16", "concurrency_per_domain = 16",
         f"browser_pages = {max(4, base.crawl.browser_pages)}", f"browser_executable = {json.dumps(base.crawl.browser_executable)}",
         "time_limit = 900", "",
-        "[marketplaces.shopee]", f'base_url = "{sandbox_url}/shopee"', f"categories = {json.dumps(seeds['shopee']['categories'])}", "",
-        "[marketplaces.lazada]", f'base_url = "{sandbox_url}/lazada"', f"categories = {json.dumps(seeds['lazada']['categories'])}", "",
+        "[marketplaces.shopee]", f'base_url = "{sandbox_url}/shopee"', f"categories = {json.dumps(seeds['shopee']['categories'])}",
+        "catalogue_keywords = false", "seed_categories = false", "",
+        "[marketplaces.lazada]", f'base_url = "{sandbox_url}/lazada"', f"categories = {json.dumps(seeds['lazada']['categories'])}",
+        "catalogue_keywords = false", "seed_categories = false", "",
         "[marketplaces.shop]", f'base_url = "{sandbox_url}/shop"', "",
     ]
     p = home / "demo.toml"

@@ -7,8 +7,14 @@
     /shop/...     an ordinary shop site: sitemap.xml, product pages with JSON-LD or microdata.
     /_sandbox/... control: truth.jsonl (listings with expected verdicts), seeds.json, round, stats, config.
 
-It also misbehaves as real sites do when crawled badly: pagination that ends, items that vanish in round
-2, HTTP 429 above a request rate, and a block page (Shopee 90309999, Lazada "punish") on demand.
+It also misbehaves as real sites do when crawled badly: pagination that ends, items that vanish (and
+prices that change) in round 2, HTTP 429 above a request rate, a block page on demand (Shopee: page
+navigations go to /shopee/verify/captcha and the API says error 90309999; Lazada: the "punish" page),
+catalog JSON cut off in the middle, slow answers, a 20 MB page, a windows-874 page, a page robots.txt
+forbids. POST /_sandbox/config switches the modes (see Modes).
+
+Adding routes: `make_app` registers them in one place per site; a new site area (e.g. images) adds its
+own `r.add_get(...)` lines there and, when it should misbehave too, its prefix to MARKETPLACES.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from sandbox.world import World, WorldListing, build_world
 STATIC = Path(__file__).parent / "static"
 SHOPEE_SECRET = "tiswatch-sandbox-7f3a"
 PAGE_SIZE = {"shopee": 60, "lazada": 40, "shop": 50}
+SB: web.AppKey[Sandbox] = web.AppKey("sb", "Sandbox")  # type: ignore[type-arg]
 
 
 def sap_sec(path_and_query: str, token: str) -> str:
@@ -44,12 +51,16 @@ def sap_sec(path_and_query: str, token: str) -> str:
     return f"{h:08x}"
 
 
+MARKETPLACES = ("shopee", "lazada", "shop")
+
+
 @dataclass
 class Modes:
     rate_limit: float = 0.0        # requests/s per marketplace above which 429 is sent; 0 = never
     block: set[str] = field(default_factory=set)  # marketplaces that answer with a block page
     slow_ms: int = 0                # added latency per request
     huge_page_mb: int = 0           # /shop/huge.html size
+    truncate_json: int = 0          # the next N Lazada catalog JSON answers are cut off in the middle
 
 
 class Sandbox:
@@ -130,7 +141,7 @@ def _page(items: list[Any], page: int, size: int) -> tuple[list[Any], bool]:
 def make_app(world: World | None = None, base_url: str = "") -> web.Application:
     sb = Sandbox(world or build_world(), base_url)
     app = web.Application(middlewares=[_middleware])
-    app["sb"] = sb
+    app[SB] = sb
     r = app.router
     r.add_get("/", index)
     r.add_get("/robots.txt", robots)
@@ -150,6 +161,7 @@ def make_app(world: World | None = None, base_url: str = "") -> web.Application:
     r.add_get("/shopee/{slug:.+-cat\\.\\d+(?:\\.\\d+)?}", shopee_shell)
     r.add_get("/shopee/{slug:.+-i\\.\\d+\\.\\d+}", shopee_product)
     r.add_get("/shopee/product/{shop:\\d+}/{item:\\d+}", shopee_product)
+    r.add_get("/shopee/verify/captcha", shopee_captcha)
     # lazada-like
     r.add_get("/lazada/catalog/", lazada_catalog)
     r.add_get("/lazada/products/{slug}", lazada_product)
@@ -161,14 +173,15 @@ def make_app(world: World | None = None, base_url: str = "") -> web.Application:
     r.add_get("/shop/huge.html", shop_huge)
     r.add_get("/shop/broken.html", shop_broken)
     r.add_get("/shop/cp874.html", shop_cp874)
+    r.add_get("/shop/private/{item}.html", shop_product)
     return app
 
 
 @web.middleware
 async def _middleware(request: web.Request, handler):
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     parts = request.path.strip("/").split("/")
-    mp = parts[0] if parts and parts[0] in ("shopee", "lazada", "shop") else ""
+    mp = parts[0] if parts and parts[0] in MARKETPLACES else ""
     sb.stats["requests"] += 1
     if mp:
         sb.stats[f"requests:{mp}"] += 1
@@ -177,22 +190,24 @@ async def _middleware(request: web.Request, handler):
         if sb.too_fast(mp):
             sb.stats[f"429:{mp}"] += 1
             return web.Response(status=429, text="Too Many Requests", headers={"Retry-After": "1"})
-        if mp in sb.modes.block:
+        if mp in sb.modes.block and "/verify/" not in request.path:
             sb.stats[f"blocked:{mp}"] += 1
             if mp == "shopee":
-                return web.json_response(shapes.BLOCK)
+                if "/api/" in request.path:
+                    return web.json_response(shapes.BLOCK)
+                raise web.HTTPFound(f"/shopee/verify/captcha?anti_bot_tracking_id=sandbox&redirect={quote(str(request.rel_url))}")
             if mp == "lazada":
                 return web.Response(text=shapes.PUNISH_HTML, content_type="text/html")
     return await handler(request)
 
 
 def _base(request: web.Request) -> str:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     return sb.base_url or f"{request.scheme}://{request.host}"
 
 
 async def index(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     counts = {mp: len(sb.visible(mp)) for mp in ("shopee", "lazada", "shop")}
     body = "".join(f'<li><a href="/{mp}/">{mp}</a>: {n} listings</li>' for mp, n in counts.items())
     return web.Response(text=f"<!DOCTYPE html><title>tiswatch sandbox</title><h1>tiswatch sandbox marketplaces</h1>"
@@ -202,19 +217,19 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def robots(request: web.Request) -> web.Response:
-    return web.Response(text="User-agent: *\nDisallow: /_sandbox/\nDisallow: /shopee/cart\n"
+    return web.Response(text="User-agent: *\nDisallow: /_sandbox/\nDisallow: /shopee/cart\nDisallow: /shop/private/\n"
                              f"Sitemap: {_base(request)}/shop/sitemap.xml\n")
 
 
 async def truth(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     lines = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in sb.truth())
     return web.Response(text=lines, content_type="application/x-ndjson")
 
 
 async def seeds(request: web.Request) -> web.Response:
     """Start points per marketplace, in the same URL forms as the real category seeds."""
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     base = _base(request)
     return web.json_response({
         "shopee": {"categories": [f"{base}/shopee/{quote(c[1])}-cat.{c[0]}" for c in sb.categories("shopee")]},
@@ -224,19 +239,19 @@ async def seeds(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     return web.json_response({"round": sb.round, **sb.stats})
 
 
 async def set_round(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     body = await request.json()
     sb.round = int(body.get("round", sb.round + 1))
     return web.json_response({"round": sb.round})
 
 
 async def set_config(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     body = await request.json()
     if "rate_limit" in body:
         sb.modes.rate_limit = float(body["rate_limit"])
@@ -246,7 +261,10 @@ async def set_config(request: web.Request) -> web.Response:
         sb.modes.slow_ms = int(body["slow_ms"])
     if "huge_page_mb" in body:
         sb.modes.huge_page_mb = int(body["huge_page_mb"])
-    return web.json_response({"rate_limit": sb.modes.rate_limit, "block": sorted(sb.modes.block), "slow_ms": sb.modes.slow_ms})
+    if "truncate_json" in body:
+        sb.modes.truncate_json = int(body["truncate_json"])
+    return web.json_response({"rate_limit": sb.modes.rate_limit, "block": sorted(sb.modes.block), "slow_ms": sb.modes.slow_ms,
+                              "huge_page_mb": sb.modes.huge_page_mb, "truncate_json": sb.modes.truncate_json})
 
 
 _PNG_CACHE: dict[str, bytes] = {}
@@ -311,7 +329,7 @@ async def shopee_shell(request: web.Request) -> web.Response:
 
 
 async def shopee_search(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     if not _shopee_signed(request):
         sb.stats["blocked:shopee:unsigned"] += 1
         return web.json_response(shapes.BLOCK)
@@ -335,7 +353,7 @@ async def shopee_search(request: web.Request) -> web.Response:
 
 
 async def shopee_get_pc(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     if not _shopee_signed(request):
         sb.stats["blocked:shopee:unsigned"] += 1
         return web.json_response(shapes.BLOCK)
@@ -347,7 +365,7 @@ async def shopee_get_pc(request: web.Request) -> web.Response:
 
 
 async def shopee_product(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     if "item" in request.match_info:
         item = request.match_info["item"]
     else:
@@ -362,9 +380,15 @@ async def shopee_product(request: web.Request) -> web.Response:
                         head='<script type="application/ld+json">' + ld.replace("</", "<\\/") + "</script>")
 
 
+async def shopee_captcha(request: web.Request) -> web.Response:
+    return web.Response(text='<!DOCTYPE html><html lang="th"><head><meta charset="utf-8"><title>Shopee | Verification</title></head>'
+                             '<body><div id="captcha" class="shopee-captcha">กรุณายืนยันว่าคุณไม่ใช่โปรแกรมอัตโนมัติ</div></body></html>',
+                        content_type="text/html")
+
+
 # ---- lazada --------------------------------------------------------------------------------------
 async def lazada_catalog(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     q = request.query
     page = max(1, int(q.get("page", "1") or 1))
     cat = request.match_info.get("cat")
@@ -380,6 +404,11 @@ async def lazada_catalog(request: web.Request) -> web.Response:
     data = shapes.lazada_catalog([shapes.lazada_list_item(w, sb.data(w), sb.cat(w), sb.seller(w).name) for w in chunk],
                                  len(items), page, size, q.get("q", ""))
     if q.get("ajax") == "true":
+        if sb.modes.truncate_json > 0:
+            sb.modes.truncate_json -= 1
+            sb.stats["truncated:lazada"] += 1
+            body = json.dumps(data, ensure_ascii=False).encode()
+            return web.Response(body=body[: len(body) // 2], content_type="application/json")
         return web.json_response(data)
     body = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
     return web.Response(text=f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Lazada (sandbox)</title></head>'
@@ -388,7 +417,7 @@ async def lazada_catalog(request: web.Request) -> web.Response:
 
 
 async def lazada_product(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     import re
 
     m = re.search(r"-i(\d+)(?:-s(\d+))?\.html$", request.match_info["slug"])
@@ -400,16 +429,24 @@ async def lazada_product(request: web.Request) -> web.Response:
     title = fields["product"]["title"]
     import html as h
 
+    d = sb.data(w)
+    img = f"/img/{shapes.image_id(w)}.png"
+    # what the real page renders from the module data, so that an evidence screenshot shows it
+    visible = (f'<div class="pdp-block"><img class="gallery" src="{img}" alt="" width="240" height="240">'
+               f'<div class="pdp-price">฿{d["price"]:,.2f}</div>'
+               f'<div class="pdp-brand">แบรนด์: {h.escape(d.get("brand") or "No Brand")}</div>'
+               f'<div class="seller-name">ร้านค้า: {h.escape(sb.seller(w).name)}</div>'
+               f'<div class="pdp-description">{fields["product"]["desc"]}</div></div>')
     return web.Response(
         text=f'<!DOCTYPE html><html lang="th"><head><meta charset="utf-8"><title>{h.escape(title)} | Lazada.co.th</title></head>'
-             f'<body><div id="container"><h1 class="pdp-mod-product-badge-title">{h.escape(title)}</h1></div>'
+             f'<body><div id="container"><h1 class="pdp-mod-product-badge-title">{h.escape(title)}</h1>{visible}</div>'
              f'<script>var __moduleData__ = {body};\nvar __googleBot__ = "";</script></body></html>',
         content_type="text/html")
 
 
 # ---- shop ----------------------------------------------------------------------------------------
 async def shop_home(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     links = "".join(f'<li><a href="/shop/product/{w.item_id}.html">{w.listing["title"]}</a></li>'
                     .replace("<a href", "<a href") for w in sb.visible("shop")[:50])
     return web.Response(text=f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Shop</title></head><body><ul>{links}</ul></body></html>",
@@ -417,15 +454,22 @@ async def shop_home(request: web.Request) -> web.Response:
 
 
 async def shop_sitemap(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     base = _base(request)
-    urls = "".join(f"<url><loc>{base}/shop/product/{w.item_id}.html</loc></url>" for w in sb.visible("shop"))
+    urls = "".join(f"<url><loc>{base}/shop/product/{w.item_id}.html</loc><lastmod>{_lastmod(w, sb.round)}</lastmod></url>"
+                   for w in sb.visible("shop"))
     return web.Response(text=f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>',
                         content_type="application/xml")
 
 
+def _lastmod(w: WorldListing, round_no: int) -> str:
+    """A page changes (and its sitemap lastmod with it) in the round its price changes."""
+    changed = max((r for r in w.price_by_round if r <= round_no), default=0)
+    return f"2026-11-{1 + changed:02d}"
+
+
 async def shop_product(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     w = sb.by_key.get(("shop", request.match_info["item"]))
     if w is None or not w.visible(sb.round):
         raise web.HTTPNotFound(text="not found")
@@ -435,7 +479,7 @@ async def shop_product(request: web.Request) -> web.Response:
 
 
 async def shop_huge(request: web.Request) -> web.Response:
-    sb: Sandbox = request.app["sb"]
+    sb: Sandbox = request.app[SB]
     mb = sb.modes.huge_page_mb or 20
     filler = "<p>" + "ก" * 1000 + "</p>"
     n = math.ceil(mb * 1024 * 1024 / len(filler.encode()))
@@ -504,7 +548,7 @@ class SandboxServer:
     @property
     def sandbox(self) -> Sandbox:
         assert self.app is not None
-        return self.app["sb"]
+        return self.app[SB]
 
     def stop(self) -> None:
         if self._loop:
@@ -519,5 +563,14 @@ class SandboxServer:
         self.stop()
 
 
-def serve(world: World, host: str, port: int) -> None:
-    web.run_app(make_app(world), host=host, port=port, access_log=None, print=None)
+def serve(world: World, host: str, port: int, announce=print) -> None:
+    """Serve in the foreground until interrupted; `announce(url)` is told the address (with the port
+    actually bound when `port` is 0)."""
+    srv = SandboxServer(world, host, port).start()
+    announce(srv.url)
+    try:
+        srv._thread.join()  # type: ignore[union-attr]
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from typing import Any
 from urllib.parse import urlparse
 
 from crawlers.parsers.common import ParseError, drop_empty, parse_money
+
+_LD = re.compile(r"<script[^>]+type=[\"']application/ld\+json[\"'][^>]*>(.*?)</script>", re.S | re.I)
+
+
+def jsonld_blocks(html: str) -> list[dict[str, Any]]:
+    """The JSON-LD objects of a page (top-level lists and @graph flattened); blocks that are not
+    valid JSON are skipped."""
+    out: list[dict[str, Any]] = []
+    for block in _LD.findall(html or ""):
+        try:
+            data = json.loads(block)
+        except ValueError:
+            continue
+        for d in data if isinstance(data, list) else [data]:
+            if isinstance(d, dict):
+                out.append(d)
+                out.extend(x for x in d.get("@graph") or [] if isinstance(x, dict))
+    return out
 
 
 def _first(v: Any) -> Any:

@@ -1,0 +1,105 @@
+"""The Shopee spider in Chromium against the sandbox Shopee, whose API refuses requests the page did not
+sign: both search_items shapes, get_pc, evidence screenshots, every page closed, a re-crawl in round 2
+(changed cards fetched, vanished items delisted), and a captcha page that pauses the marketplace."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crawlers.runner import run_crawl
+from listings.evidence import verify_manifest
+from listings.sqlite_store import SqliteStore
+from registry.store import RegistryStore, bulk
+from sandbox.server import SandboxServer
+from sandbox.world import build_world
+from settings import load_settings
+from tests.conftest import CHROMIUM
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's Chromium")]
+
+
+@pytest.fixture(scope="module")
+def world(catalogue):
+    return build_world(seed=17, n_licences=300, n_listings=66, catalogue=catalogue, vanish_share=0.2)
+
+
+@pytest.fixture
+def server(world):
+    with SandboxServer(world) as srv:
+        yield srv
+
+
+def setup_home(tmp_path, world, **crawl):
+    s = load_settings(home=tmp_path / "home", environ={})
+    s.ensure_home()
+    rs = RegistryStore(s.registry_db)
+    rs.import_licences(bulk(world.licences))
+    rs.close()
+    base = {"download_delay": 0.0, "autothrottle": False, "concurrency": 8, "concurrency_per_domain": 8,
+            "browser_pages": 4, **crawl}
+    cfg = s.home / "t.toml"
+    cfg.write_text("[crawl]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in base.items()))
+    return s, str(cfg)
+
+
+def crawl(server, home, cfg, **kw):
+    cats = [f"{server.url}/shopee/x-cat.{c[0]}" for c in server.sandbox.categories("shopee")]
+    return run_crawl(home, "shopee", base_url=f"{server.url}/shopee", config=cfg, time_limit=400, categories=cats, **kw)
+
+
+def test_shopee_in_chromium_with_evidence_then_round_two(server, world, tmp_path):
+    home, cfg = setup_home(tmp_path, world)
+    r = crawl(server, home, cfg)
+    assert r.ok, r.log_path.read_text()[-3000:]
+    st = SqliteStore(home.listings_db)
+    ws = world.for_marketplace("shopee")
+    wrong = [(w.listing["title"], w.expected, st.get(f"shopee:{w.item_id}")) for w in ws
+             if (st.get(f"shopee:{w.item_id}") or {}).get("verdict") != w.expected["verdict"]]
+    assert wrong == [] and r.report["listings"] == len(ws)
+    ids = {c[0] for c in server.sandbox.categories("shopee")}
+    assert {i % 2 for i in ids} == {0, 1}  # categories in both search_items shapes were crawled
+    s = r.report["stats"]
+    assert s["tiswatch/browser_pages_open_at_end"] == 0
+    assert s["playwright/page_count"] >= len(ws)
+    # evidence of a flagged listing: raw get_pc JSON, rendered HTML, a full-page PNG, a manifest that verifies
+    flagged = [w for w in ws if w.expected["verdict"] in ("unlicensed", "mislabeled", "needs_review")]
+    ev = st.evidence(f"shopee:{flagged[0].item_id}")
+    assert {e["kind"] for e in ev} == {"raw", "html", "screenshot", "verdict", "listing", "manifest"}
+    shot = next(e for e in ev if e["kind"] == "screenshot")
+    assert (home.home / shot["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    folder = (home.home / shot["path"]).parent
+    assert verify_manifest(folder) == []
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["captured_bangkok"].endswith("+07:00") and manifest["url"].startswith(server.url)
+    assert json.loads((folder / "response.json").read_text())["data"]["item"]["item_id"] == int(flagged[0].item_id)
+    assert s["tiswatch/screenshots"] == len(flagged)
+
+    # round 2: vanished items are delisted (a category crawl sees everything), changed prices fetched again
+    server.sandbox.round = 2
+    r2 = crawl(server, home, cfg)
+    assert r2.ok, r2.log_path.read_text()[-3000:]
+    vanished = {f"shopee:{w.item_id}" for w in ws if not w.visible(2)}
+    repriced = [w for w in ws if w.visible(2) and 2 in w.price_by_round]
+    assert vanished and repriced
+    assert {k for k in vanished if st.get(k)["status"] == "delisted"} == vanished
+    assert r2.report["stats"]["tiswatch/cards/changed"] == len(repriced)
+    assert all(st.get(f"shopee:{w.item_id}")["price"] == w.price_by_round[2] for w in repriced)
+    assert r2.report["stats"]["tiswatch/skipped_unchanged"] == len(ws) - len(vanished) - len(repriced)
+    assert r2.report["stats"]["tiswatch/browser_pages_open_at_end"] == 0
+
+
+def test_shopee_captcha_pauses_the_crawl(server, world, tmp_path):
+    home, cfg = setup_home(tmp_path, world)
+    server.sandbox.modes.block = {"shopee"}
+    try:
+        r = crawl(server, home, cfg)
+    finally:
+        server.sandbox.modes.block = set()
+    assert r.returncode == 3 and r.reason == "blocked", r.log_path.read_text()[-3000:]
+    assert "/verify/captcha" in r.report["blocked"]["url"]
+    assert SqliteStore(home.listings_db).counts()["listings"] == 0
+    assert r.report["stats"].get("tiswatch/browser_pages_open_at_end", 0) == 0
+    status = json.loads((home.crawl_dir / "status.json").read_text())["shopee"]
+    assert status["state"] == "blocked" and status["paused_until"]

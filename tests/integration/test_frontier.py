@@ -1,0 +1,97 @@
+"""The durable frontier: a run survives its process (a new Frontier on the same file is what a crawl
+after a kill -9 sees), requests come back in order, handled ones never again."""
+
+import scrapy
+from scrapy.utils.request import RequestFingerprinter, request_from_dict
+
+from crawlers.frontier import Frontier, Tracker
+
+
+class S(scrapy.Spider):
+    name = "s"
+
+    def parse_page(self, response, card=None):
+        pass
+
+
+def tracker(path, spider, fresh=False):
+    f = Frontier(path)
+    f.open_run(fresh=fresh)
+    return Tracker(f, RequestFingerprinter().fingerprint, lambda r: r.to_dict(spider=spider))
+
+
+def R(spider, url, **kw):
+    return scrapy.Request(url, callback=spider.parse_page, **kw)
+
+
+def test_a_run_survives_its_process_and_finishes_once(tmp_path):
+    sp = S()
+    path = tmp_path / "frontier.sqlite"
+    t = tracker(path, sp)
+    assert not t.frontier.run.resumed
+    search, a, b, c = (R(sp, f"https://m.example/{x}", cb_kwargs={"card": {"t": x}}) for x in ("search", "a", "b", "c"))
+    for r in (search, a, b, c):
+        assert t.record(r)
+    ks = t.key(search)
+    # the search page yielded a, b, c and no item: done; a's item is still in the pipelines
+    t.output_done(ks, search.url)
+    item = {"title": "a"}
+    t.item_started(t.key(a), item)
+    t.output_done(t.key(a), a.url)
+    assert t.frontier.counts() == {"done": 1, "pending": 3}
+    t.item_finished(item)                       # stored: a is done
+    t.mark(t.key(b), b.url, "failed")
+    assert t.frontier.counts() == {"done": 2, "failed": 1, "pending": 1}
+    started = t.frontier.run.started
+    t.frontier.close()                          # ... the process dies here (nothing else is written)
+
+    t2 = tracker(path, sp)
+    assert t2.frontier.run.resumed and t2.frontier.run.started == started
+    pending = [request_from_dict(d, spider=sp) for d in t2.frontier.pending()]
+    assert [(r.url, r.cb_kwargs, r.callback.__name__) for r in pending] == [(c.url, {"card": {"t": "c"}}, "parse_page")]
+    assert not t2.record(R(sp, a.url)) and not t2.record(R(sp, b.url)) and not t2.record(R(sp, search.url))
+    assert t2.record(R(sp, c.url)) and t2.record(R(sp, "https://m.example/new"))
+    t2.frontier.finish_run("finished")
+    t2.frontier.close()
+
+    t3 = tracker(path, sp)
+    assert not t3.frontier.run.resumed and list(t3.frontier.pending()) == []
+    assert t3.record(R(sp, a.url))              # a new run fetches everything again
+
+
+def test_item_finishing_before_the_output_ends(tmp_path):
+    sp = S()
+    t = tracker(tmp_path / "f.sqlite", sp)
+    r = R(sp, "https://m.example/p")
+    t.record(r)
+    k = t.key(r)
+    items = [{"n": 1}, {"n": 2}]
+    for it in items:
+        t.item_started(k, it)
+        t.item_started(k, it)                   # counted once however often it passes
+    t.item_finished(items[0])
+    t.item_finished(items[1])                   # both stored, but the callback has not finished yet
+    assert t.frontier.counts() == {"pending": 1}
+    t.output_done(k, r.url)
+    assert t.frontier.counts() == {"done": 1}
+
+
+def test_fresh_abandons_the_open_run_and_render_requests_have_their_own_key(tmp_path):
+    sp = S()
+    path = tmp_path / "f.sqlite"
+    t = tracker(path, sp)
+    r = R(sp, "https://m.example/p")
+    t.record(r)
+    render = R(sp, r.url, meta={"frontier_key": t.key(r) + ":render"}, dont_filter=True)
+    assert t.key(render) != t.key(r) and t.record(render)
+    t.frontier.close()
+    t2 = tracker(path, sp, fresh=True)
+    assert not t2.frontier.run.resumed and list(t2.frontier.pending()) == []
+
+
+def test_a_request_that_cannot_be_kept_is_recorded_by_key(tmp_path):
+    sp = S()
+    t = tracker(tmp_path / "f.sqlite", sp)
+    r = R(sp, "https://m.example/p", meta={"handle": lambda: None})  # not picklable
+    assert t.record(r) and t.unpicklable == 1
+    assert list(t.frontier.pending()) == [] and t.frontier.counts() == {"pending": 1}
