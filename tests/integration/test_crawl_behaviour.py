@@ -148,6 +148,26 @@ def test_a_due_listing_no_search_shows_is_revisited_and_found_gone(server, small
         assert d["status"] == ("active" if visible else "delisted")
 
 
+def test_the_schedulers_revisit_fetches_only_the_given_listing_pages(server, small_world, tmp_path):
+    home, cfg = make_home(tmp_path, small_world)
+    ws = small_world.for_marketplace("lazada", 1)
+    gone = next(w for w in ws if not w.visible(2))
+    kept = next(w for w in ws if w.visible(2))
+    r1 = crawl_lazada(server, home, cfg, categories=None, keywords=[gone.listing["title"], kept.listing["title"]])
+    assert r1.ok, log_tail(r1)
+    st = SqliteStore(home.listings_db)
+    urls = [st.get(f"lazada:{w.item_id}")["url"] for w in (gone, kept)]
+    server.sandbox.round = 2
+    path = home.crawl_dir / "lazada" / "revisit-urls.txt"
+    path.write_text("".join(u + "\n" for u in urls) + "not a url\n")
+    r2 = crawl_lazada(server, home, cfg, categories=None, urls_file=path, job="revisit:lazada")
+    assert r2.ok, log_tail(r2)
+    assert r2.report["stats"]["downloader/request_count"] <= 3      # robots.txt and the two pages, nothing else
+    assert st.get(f"lazada:{gone.item_id}")["status"] == "delisted"
+    assert st.get(f"lazada:{kept.item_id}")["status"] == "active"
+    assert (home.crawl_dir / "lazada" / "frontier-revisit.sqlite").exists()  # its own frontier, not the crawl's
+
+
 def test_429_storm_slows_down_and_loses_nothing(server, small_world, tmp_path):
     home, cfg = make_home(tmp_path, small_world, extra={"retries": 6})
     cat = lazada_categories(server)[0]
