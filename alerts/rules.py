@@ -7,8 +7,9 @@ whose public facts change while eligible updates it, one that stops being eligib
 
 Rules (DOMAIN.md §3 and the partners' needs):
 - only flagged verdicts (unlicensed, mislabeled, needs_review) can be alerted;
-- an officer's `dismissed` decision withdraws the listing; `confirmed` and `taken_down` confirm it
-  (whatever its risk); `escalated` is still undecided;
+- an officer's `dismissed` decision withdraws the listing; `confirmed`, `escalated` (sent on to ETDA or
+  the platform) and `taken_down` confirm it, whatever its risk; reopening it (`new`) takes the
+  decision back;
 - an officer's decision applies to the verdict it was made on: when the verdict changes, the listing
   is undecided again (a flag that a registry re-check turns into another verdict needs a new look);
 - a partner taking automatic flags gets listings the matcher decided (unlicensed, mislabeled) with a
@@ -26,8 +27,9 @@ from registry.tisno import parse_tis
 
 FLAGGED = frozenset({"unlicensed", "mislabeled", "needs_review"})
 AUTO_VERDICTS = frozenset({"unlicensed", "mislabeled"})
-CONFIRMING = frozenset({"confirmed", "taken_down"})
+CONFIRMING = frozenset({"confirmed", "escalated", "taken_down"})
 DECISIONS = ("confirmed", "dismissed", "escalated", "taken_down")
+REOPENED = "new"  # the review status a reopened listing goes back to
 
 # Why an alert was retracted: public codes with the sentences a partner reads.
 RETRACTION_REASONS: dict[str, tuple[str, str]] = {
@@ -97,6 +99,8 @@ def apply_event(facts: Facts | None, kind: str, key: str, data: dict[str, Any]) 
                        reasons=tuple(str(r) for r in data.get("reasons") or ()), decision=decision)
     if kind == "decision":
         d = data.get("decision")
+        if d == REOPENED:
+            return replace(f, decision=None)
         return replace(f, decision=d if d in DECISIONS else f.decision)
     if kind == "delisted":
         return replace(f, status="delisted")

@@ -100,9 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     # ---- routers from other packages: each adds one include_router line here -------------------
     # (registry/api.py licence check, alerts/api.py partner feeds, ...)
+    from alerts.admin import router as partners_pages
     from alerts.api import router as alerts_router
 
     app.include_router(alerts_router)
+    app.include_router(partners_pages)
     from registry.api import router as registry_router
 
     app.include_router(registry_router)

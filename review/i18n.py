@@ -23,6 +23,7 @@ M: dict[str, tuple[str, str]] = {
     "nav.dashboard": ("ภาพรวม", "Dashboard"),
     "nav.audit": ("บันทึกการตรวจสอบ", "Audit log"),
     "nav.users": ("ผู้ใช้", "Users"),
+    "nav.partners": ("พันธมิตร", "Partners"),
     "nav.account": ("บัญชีของฉัน", "My account"),
     "nav.logout": ("ออกจากระบบ", "Log out"),
     "nav.skip": ("ข้ามไปยังเนื้อหา", "Skip to content"),

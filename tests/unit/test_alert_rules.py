@@ -22,12 +22,12 @@ def F(verdict="unlicensed", risk=80, decision=None, marketplace="shopee", tis="2
     (AUTO, F(risk=10, decision="confirmed"), True, "confirmed"),  # a confirmation ignores the risk minimum
     (AUTO, F(risk=10, decision="taken_down"), True, "confirmed"),
     (AUTO, F(risk=99, decision="dismissed"), False, "dismissed"),
-    (AUTO, F(risk=99, decision="escalated"), True, "automatic"),  # escalated is still undecided
+    (AUTO, F(risk=10, decision="escalated"), True, "confirmed"),  # sent on to ETDA or the platform
     (AUTO, F("licensed", 5), False, "licensed"),
     (AUTO, F("not_controlled", 0), False, "not_controlled"),
     (AUTO, F(None, 0), False, "not_controlled"),
     (CONF, F(risk=99), False, "not_confirmed"),
-    (CONF, F(risk=99, decision="escalated"), False, "not_confirmed"),
+    (CONF, F(risk=1, decision="escalated"), True, "confirmed"),
     (CONF, F(risk=1, decision="confirmed"), True, "confirmed"),
     (Filters(marketplaces=("lazada",)), F(risk=99), False, "outside_filters"),
     (Filters(marketplaces=("lazada",)), F(risk=99, decision="confirmed"), False, "outside_filters"),
@@ -72,8 +72,11 @@ def test_a_decision_belongs_to_the_verdict_it_was_made_on():
     assert f.decision == "dismissed"  # same verdict, new risk: the officer's decision stands
     f = apply_event(f, "verdict", "lazada:9", {"verdict": "mislabeled", "risk": 95, "marketplace": "lazada"})
     assert f.decision is None  # a new verdict needs a new look
+    f = apply_event(f, "decision", "lazada:9", {"decision": "confirmed"})
     f = apply_event(f, "decision", "lazada:9", {"decision": "made-up"})
-    assert f.decision is None  # an unknown decision changes nothing
+    assert f.decision == "confirmed"  # an unknown decision changes nothing
+    f = apply_event(f, "decision", "lazada:9", {"decision": "new", "action": "reopen"})
+    assert f.decision is None  # reopened: the officer took the decision back
     assert apply_event(f, "delisted", "lazada:9", {}).status == "delisted"
     assert apply_event(apply_event(f, "delisted", "lazada:9", {}), "relisted", "lazada:9", {}).status == "active"
 
