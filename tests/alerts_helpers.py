@@ -137,7 +137,7 @@ def ingest(store: Any, events: Any, item: Any, registry: Any, at: datetime = T0)
     v = check(item, registry)
     res = store.ingest(item, v, at)
     if res.verdict_changed:
-        events.append("verdict", item.key, verdict_event(v, res.previous_verdict, item.marketplace, "crawl"))
+        events.append("verdict", item.key, verdict_event(v, res.previous_verdict, item.marketplace, "crawl"), at=at)
     return v
 
 
@@ -149,10 +149,11 @@ def verdict(events: Any, key: str, verdict_: str, risk: int, tis_no: str | None 
                                           "marketplace": key.split(":")[0], "source": source})
 
 
-def decide(events: Any, key: str, decision: str, note: str = "ส่งเรื่องแล้ว", by: str = "officer-17") -> int:
+def decide(events: Any, key: str, decision: str, note: str = "ส่งเรื่องแล้ว", by: str = "officer-17",
+           at: datetime | None = None) -> int:
     """A `decision` event as the review app writes it (with the officer's note and id, which must never
     reach a partner)."""
-    return events.append("decision", key, {"decision": decision, "note": note, "previous": "new", "by": by})
+    return events.append("decision", key, {"decision": decision, "note": note, "previous": "new", "by": by}, at=at)
 
 
 ROOT_README = __import__("pathlib").Path(__file__).resolve().parents[1] / "README.md"
