@@ -69,7 +69,9 @@ def iso(dt: datetime) -> str:
     """The one text form of a time in alerts.sqlite: UTC, microseconds, sortable as text."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    elif dt.utcoffset():
+        dt = dt.astimezone(UTC)
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}.{dt.microsecond:06d}Z"
 
 
 def parse_iso(s: str) -> datetime:

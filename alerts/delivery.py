@@ -19,6 +19,8 @@ import contextlib
 import logging
 import random
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,30 +59,31 @@ class AlertWorker:
         self.clock = clock or SystemClock()
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
-        self.lease = timedelta(seconds=timeout + 60)
+        self.lease = timedelta(seconds=5 * timeout + 60)  # covers a prefetched message's wait behind 4 others
         self.poll = poll
         self.stop_grace = stop_grace
         self.rng = rng
         self.stats = DrainStats()
         self._wake: dict[str, asyncio.Event] = {}
         self._failures: dict[str, int] = {}
+        self._results: list[dict[str, Any]] = []
+        self._flushed = time.monotonic()
 
     # ---- one attempt ---------------------------------------------------------------------------------
-    async def _attempt(self, p: Partner, row: Any) -> None:
+    async def _attempt(self, p: Partner, row: Any, secrets_: list[str]) -> None:
         mid = row["message_id"]
+        body = row["body"]
+        first = body is None
         try:
-            body = row["body"]
-            if body is None:
+            if first:
                 body = self.publisher.body(row)
-                self.store.save_body(mid, body)
-            secrets_ = self.store.webhook_secrets(p.id, self.clock.now())
             if not secrets_:
                 raise RuntimeError("the partner has no webhook secret")
         except Exception as e:  # a bug or a locked database must not kill the lane; the message stays queued
             log.exception("cannot prepare %s for %s", row["msg_id"], p.id)
             now = self.clock.now()
-            self.store.record_attempt(mid, p.id, now, ok=False, status=None, error=f"internal: {e}", latency_ms=0,
-                                      next_at=self.policy.next_attempt(now, row["attempts"] + 1, self.rng()), dead=False)
+            self._record(mid, p.id, now, ok=False, status=None, error=f"internal: {e}", latency_ms=0.0,
+                         next_at=self.policy.next_attempt(now, row["attempts"] + 1, self.rng()), dead=False, body=None)
             return
         try:
             res = await self.notifier.send(p.webhook_url or "", Outgoing(id=row["msg_id"], body=bytes(body),
@@ -89,26 +92,41 @@ class AlertWorker:
             self.store.release([mid])
             raise
         now = self.clock.now()
+        keep = bytes(body) if first else None  # retries send these very bytes
         self.stats.count(p.id, "attempts")
         if res.ok:
-            self.store.record_attempt(mid, p.id, now, ok=True, status=res.status, error=None, latency_ms=res.latency_ms,
-                                      next_at=None, dead=False)
+            self._record(mid, p.id, now, ok=True, status=res.status, error=None, latency_ms=res.latency_ms,
+                         next_at=None, dead=False, body=keep)
             self.stats.count(p.id, "delivered")
             if self._failures.get(p.id):
                 self._failures[p.id] = 0
+                self._flush()
                 self.store.partner_recovered(p.id, now)
             return
         attempts = row["attempts"] + 1
         deadline = self.policy.deadline(parse_iso(row["created_at"]))
         nxt = self.policy.next_attempt(now, attempts, self.rng(), parse_retry_after(res.retry_after, now))
         dead = now >= deadline
-        self.store.record_attempt(mid, p.id, now, ok=False, status=res.status, error=res.error, latency_ms=res.latency_ms,
-                                  next_at=min(nxt, deadline), dead=dead)
+        self._record(mid, p.id, now, ok=False, status=res.status, error=res.error, latency_ms=res.latency_ms,
+                     next_at=min(nxt, deadline), dead=dead, body=keep)
         self.stats.count(p.id, "dead" if dead else "failed")
         n = self._failures.get(p.id, 0) + 1
         self._failures[p.id] = n
         pause = self.policy.circuit_pause(n, self.rng())
         self.store.partner_failed(p.id, n, now + timedelta(seconds=pause) if pause is not None else None)
+
+    def _record(self, mid: int, pid: str, at: datetime, **kw: Any) -> None:
+        """Results are written in batches (one transaction for many attempts): a crash before a flush only
+        means those messages are sent again, with the same webhook-id."""
+        self._results.append({"message_id": mid, "partner_id": pid, "at": at, **kw})
+        if len(self._results) >= 64:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._results:
+            batch, self._results = self._results, []
+            self.store.record_many(batch)
+        self._flushed = time.monotonic()
 
     # ---- a partner's lane ------------------------------------------------------------------------------
     def _slots(self, p: Partner, now: datetime, inflight: int) -> int:
@@ -128,21 +146,37 @@ class AlertWorker:
 
     async def _lane(self, pid: str, until_idle: bool, stop: asyncio.Event | None = None) -> None:
         inflight: set[asyncio.Task[None]] = set()
+        queue: deque[Any] = deque()  # claimed (leased) and not yet started
         wake = self._wake.setdefault(pid, asyncio.Event())
-        p0 = self.store.partner(pid)
-        self._failures.setdefault(pid, p0.failures if p0 else 0)
+        p = self.store.partner(pid)
+        self._failures.setdefault(pid, p.failures if p else 0)
+        expired_at: datetime | None = None
+        secrets_: list[str] = []
         try:
             while stop is None or not stop.is_set():
                 p = self.store.partner(pid)
                 if p is None or not p.enabled or not p.webhook_url:
                     break
                 now = self.clock.now()
-                dead = self.store.expire(pid, now - timedelta(seconds=self.policy.give_up_after), now)
-                if dead:
-                    self.stats.count(pid, "dead", dead)
-                rows = self.store.claim_due(pid, now, self._slots(p, now, len(inflight)), self.lease)
-                for row in rows:
-                    inflight.add(asyncio.create_task(self._attempt(p, row)))
+                if expired_at is None or now - expired_at >= timedelta(seconds=60):
+                    dead = self.store.expire(pid, now - timedelta(seconds=self.policy.give_up_after), now)
+                    if dead:
+                        self.stats.count(pid, "dead", dead)
+                    expired_at = now
+                if self._results and (time.monotonic() - self._flushed > 0.05 or not inflight):
+                    self._flush()
+                slots = self._slots(p, now, len(inflight))
+                if slots < len(queue):  # the partner started failing: give back what it will not get now
+                    self.store.release([r["message_id"] for r in list(queue)[slots:]])
+                    queue = deque(list(queue)[:slots])
+                if slots and not queue:
+                    probing = self._failures.get(pid, 0) >= self.policy.circuit_after
+                    queue.extend(self.store.claim_due(pid, now, 1 if probing else p.concurrency * 4, self.lease))
+                    if queue:
+                        secrets_ = self.store.webhook_secrets(pid, now)
+                while queue and slots > 0:
+                    inflight.add(asyncio.create_task(self._attempt(p, queue.popleft(), secrets_)))
+                    slots -= 1
                 if not inflight:
                     if until_idle:
                         break
@@ -152,7 +186,7 @@ class AlertWorker:
                     continue
                 waiter = asyncio.create_task(wake.wait())
                 done, _ = await asyncio.wait(inflight | {waiter}, return_when=asyncio.FIRST_COMPLETED,
-                                             timeout=None if until_idle else self.poll)
+                                             timeout=0.05 if self._results else (None if until_idle else self.poll))
                 waiter.cancel()
                 wake.clear()
                 for t in done:
@@ -161,11 +195,14 @@ class AlertWorker:
                         if t.exception() is not None:
                             log.error("delivery task failed: %r", t.exception())
         finally:
+            if queue:
+                self.store.release([r["message_id"] for r in queue])
             if inflight:  # let answers that are on their way arrive, then give the rest back
                 _, late = await asyncio.wait(inflight, timeout=self.stop_grace)
                 for t in late:
                     t.cancel()
                 await asyncio.gather(*inflight, return_exceptions=True)
+            self._flush()
 
     def _webhook_partners(self) -> list[str]:
         return [p.id for p in self.store.partners(enabled_only=True) if p.webhook_url]
@@ -179,7 +216,10 @@ class AlertWorker:
         if self.engine is not None:
             r = self.engine.process_all()
             self.stats.events, self.stats.messages = r.events, r.messages
-        await asyncio.gather(*(self._lane(pid, until_idle=True) for pid in self._webhook_partners()))
+        try:
+            await asyncio.gather(*(self._lane(pid, until_idle=True) for pid in self._webhook_partners()))
+        finally:
+            await self.notifier.aclose()  # its connections belong to this event loop
         return self.stats
 
     async def run(self, stop: asyncio.Event | threading.Event) -> None:
@@ -216,6 +256,7 @@ class AlertWorker:
                 ev.set()
             if lanes:
                 await asyncio.gather(*lanes.values(), return_exceptions=True)
+            await self.notifier.aclose()
 
 
 # ---- wiring to a data directory --------------------------------------------------------------------------

@@ -61,19 +61,26 @@ def _listing(key: str, facts: Facts, d: dict[str, Any] | None) -> PublicListing:
                          first_seen=s("first_seen"), last_seen=s("last_seen"))
 
 
-def build_alert_data(alert_id: str, state: str, basis: str | None, facts: Facts, listing: dict[str, Any] | None,
-                     catalogue: Any, opened_at: str, retraction: str | None = None) -> AlertData:
-    """The public part of an alert, field by field (no evidence: links are signed when published)."""
+def public_parts(facts: Facts, listing: dict[str, Any] | None, catalogue: Any) -> dict[str, Any]:
+    """What every partner's alert about this listing shares: standard, listing, reasons."""
     std = None
     if facts.tis_no:
         st = catalogue.find(facts.tis_no) if catalogue is not None else None
         std = PublicStandard(tis_no=facts.tis_no, name_th=st.name_th if st else None, name_en=st.name_en if st else None)
+    return {"standard": std, "listing": _listing(facts.key, facts, listing),
+            "reasons": [PublicReason(code=r, th=sentence(r, "th"), en=sentence(r, "en")) for r in facts.reasons]}
+
+
+def build_alert_data(alert_id: str, state: str, basis: str | None, facts: Facts, listing: dict[str, Any] | None,
+                     catalogue: Any, opened_at: str, retraction: str | None = None,
+                     parts: dict[str, Any] | None = None) -> AlertData:
+    """The public part of an alert, field by field (no evidence: links are signed when published)."""
+    parts = parts or public_parts(facts, listing, catalogue)
     return AlertData(
         alert_id=alert_id, state="open" if state == "open" else "retracted",
         basis=basis if basis in ("automatic", "confirmed") else None,  # type: ignore[arg-type]
-        verdict=facts.verdict, risk=facts.risk, licence_no=facts.licence_no, standard=std,
-        listing=_listing(facts.key, facts, listing),
-        reasons=[PublicReason(code=r, th=sentence(r, "th"), en=sentence(r, "en")) for r in facts.reasons],
+        verdict=facts.verdict, risk=facts.risk, licence_no=facts.licence_no, standard=parts["standard"],
+        listing=parts["listing"], reasons=parts["reasons"],
         retraction=PublicRetraction(reason=retraction, th=retraction_sentence(retraction, "th"),
                                     en=retraction_sentence(retraction, "en")) if retraction else None,
         opened_at=opened_at)
@@ -167,22 +174,26 @@ class AlertEngine:
         if action is None:
             return 0
         details = self._listing_details(facts.key, cache)
+        pk = ("parts", facts)
+        parts = cache.get(pk)  # type: ignore[call-overload]
+        if parts is None:
+            parts = cache[pk] = public_parts(facts, details, self.catalogue)  # type: ignore[index]
         if action.type == "alert.opened":
             assert e.basis is not None
             aid = self.store.new_alert(p.id, facts.key, e.basis, public_state(facts, e.basis), now)
-            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, iso(now))
+            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, iso(now), parts=parts)
         elif action.type == "alert.updated":
             assert row is not None and e.basis is not None
             aid = row["id"]
             self.store.update_alert(aid, e.basis, public_state(facts, e.basis), now)
-            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, row["opened_at"])
+            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, row["opened_at"], parts=parts)
         else:
             assert row is not None
             aid = row["id"]
             self.store.retract_alert(aid, action.reason or "outside_filters", now)
             data = build_alert_data(aid, "retracted", row["basis"], facts, details, self.catalogue, row["opened_at"],
-                                    retraction=action.reason or "outside_filters")
-        self.store.add_message(p, aid, action.type, facts.key, data.model_dump(mode="json"), now,
+                                    retraction=action.reason or "outside_filters", parts=parts)
+        self.store.add_message(p, aid, action.type, facts.key, data.model_dump_json(), now,
                                marketplace=facts.marketplace, verdict=facts.verdict, tis_no=facts.tis_no,
                                risk=facts.risk, event_id=event_id)
         return 1
@@ -249,4 +260,12 @@ class Publisher:
         return AlertMessage(id=row["msg_id"], seq=row["seq"], type=row["type"], timestamp=iso(created), data=data)
 
     def body(self, row: sqlite3.Row) -> bytes:
-        return self.message(row).model_dump_json().encode()
+        """The webhook body: the same JSON as `message(row)` (the stored payload was made by the
+        allow-list models; the evidence entries are too), without parsing it into models again."""
+        data = json.loads(row["payload"])
+        keys = row.keys()
+        created = parse_iso(row["msg_created_at"] if "msg_created_at" in keys else row["created_at"])
+        if row["type"] != "alert.retracted":
+            data["evidence"] = [e.model_dump(mode="json") for e in self.evidence(row["key"], created)]
+        msg = {"id": row["msg_id"], "seq": row["seq"], "type": row["type"], "timestamp": iso(created), "data": data}
+        return json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()

@@ -21,6 +21,7 @@ Rules (DOMAIN.md §3 and the partners' needs):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from registry.tisno import parse_tis
@@ -49,6 +50,7 @@ def retraction_sentence(code: str, lang: str = "en") -> str:
     return th if lang == "th" else en
 
 
+@lru_cache(maxsize=4096)
 def tis_base(tis: str | None) -> str | None:
     """The base number of a TIS number ('2432-2555' -> '2432'), or None."""
     t = parse_tis(tis) if tis else None

@@ -176,6 +176,7 @@ class AlertStore:
         with self._lock:
             self.db.executescript(SCHEMA)
         self._in_tx = False
+        self._seq = {}
 
     def close(self) -> None:
         self.db.close()
@@ -189,6 +190,7 @@ class AlertStore:
                 return
             self.db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
+            self._seq: dict[str, int] = {}  # each partner's last seq, valid inside this transaction
             try:
                 yield self.db
                 self.db.execute("COMMIT")
@@ -402,18 +404,22 @@ class AlertStore:
         self.db.execute("UPDATE alerts SET state='retracted', closed_at=?, close_reason=?, updated_at=? WHERE id=?",
                         (iso(now), reason, iso(now), aid))
 
-    def add_message(self, partner: Partner, alert_id: str, mtype: str, key: str, payload: dict[str, Any],
+    def add_message(self, partner: Partner, alert_id: str, mtype: str, key: str, payload: str | dict[str, Any],
                     now: datetime, *, marketplace: str | None, verdict: str | None, tis_no: str | None,
                     risk: int | None, event_id: int | None) -> tuple[int, str, int]:
         """Append one message to a partner's feed (and its webhook queue); inside the caller's transaction.
         Returns (row id, message id, seq)."""
-        seq = self.db.execute("SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE partner_id=?", (partner.id,)).fetchone()[0]
+        seq = self._seq.get(partner.id)
+        if seq is None:
+            seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM messages WHERE partner_id=?", (partner.id,)).fetchone()[0]
+        seq += 1
+        self._seq[partner.id] = seq
         msg_id = "msg_" + secrets.token_hex(12)
         cur = self.db.execute(
             "INSERT INTO messages(msg_id, partner_id, seq, alert_id, type, created_at, key, marketplace, verdict, tis_base,"
             " risk, event_id, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (msg_id, partner.id, seq, alert_id, mtype, iso(now), key, marketplace, verdict, tis_base(tis_no), risk,
-             event_id, json.dumps(payload, ensure_ascii=False)))
+             event_id, payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)))
         rowid = int(cur.lastrowid or 0)
         if partner.webhook_url:
             self.db.execute("INSERT INTO deliveries(message_id, partner_id, alert_id, state, created_at, next_at)"
@@ -507,6 +513,29 @@ class AlertStore:
                            " last_status=?, last_error=?, next_at=?, lease_until=NULL, dead_at=? WHERE message_id=?",
                            ("dead" if dead else "pending", n, n, status, (error or "")[:500],
                             iso(next_at) if next_at else n, n if dead else None, message_id))
+
+    def record_many(self, results: list[dict[str, Any]]) -> None:
+        """Record several attempts in one transaction: dicts with message_id, partner_id, at (datetime), ok,
+        status, error, latency_ms, next_at (datetime or None), dead, and body (bytes, kept on the first attempt)."""
+        if not results:
+            return
+        with self.tx() as db:
+            db.executemany("INSERT INTO attempts(message_id, partner_id, at, status, error, latency_ms) VALUES (?,?,?,?,?,?)",
+                           [(r["message_id"], r["partner_id"], iso(r["at"]), r["status"], r["error"],
+                             round(r["latency_ms"], 2)) for r in results])
+            ok = [(iso(r["at"]), iso(r["at"]), r["status"], iso(r["at"]), r.get("body"), r["message_id"])
+                  for r in results if r["ok"]]
+            if ok:
+                db.executemany("UPDATE deliveries SET state='delivered', attempts=attempts+1, first_at=coalesce(first_at, ?),"
+                               " last_at=?, last_status=?, last_error=NULL, delivered_at=?, lease_until=NULL,"
+                               " body=coalesce(body, ?) WHERE message_id=?", ok)
+            bad = [("dead" if r["dead"] else "pending", iso(r["at"]), iso(r["at"]), r["status"], (r["error"] or "")[:500],
+                    iso(r["next_at"] or r["at"]), iso(r["at"]) if r["dead"] else None, r.get("body"), r["message_id"])
+                   for r in results if not r["ok"]]
+            if bad:
+                db.executemany("UPDATE deliveries SET state=?, attempts=attempts+1, first_at=coalesce(first_at, ?), last_at=?,"
+                               " last_status=?, last_error=?, next_at=?, lease_until=NULL, dead_at=?, body=coalesce(body, ?)"
+                               " WHERE message_id=?", bad)
 
     def release(self, message_ids: list[int]) -> None:
         """Give back leased deliveries that were not attempted (a paused lane, a worker stopping)."""
