@@ -61,6 +61,7 @@ class AlertWorker:
         self.timeout = timeout
         self.lease = timedelta(seconds=5 * timeout + 60)  # covers a prefetched message's wait behind 4 others
         self.poll = poll
+        self.batch = 50  # events per engine step in run()
         self.stop_grace = stop_grace
         self.rng = rng
         self.stats = DrainStats()
@@ -233,9 +234,13 @@ class AlertWorker:
                 if isinstance(stop, threading.Event) and stop.is_set():
                     astop.set()
                     break
+                for pid in self._webhook_partners():
+                    if pid not in lanes or lanes[pid].done():
+                        lanes[pid] = asyncio.create_task(self._lane(pid, until_idle=False, stop=astop))
+                busy = False
                 if self.engine is not None:
-                    try:
-                        r = self.engine.process(500)
+                    try:  # small batches: the lanes get the loop between them, so a backlog of events
+                        r = self.engine.process(self.batch)  # does not hold up the first deliveries
                     except Exception:
                         log.exception("alert engine batch failed; retrying")
                         r = None
@@ -243,13 +248,8 @@ class AlertWorker:
                         self.stats.messages += r.messages
                         for ev in self._wake.values():
                             ev.set()
-                    if r is not None and r.events >= 500:
-                        await asyncio.sleep(0)
-                        continue
-                for pid in self._webhook_partners():
-                    if pid not in lanes or lanes[pid].done():
-                        lanes[pid] = asyncio.create_task(self._lane(pid, until_idle=False, stop=astop))
-                await asyncio.sleep(self.poll)  # real time: how often the event log is polled
+                    busy = r is not None and r.events >= self.batch
+                await asyncio.sleep(0.001 if busy else self.poll)  # real time: how often the event log is polled
         finally:
             astop.set()
             for ev in self._wake.values():
