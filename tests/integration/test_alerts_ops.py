@@ -35,9 +35,11 @@ def free_port() -> int:
 
 # ---- the command line ---------------------------------------------------------------------------------
 def run_cli(home, *args):
+    import alerts.cli
     import cli
 
     cli.state._settings = None  # the CLI caches its settings per process
+    alerts.cli.console.width = 250  # rich fixed the width when the module was first imported
     r = CliRunner().invoke(cli.app, ["--home", str(home), "partners", *args], env={"TISWATCH_CONFIG": "", "COLUMNS": "250"})
     return r
 
@@ -57,7 +59,7 @@ def test_partner_commands(tmp_path, world_registry):
                             "--webhook", rx.url, "--min-risk", "80", "--marketplace", "shopee"],
                            capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert p.returncode == 0, p.stderr
-        key = re.search(r"(twk_\w+)", p.stdout).group(1)
+        key = re.search(r"(twk_[A-Za-z0-9_-]+)", p.stdout).group(1)
         rx.secret = re.search(r"(whsec_\S+)", p.stdout).group(1)
         assert "3 alerts opened" in p.stdout
         r = run_cli(home, "deliver")
@@ -74,7 +76,7 @@ def test_partner_commands(tmp_path, world_registry):
     assert run_cli(home, "add", "etda").exit_code == 2  # exists
     assert run_cli(home, "rotate-key", "etda", "--grace", "soon").exit_code == 2
     r = run_cli(home, "rotate-key", "etda", "--grace", "0")
-    new_key = re.search(r"(twk_\w+)", r.output).group(1)
+    new_key = re.search(r"(twk_[A-Za-z0-9_-]+)", r.output).group(1)
     svc = open_service(s)
     now = datetime.now(UTC) + timedelta(seconds=1)
     assert svc.store.authenticate(key, now) is None and svc.store.authenticate(new_key, now).id == "etda"
