@@ -71,6 +71,12 @@ def _mount() -> None:
     app.add_typer(jobs_app, name="jobs")
     app.command("backup")(backup)
     app.command("restore")(restore)
+    from listings.cli import history, search, seller, store_app
+
+    app.command("search")(search)
+    app.command("history")(history)
+    app.command("seller")(seller)
+    app.add_typer(store_app, name="store")
 
 
 # ---- demo ---------------------------------------------------------------------------------------

@@ -111,6 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from ops.api import router as ops_router
 
     app.include_router(ops_router(settings))  # /readyz, /metrics, /ops/status
+    from listings.api import router as listings_router
+
+    app.include_router(listings_router)
 
     app.include_router(pages_router)  # last: its /listing/{key:path} would shadow more specific routes
 
