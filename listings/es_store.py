@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,12 @@ LISTING_FIELDS = ("key", "marketplace", "item_id", *P.VIEW_FIELDS, "first_seen",
                   "registry_version", "review_status", "flagged_at")
 _DEFAULTS = {"category": list, "attributes": dict, "images": list, "reasons": list, "detail": dict}
 MAX_WINDOW = 100_000
+RETRIES = 10  # a listing written by another process meanwhile: plan again, this many times at most
+
+
+def _backoff(attempt: int) -> None:
+    """Wait a little before trying again, longer each time, at random so two writers fall out of step."""
+    time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
 
 
 def _iso(dt: datetime | str | None) -> str:
@@ -408,8 +415,9 @@ class ElasticStore:
             items2 = self._bulk(lactions, refresh=False)
             lost = {i["_id"] for i in items2 if i.get("status") == 409}
             if lost:
-                if attempt >= 5:
-                    raise StoreError(f"{self.url}: listings {sorted(lost)[:3]} kept changing under this writer; gave up after 5 tries")
+                if attempt >= RETRIES:
+                    raise StoreError(f"{self.url}: listings {sorted(lost)[:3]} kept changing under this writer; "
+                                     f"gave up after {RETRIES} tries")
                 undo: list[dict[str, Any] | None] = []
                 for k in lost:
                     for kind, did in derived.get(k, []):
@@ -417,6 +425,7 @@ class ElasticStore:
                             undo.append({"delete": {"_index": self.a(kind) if kind != "observations" else where.get(did, self.a(kind)),
                                                     "_id": did}})
                 self._bulk(undo, refresh=False)
+                _backoff(attempt)
                 again = [(i, it) for i, it in enumerate(items) if it[0].key in lost]
                 redo = self._ingest_batch([it for _, it in again], attempt + 1)
                 for (i, _), r in zip(again, redo, strict=True):
@@ -485,7 +494,9 @@ class ElasticStore:
 
     def record_verdict(self, key: str, verdict: Any, at: datetime | None = None) -> IngestResult | None:
         when = _iso(at)
-        for _ in range(5):
+        for attempt in range(RETRIES):
+            if attempt:
+                _backoff(attempt)
             got = self._mget("listings", [key]).get(key)
             if got is None:
                 return None
@@ -498,7 +509,9 @@ class ElasticStore:
         raise StoreError(f"{self.url}: listing {key} kept changing; verdict not recorded")
 
     def _delist_one(self, key: str, when: str) -> str | None:
-        for _ in range(5):
+        for attempt in range(RETRIES):
+            if attempt:
+                _backoff(attempt)
             got = self._mget("listings", [key]).get(key)
             d = P.plan_delist(got["_source"] if got else None, when)
             if d is None or got is None:
@@ -564,7 +577,9 @@ class ElasticStore:
         n = 0
         with self._lock:
             for key in dict.fromkeys(keys):
-                for _ in range(5):
+                for attempt in range(RETRIES):
+                    if attempt:
+                        _backoff(attempt)
                     got = self._mget("listings", [key]).get(key)
                     if got is None:
                         break
@@ -626,7 +641,9 @@ class ElasticStore:
     def set_review_status(self, key: str, status: str) -> None:
         if status not in REVIEW_STATUSES:
             raise ValueError(f"{status!r} is not a review status ({', '.join(REVIEW_STATUSES)})")
-        for _ in range(5):  # not _update: it would drop the trigrams, which are not in _source
+        for attempt in range(RETRIES):  # not _update: it would drop the trigrams, which are not in _source
+            if attempt:
+                _backoff(attempt)
             got = self._mget("listings", [key]).get(key)
             if got is None:
                 raise KeyError(key)

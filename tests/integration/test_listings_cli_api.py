@@ -45,6 +45,17 @@ def fill(st, events):
     st.ingest(x, None, T0)
 
 
+@pytest.fixture(autouse=True)
+def wide(monkeypatch):
+    """Tables as wide as they need (under xdist the console would be 80 columns and wrap text)."""
+    from rich.console import Console
+
+    import listings.cli as lcli
+
+    monkeypatch.setattr(lcli, "console", Console(width=250))
+    monkeypatch.setattr(lcli, "err", Console(width=250, stderr=True))
+
+
 @pytest.fixture
 def tw(tmp_path, monkeypatch, events):
     for k in list(__import__("os").environ):
@@ -60,7 +71,7 @@ def tw(tmp_path, monkeypatch, events):
 
     def run(*args: str, code: int = 0):
         cli.state._settings = None  # the CLI caches its settings per process
-        r = runner.invoke(cli.app, ["--home", str(home), *args], catch_exceptions=False, env={"COLUMNS": "250"})
+        r = runner.invoke(cli.app, ["--home", str(home), *args], catch_exceptions=False)
         assert r.exit_code == code, r.output
         return r
 
