@@ -47,6 +47,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "verdict": _KW, "risk": {"type": "integer"}, "tis_no": _KW, "licence_no": _KW, "reasons": _LONG_KW,
         "detail": _OFF, "checked_at": _DATE, "registry_version": _KW, "review_status": _KW, "flagged_at": _DATE,
         "tis_base": _KW, "seller_norm": _LONG_KW, "seller_key": _KW,
+        "std_bases": _KW, "claimed_licences": _KW,  # from detail (standards, licence claims): re-checks find them
         "words": {"type": "text", "analyzer": "tw_words"}, "grams": {"type": "text", "analyzer": "tw_words"},
         "obs": _OFF,  # the latest observation run: {index, id, content_hash, first_seen, last_seen, times}
     },

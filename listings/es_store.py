@@ -626,6 +626,26 @@ class ElasticStore:
             out.setdefault(r["key"], r)
         return list(out.values())
 
+    # ---- re-checks and revisits (the scheduler) ------------------------------------------------
+    def affected_keys(self, bases: Iterable[str], licence_nos: Iterable[str]) -> list[str]:
+        b, lic = sorted(set(bases)), sorted(set(licence_nos))
+        should: list[dict[str, Any]] = []
+        if b:
+            should += [{"terms": {"tis_base": b}}, {"terms": {"std_bases": b}}]
+        if lic:
+            should += [{"terms": {"licence_no": lic}}, {"terms": {"claimed_licences": lic}}]
+        if not should:
+            return []
+        self._refresh_now("listings")
+        return [h["_id"] for h in self._scan("listings", {"bool": {"should": should, "minimum_should_match": 1}},
+                                             [{"key": "asc"}], False)]
+
+    def changed_keys(self, marketplace: str, since: datetime) -> set[str]:
+        self._refresh_now("changes")
+        q = {"bool": {"filter": [{"prefix": {"key": f"{marketplace}:"}}, {"range": {"at": {"gte": _iso(since)}}}],
+                      "must_not": [{"terms": {"field": ["stock", "delisted"]}}]}}
+        return {h["_source"]["key"] for h in self._scan("changes", q, [{"key": "asc"}, {"seq": "asc"}], ["key"])}
+
     # ---- evidence and review status --------------------------------------------------------------
     def add_evidence(self, key: str, kind: str, path: str, sha256: str, size: int, created_at: datetime | None = None) -> None:
         seq = self._seq()
@@ -1006,8 +1026,13 @@ class ElasticStore:
 
 
 def _with_grams(doc: dict[str, Any]) -> dict[str, Any]:
-    """A listing document as written: with its trigrams (left out of _source, so made on every write)."""
-    return {**doc, "grams": Q.trigrams(Q.fold(Q.listing_text(doc)))}
+    """A listing document as written: with its trigrams (left out of _source, so made on every write)
+    and the standards and claimed licences of its verdict's detail (indexed for `affected_keys`)."""
+    detail = doc.get("detail") or {}
+    bases = {P.tis_base(x) for x in detail.get("standards") or [] if isinstance(x, str)}
+    lics = {str(c.get("value")) for c in detail.get("claims") or [] if isinstance(c, dict) and c.get("kind") == "licence"}
+    return {**doc, "grams": Q.trigrams(Q.fold(Q.listing_text(doc))), "std_bases": sorted(b for b in bases if b),
+            "claimed_licences": sorted(lics)}
 
 
 def _quote(key: str) -> str:

@@ -1,13 +1,13 @@
 """Listing store methods the scheduler needs (re-checks and revisits), as contract tests: each runs
-against every store backend available here (SQLite always; Elasticsearch/OpenSearch when the store
-engineer's backend and a server are configured, see TISWATCH_ES_URL)."""
+against every store backend (tests/store_helpers.py BACKENDS: SQLite, osmem-server, and a real
+cluster when TISWATCH_ES_URL is set)."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from store_helpers import BACKENDS, make_store, osmem  # noqa: F401
 
 from listings.model import Listing
 from matching.verdict import Verdict
@@ -15,25 +15,9 @@ from matching.verdict import Verdict
 T = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
-def _backends():
-    yield "sqlite"
-    if os.environ.get("TISWATCH_ES_URL"):
-        yield "elasticsearch"
-
-
-@pytest.fixture(params=list(_backends()))
-def store(request, home):
-    from listings.store import open_store
-
-    s = home
-    if request.param == "elasticsearch":
-        import uuid
-
-        s = home.model_copy(update={"store": home.store.model_copy(update={
-            "backend": "elasticsearch", "es_url": os.environ["TISWATCH_ES_URL"], "es_prefix": f"t{uuid.uuid4().hex[:8]}"})})
-    st = open_store(s)
-    yield st
-    st.close()
+@pytest.fixture(params=BACKENDS)
+def store(request, make_store):  # noqa: F811
+    return make_store(request.param)
 
 
 def _v(item, verdict, risk=70, tis=None, lic=None, reasons=(), standards=(), claims=(), version="r1"):
