@@ -234,6 +234,10 @@ def _why_no_licence(v: Verdict, finding: LicenceFinding, std: Standard, registry
             return [code("brand_licence_inactive", b.name or "", inactive[0].status)]
     if b.key:
         why = [code("no_active_licence_for_brand", b.name or b.key, std.tis_no)]
+        if b.similar:
+            lics = brand_index(registry, std.base).keys.get(b.similar, [])
+            shown = next((t for x in lics for t in x.trademarks if brand_key(t) == b.similar), b.similar)
+            why.append(code("brand_similar", b.name or b.key, shown))
         elsewhere = sorted(registry.all_brands.get(brand_key(b.name or b.key), set()) - {std.base})
         if elsewhere:
             s = registry.catalogue.by_base(elsewhere[0])

@@ -28,6 +28,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from matching.normalise import brand_key, clean, fold, model_key
+from matching.product import product_index
 from matching.translit import is_thai, sound_keys, sounds_alike
 from matching.vocab import Vocabulary, load_vocabulary
 from registry.index import Registry
@@ -85,6 +86,7 @@ class BrandFinding:
     source: str = ""  # "brand", "title", "alias", "sound", "fuzzy"
     known: bool = False  # holds a licence under the standard
     score: float = 100.0
+    similar: str | None = None  # a licensed brand one typo away, when the listing's is not licensed
 
 
 @dataclass
@@ -214,8 +216,9 @@ def _field_brand(given: str, idx: BrandIndex) -> BrandFinding | None:
     return None
 
 
-def _title_brands(title: str, idx: BrandIndex) -> list[BrandFinding]:
-    """Licensed brands (under the standard) named in the title, in the order they appear."""
+def _title_brands(title: str, idx: BrandIndex, words: tuple[str, ...]) -> list[BrandFinding]:
+    """Licensed brands (under the standard) named in the title, in the order they appear. `words` are
+    the Thai title words a Thai brand may be glued to (product words, "รุ่น", "ของแท้", ...)."""
     t = fold(title)
     out: list[tuple[int, BrandFinding]] = []
     seen: set[str] = set()
@@ -226,67 +229,56 @@ def _title_brands(title: str, idx: BrandIndex) -> list[BrandFinding]:
             out.append((pos, BrandFinding(name, key, how, True, score)))
 
     # Latin words, alone and with their neighbours ("Smart Home", "Power Connex")
-    words = [(m.start(), m.group(0)) for m in _LATIN_WORD.finditer(t)]
-    keys = [brand_key(w) for _, w in words]
+    latin = [(m.start(), m.group(0)) for m in _LATIN_WORD.finditer(t)]
+    keys = [brand_key(w) for _, w in latin]
     for n in (3, 2, 1):
-        for i in range(len(words) - n + 1):
+        for i in range(len(latin) - n + 1):
             k = "".join(keys[i:i + n])
             if len(k) < 2:
                 continue
             hit = idx.lookup(k)
             if hit:
-                add(words[i][0], " ".join(w for _, w in words[i:i + n]), hit[0], "title" if hit[1] == "brand" else hit[1])
-    # Thai spellings: Thai runs words together, so a brand may sit inside a run of letters, but only
-    # between words ("พัดลมฮาตาริรุ่นใหม่"), not as the start of a longer name (โพโน in โพโนทอร์)
-    for cm in _CHUNK.finditer(t):
-        chunk = cm.group(0)
-        if not is_thai(chunk) or len(chunk) < 3:
+                add(latin[i][0], " ".join(w for _, w in latin[i:i + n]), hit[0], "title" if hit[1] == "brand" else hit[1])
+    # Thai: a run of Thai letters is the brand, or holds it between title words ("พัดลมฮาตาริรุ่นใหม่");
+    # a licensed brand inside another run of letters is part of another name (โพโน in โพโนทอร์)
+    for m in _THAI_RUN.finditer(t):
+        run = m.group(0)
+        if len(run) < 2:
             continue
-        for i in range(len(chunk) - 2):
-            for k in idx.thai_by_prefix.get(chunk[i:i + 2], ()):
-                if chunk.startswith(k, i) and _thai_word_edges(chunk, i, i + len(k)):
-                    add(cm.start() + i, k, k, "title")
+        hit = idx.lookup(run)
+        if hit:
+            add(m.start(), run, hit[0], "title" if hit[1] == "brand" else hit[1])
+            continue
+        for i in range(len(run) - 1):
+            if i and not run[:i].endswith(words):
+                continue
+            for k in idx.thai_by_prefix.get(run[i:i + 2], ()):
+                j = i + len(k)
+                if run.startswith(k, i) and (j == len(run) or run.startswith(words, j)):
+                    add(m.start() + i, k, k, "title")
                     break
-    # Thai aliases of Latin brands and Thai words that sound like a licensed brand, as separate words
-    for chunk in re.split(r"[\s\[\]【】()|/,]+", t):
-        if not chunk or not is_thai(chunk):
-            continue
-        k = brand_key(chunk)
-        hit = idx.lookup(k)
-        if hit and hit[1] == "alias":
-            add(t.find(chunk), chunk, hit[0], "alias")
-            continue
-        if 3 <= len(chunk) <= 14:
-            sk = idx.by_sound(chunk)
-            if sk:
-                add(t.find(chunk), chunk, sk, "sound")
+        # a Thai spelling of a brand the registry writes in Latin letters only, by its sound
+        if 3 <= len(run) <= 14 and not _common(run, words):
+            k = idx.by_sound(run)
+            if k:
+                add(m.start(), run, k, "sound")
     out.sort(key=lambda x: x[0])
     return [b for _, b in out]
 
 
-_CHUNK = re.compile(r"[^\s\[\]【】()|/,!！:：\-_.*#~+]+")
+_THAI_RUN = re.compile(r"[\u0e01-\u0e4e]+")
 
 
-def _thai_word_edges(chunk: str, i: int, j: int) -> bool:
-    """chunk[i:j] starts and ends at a word boundary: the chunk's edge, a non-Thai character, or a
-    dictionary word next to it (pythainlp's word list; newmm cuts the neighbour)."""
+def _common(run: str, words: tuple[str, ...]) -> bool:
+    """A run of Thai that reads as ordinary words, not a name: one dictionary word or two ("ลดราคา",
+    "ส่งไว"), or one holding a title word ("ประกันศูนย์")."""
     from pythainlp.corpus import thai_words
     from pythainlp.tokenize import word_tokenize
 
-    words = thai_words()
-    if i > 0 and _is_thai_letter(chunk[i - 1]):
-        left = word_tokenize(chunk[:i], engine="newmm")
-        if not left or left[-1] not in words:
-            return False
-    if j < len(chunk) and _is_thai_letter(chunk[j]):
-        right = word_tokenize(chunk[j:], engine="newmm")
-        if not right or right[0] not in words:
-            return False
-    return True
-
-
-def _is_thai_letter(ch: str) -> bool:
-    return "\u0e01" <= ch <= "\u0e4e"
+    if any(w in run for w in words if len(w) >= 3):
+        return True
+    toks = word_tokenize(run, engine="newmm")
+    return len(toks) <= 2 and all(x in thai_words() for x in toks)
 
 
 def find_brand(listing_brand: str | None, title: str, base: str, registry: Registry,
@@ -300,7 +292,7 @@ def find_brand(listing_brand: str | None, title: str, base: str, registry: Regis
         found = _field_brand(given, idx)
         if found:
             return found
-    titled = _title_brands(title, idx)
+    titled = _title_brands(title, idx, product_index(registry.catalogue, vocab).title_words)
     if titled:
         return titled[0]
     if given_key and given_key not in NO_BRAND:
@@ -312,6 +304,10 @@ def find_licence(listing_brand: str | None, title: str, base: str, registry: Reg
                  extra_model_text: str = "", vocab: Vocabulary | None = None) -> LicenceFinding:
     idx = brand_index(registry, base, vocab)
     brand = find_brand(listing_brand, title, base, registry, vocab)
+    if brand.source == "fuzzy":
+        # one letter from a licensed brand is as often another brand as a typo: it licenses nothing,
+        # and the officer is told which brand it is close to
+        brand = BrandFinding(brand.name, brand_key(brand.name), "brand", False, 0.0, similar=brand.key)
     codes = model_codes(title) + [c for c in model_codes(extra_model_text) if c not in model_codes(title)]
     finding = LicenceFinding(brand=brand, models=codes)
     if not brand.known or not brand.key:

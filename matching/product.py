@@ -158,6 +158,10 @@ class ProductIndex:
         self.gift = tuple(_squeeze(w) for w in vocab.gift)
         self.negation = tuple(_squeeze(w) for w in vocab.negation)
         self.not_controlled_categories = tuple(_squeeze(w) for w in vocab.not_controlled_categories)
+        # Thai words a brand may be glued to in a title: the product words and common title words
+        thai = {_squeeze(w) for s in catalogue.standards for w in s.words if not w.isascii()}
+        thai |= {_squeeze(w) for w in vocab.title if not w.isascii()}
+        self.title_words = tuple(sorted(thai, key=len, reverse=True))
 
     def scan(self, text: Text) -> list[Hit]:
         """Product words in the text, leftmost-longest, not overlapping."""

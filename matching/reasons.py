@@ -52,6 +52,7 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "model_not_licensed": ("รุ่น {0} ไม่อยู่ในใบอนุญาตใดของเครื่องหมายการค้านี้", "model {0} is on no licence of this brand"),
     "model_licence_inactive": ("รุ่น {0} อยู่ในใบอนุญาต {1} ซึ่งอยู่ในสถานะ {2}", "model {0} is on licence {1}, which is {2}"),
     "no_active_licence_for_brand": ("ไม่มีใบอนุญาตตาม มอก. {1} ที่ใช้งานอยู่สำหรับเครื่องหมายการค้า {0}", "brand {0} holds no active licence under TIS {1}"),
+    "brand_similar": ("ยี่ห้อ “{0}” คล้ายเครื่องหมายการค้า {1} ที่มีใบอนุญาต แต่ไม่ใช่ชื่อเดียวกัน", "the brand “{0}” is close to the licensed trademark {1}, but not the same name"),
     "brand_licensed_elsewhere": ("เครื่องหมายการค้า {0} มีใบอนุญาตตาม มอก. {1} ซึ่งเป็นสินค้าอื่น", "brand {0} is licensed under TIS {1}, for another product"),
     "brand_licence_inactive": ("ใบอนุญาตของ {0} ถูก{1}แล้ว", "the licence of {0} is {1}"),
     "no_licensed_brand": ("ประกาศไม่ระบุยี่ห้อใดที่มีใบอนุญาตตาม มอก. {0}", "the listing names no brand that holds a licence under TIS {0}"),

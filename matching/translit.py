@@ -14,7 +14,8 @@ key: a skeleton of consonant classes in spoken order, and a string of vowel clas
 
 Rules that make the two sides meet: an r that no vowel follows is not written (Sharp, Anker, Star)
 and neither is a Thai ร with a karan (ชาร์ป, แองเคอร์, สตาร์); a ห that only carries the tone of the
-next consonant is silent (หมี); อ before a vowel is only its carrier; a doubled letter counts once.
+next consonant is silent (หมี); อ before a vowel is only its carrier; a letter doubled in writing
+counts once (Otto, ช้อปปี้), but the same sound in two syllables twice (Susumo is not Sumo).
 Thai leading vowels (เ แ โ ใ ไ) are written before the consonant they follow in speech, so they are
 moved after it. The key is coarse on purpose: it is compared only among the brands licensed under
 one standard, and only when no exact spelling or alias matched (matching/licence.py).
@@ -59,15 +60,16 @@ def _thai(word: str) -> SoundKey:
     vows: list[str] = []
     pending: str | None = None  # a leading vowel waiting for its consonant
     took_leading = False  # the last consonant took a leading vowel (เ-อ, เ-ีย are one vowel)
-    chars = [c for c in word if "\u0e01" <= c <= "\u0e4e"]
+    last_cons = -2  # where the last consonant sound was written
+    chars = [c for c in word if "\u0e01" <= c <= "\u0e4e" and c not in _TONES]
     n = len(chars)
     for i, ch in enumerate(chars):
         nxt = chars[i + 1] if i + 1 < n else ""
-        prev = next((c for c in reversed(chars[:i]) if c not in _TONES), "")
+        prev = chars[i - 1] if i > 0 else ""
         if ch in _LEADING:
             pending = _TH_VOWEL[ch]
             continue
-        if ch == _KARAN or ch in _TONES:
+        if ch == _KARAN:
             continue
         if ch in _TH_CONS:
             if nxt == _KARAN and ch == "ร":
@@ -91,7 +93,9 @@ def _thai(word: str) -> SoundKey:
                 if prev in "าอ":
                     vows.append("I")  # -าย, -อย: a glide
                 continue  # เ-ีย, เ-ือ: part of the vowel
-            cons.append(_TH_CONS[ch])
+            if not (cons and last_cons == i - 1 and cons[-1] == _TH_CONS[ch]):
+                cons.append(_TH_CONS[ch])  # ปป in ช้อปปี้ is one sound; ต-โ-ต in ออตโต้ two
+            last_cons = i
             took_leading = bool(pending)
             if pending:
                 vows.append(pending)
@@ -105,7 +109,7 @@ def _thai(word: str) -> SoundKey:
             took_leading = False
     if pending:
         vows.append(pending)
-    return SoundKey(_dedupe("".join(cons)), _dedupe("".join(vows)))
+    return SoundKey("".join(cons), "".join(vows))
 
 
 _LATIN_DIGRAPHS = [("sch", "C"), ("tch", "C"), ("ch", "C"), ("sh", "C"), ("th", "T"), ("ph", "F"), ("ck", "K"),
@@ -115,11 +119,16 @@ _LATIN_CONS = {"b": "B", "c": "K", "d": "T", "f": "F", "g": "K", "h": "H", "j": 
 
 
 def _latin_keys(word: str) -> list[SoundKey]:
-    """The keys of a Latin name; a few letters are read two ways (x: ks or s, nk: ngk or nk, final
-    e: silent or not), so a name can have up to a handful of keys."""
+    """The keys of a Latin name. A few letters are read two ways (x: ks or s; n before k/g: ng or n;
+    a final e: silent or not; u: u or the Thai short a of "sun", ซัน; a doubled letter: one sound or
+    two syllables, "Elloro", เอลโลโร), so a name has a key for each reading that applies to it."""
     w = re.sub(r"[^a-z]", "", word.lower())
+    flags = [("x" in w[1:], 1), (bool(re.search("n[kg]", w)), 2), (w.endswith("e"), 4), ("u" in w, 8),
+             (bool(re.search(r"(.)\1", w)), 16)]
+    bits = [b for present, b in flags if present]
     out: list[SoundKey] = []
-    for variant in range(8):
+    for m in range(1 << len(bits)):
+        variant = sum(b for i, b in enumerate(bits) if m >> i & 1)
         k = _latin(w, variant)
         if k not in out:
             out.append(k)
@@ -130,6 +139,9 @@ def _latin(w: str, variant: int = 0) -> SoundKey:
     x_as_s = bool(variant & 1)
     nk_as_n = bool(variant & 2)
     final_e = bool(variant & 4)
+    u_as_a = bool(variant & 8)
+    if not variant & 16:
+        w = _dedupe(w)  # a doubled letter is one sound (Otto, Lotte); classes are not merged afterwards
     cons: list[str] = []
     vows: list[str] = []
     i, n = 0, len(w)
@@ -153,7 +165,7 @@ def _latin(w: str, variant: int = 0) -> SoundKey:
                 vows.append("I")
                 i += 2
                 continue
-            vows.append({"a": "A", "e": "E", "i": "I", "o": "O", "u": "U"}[ch])
+            vows.append("A" if ch == "u" and u_as_a else {"a": "A", "e": "E", "i": "I", "o": "O", "u": "U"}[ch])
             i += 1
             continue
         if ch == "y":
@@ -183,7 +195,7 @@ def _latin(w: str, variant: int = 0) -> SoundKey:
             else:
                 cons.append(_LATIN_CONS.get(ch, ""))
             i += 1
-    return SoundKey(_dedupe("".join(cons)), _dedupe("".join(vows)))
+    return SoundKey("".join(cons), "".join(vows))
 
 
 @lru_cache(maxsize=65536)
@@ -207,27 +219,14 @@ def is_thai(name: str) -> bool:
 
 def sounds_alike(a: SoundKey, b: SoundKey) -> bool:
     """Two keys name the same brand: the same consonants (at least two) and the same vowels, four
-    sounds at least. Thai spellings of loanwords differ most in their vowels, so the more consonants
-    agree the less the vowels must: with four or five one vowel may differ or be missing, with six
-    or more (Electrolux, อีเลคโทรลักซ์) the consonants decide. Shorter names (Sharp, Otto) are too
-    easily confused with other brands and need an alias (config/matching.toml)."""
+    sounds at least. Looser rules (a vowel may differ) confuse thousands of brands in a registry of
+    29,000 licences, so shorter or freer spellings (Sharp, Remax: รีแม็กซ์, Electrolux: อีเลคโทรลักซ์)
+    need an alias (config/matching.toml)."""
     if not a or a.consonants != b.consonants or len(a.consonants) + len(a.vowels) < 4:
         return False
-    if a.vowels == b.vowels or len(a.consonants) >= 6:
-        return True
-    return len(a.consonants) >= 4 and _one_edit(a.vowels, b.vowels)
+    return a.vowels == b.vowels
 
 
 def names_sound_alike(a: str, b: str) -> bool:
     """Any key of one name sounds like any key of the other."""
     return any(sounds_alike(x, y) for x in sound_keys(a) for y in sound_keys(b))
-
-
-def _one_edit(x: str, y: str) -> bool:
-    if abs(len(x) - len(y)) > 1:
-        return False
-    if len(x) == len(y):
-        return sum(p != q for p, q in zip(x, y, strict=True)) <= 1
-    if len(x) > len(y):
-        x, y = y, x
-    return any(y[:i] + y[i + 1:] == x for i in range(len(y)))

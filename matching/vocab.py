@@ -37,8 +37,9 @@ class _Words(BaseModel):
     gift: list[str] = []
     negation: list[str] = []
     no_tis: list[str] = []
+    title: list[str] = []
 
-    _f = field_validator("gift", "negation", "no_tis")(_fold_all)
+    _f = field_validator("gift", "negation", "no_tis", "title")(_fold_all)
 
 
 class _Categories(BaseModel):
@@ -75,6 +76,7 @@ class Vocabulary:
     gift: tuple[str, ...] = ()
     negation: tuple[str, ...] = ()
     no_tis: tuple[str, ...] = ()
+    title: tuple[str, ...] = ()
     not_controlled_categories: tuple[str, ...] = ()
     # brand key -> the keys of every spelling of that brand (itself included)
     aliases: dict[str, frozenset[str]] | None = None
@@ -98,7 +100,8 @@ def parse_vocabulary(raw: dict, source: str = "matching.toml") -> Vocabulary:
         for k in merged:
             aliases[k] = merged
     return Vocabulary(tuple(data.words.gift), tuple(data.words.negation), tuple(data.words.no_tis),
-                      tuple(data.categories.not_controlled), {k: frozenset(v) for k, v in aliases.items()})
+                      tuple(data.words.title), tuple(data.categories.not_controlled),
+                      {k: frozenset(v) for k, v in aliases.items()})
 
 
 @lru_cache(maxsize=4)

@@ -59,6 +59,7 @@ def verdict(reg, title, brand=None, **kw):
     ("หลอดไฟ LED Brighto BR-1", None, "unlicensed", "2780-2562", "ท1007-1/60", "standard_not_covered:1955-2551"),
     ("ปลั๊กพ่วง Hatari 3 ช่อง", None, "unlicensed", "2432-2555", None, "no_licensed_brand:2432-2555"),
     ("ปลั๊กพ่วง 3 ช่อง", "Hatari", "unlicensed", "2432-2555", None, "brand_licensed_elsewhere:Hatari:2879-2560"),
+    ("พาวเวอร์แบงค์ PB-2001", "Voltamu", "unlicensed", "2879-2560", None, "brand_similar:Voltamu:Voltami"),  # a typo licenses nothing
     # mislabeled: a specific claim the registry does not back
     ("พาวเวอร์แบงค์ Zenmo มอก. 2879-2560", None, "mislabeled", "2879-2560", None, "claims_tis:2879-2560"),
     ("พาวเวอร์แบงค์ Voltami PB-2001 มอก. 2432-2555", None, "mislabeled", "2879-2560", "ท1001-1/60", "tis_not_for_product:2432-2555:2879-2560"),
