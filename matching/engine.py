@@ -134,7 +134,7 @@ def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = No
         v.licence_no = finding.match.licence_no
         if wrong_tis:
             return _set(v, "mislabeled", _exposure(80, listing), reasons + [wrong_tis, code("licence_match", finding.match.licence_no)])
-        return _covered(v, listing, reasons, finding, product, registry, finding.match)
+        return _covered(v, listing, reasons, finding, product, registry, finding.match, claims_number=bool(tis_claims))
 
     why = _why_no_licence(v, finding, std, registry)
     if tis_claims:
@@ -235,7 +235,7 @@ def _why_no_licence(v: Verdict, finding: LicenceFinding, std: Standard, registry
     if b.key:
         why = [code("no_active_licence_for_brand", b.name or b.key, std.tis_no)]
         if b.similar:
-            lics = brand_index(registry, std.base).keys.get(b.similar, [])
+            lics = brand_index(registry, std.base).licences(b.similar)
             shown = next((t for x in lics for t in x.trademarks if brand_key(t) == b.similar), b.similar)
             why.append(code("brand_similar", b.name or b.key, shown))
         elsewhere = sorted(registry.all_brands.get(brand_key(b.name or b.key), set()) - {std.base})
@@ -247,7 +247,7 @@ def _why_no_licence(v: Verdict, finding: LicenceFinding, std: Standard, registry
 
 
 def _covered(v: Verdict, listing, reasons: list[str], finding: LicenceFinding, product: ProductMatch,
-             registry: Registry, lic: Licence, claimed: Licence | None = None) -> Verdict:
+             registry: Registry, lic: Licence, claimed: Licence | None = None, claims_number: bool = False) -> Verdict:
     """Licensed only when every standard that applies is covered by an active licence of the brand."""
     v.licence_no = lic.licence_no
     reasons = reasons + [code("licence_match", lic.licence_no)]
@@ -256,8 +256,12 @@ def _covered(v: Verdict, listing, reasons: list[str], finding: LicenceFinding, p
     brand_keys = {brand_key(t) for t in lic.trademarks}
     for other in product.standards[1:]:
         idx = brand_index(registry, other.base)
-        if not any(x.active for k in brand_keys for x in idx.keys.get(k, ())):
-            return _set(v, "unlicensed", _exposure(65, listing), reasons + [code("standard_not_covered", other.tis_no)])
+        if not any(x.active for k in brand_keys for x in idx.licences(k)):
+            why = [code("standard_not_covered", other.tis_no)]
+            if claimed is not None or claims_number:
+                # it shows a licence or standard number, yet one standard that applies is not covered
+                return _set(v, "mislabeled", _exposure(78, listing), reasons + why)
+            return _set(v, "unlicensed", _exposure(65, listing), reasons + why)
     reasons.append(code("brand_licensed", finding.brand.name or lic.trademarks[0] if lic.trademarks else ""))
     return _set(v, "licensed", 5, reasons)
 
@@ -308,7 +312,7 @@ def _wrong_tis_claim(tis_claims: list[Claim], product: ProductMatch, registry: R
 
 
 def _trademark(finding: LicenceFinding, registry: Registry, std: Standard) -> str:
-    lics = brand_index(registry, std.base).keys.get(finding.brand.key or "", [])
+    lics = brand_index(registry, std.base).licences(finding.brand.key)
     return lics[0].trademarks[0] if lics and lics[0].trademarks else (finding.brand.key or "")
 
 

@@ -107,6 +107,40 @@ class BrandIndex:
     def __init__(self, brands: dict[str, list[Licence]], vocab: Vocabulary):
         self.keys = brands
         self.vocab = vocab
+        # One brand, several spellings: a licence written "HATARI / ฮาตาริ" ties its Latin and Thai
+        # keys together, so a listing that writes ฮาตาริ also finds the licences written "HATARI" only;
+        # aliases of config/matching.toml tie spellings the same way. Two Latin names on one licence
+        # (a licence for two brands) are not tied: each stays its own brand.
+        parent: dict[str, str] = {k: k for k in brands}
+
+        def root(k: str) -> str:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        def tie(a: str, b: str) -> None:
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+
+        for lics in brands.values():
+            for lic in lics:
+                ks = list(dict.fromkeys(brand_key(t) for t in lic.trademarks if brand_key(t)))
+                latin = [k for k in ks if k.isascii()]
+                thai = [k for k in ks if not k.isascii()]
+                if len(latin) == 1 and len(thai) == 1:
+                    tie(latin[0], thai[0])
+        for k in brands:
+            for alt in vocab.brand_group(k):
+                if alt != k and alt in parent:
+                    tie(k, alt)
+        self.group: dict[str, list[Licence]] = {}
+        for k, lics in brands.items():
+            g = self.group.setdefault(root(k), [])
+            g.extend(x for x in lics if x not in g)
+        self._root = {k: root(k) for k in brands}
+
         self.latin = [k for k in brands if k.isascii()]
         self.thai_by_prefix: dict[str, list[str]] = {}
         for k in brands:
@@ -116,6 +150,10 @@ class BrandIndex:
             lst.sort(key=len, reverse=True)
         self._sound: dict[str, list[tuple[str, str]]] | None = None
         self._models: dict[str, tuple[dict[str, frozenset[str]], set[str]]] = {}
+
+    def licences(self, key: str | None) -> list[Licence]:
+        """Every licence of the brand whose key (any of its spellings) is given."""
+        return self.group.get(self._root.get(key or "", ""), [])
 
     @property
     def sound(self) -> dict[str, list[tuple[str, str]]]:
@@ -136,7 +174,7 @@ class BrandIndex:
         if got is None:
             per: dict[str, frozenset[str]] = {}
             prefixes: set[str] = set()
-            for lic in self.keys.get(key, ()):
+            for lic in self.licences(key):
                 mk = per[lic.licence_no] = licence_model_keys(lic)
                 prefixes.update(_letters(m) for m in mk)
             prefixes.discard("")
@@ -270,15 +308,11 @@ _THAI_RUN = re.compile(r"[\u0e01-\u0e4e]+")
 
 
 def _common(run: str, words: tuple[str, ...]) -> bool:
-    """A run of Thai that reads as ordinary words, not a name: one dictionary word or two ("ลดราคา",
-    "ส่งไว"), or one holding a title word ("ประกันศูนย์")."""
+    """A run of Thai that is an ordinary word, not a name: a dictionary word ("ลดราคา", "ประกัน"), or
+    one holding a title word ("ประกันศูนย์", "ส่งไว")."""
     from pythainlp.corpus import thai_words
-    from pythainlp.tokenize import word_tokenize
 
-    if any(w in run for w in words if len(w) >= 3):
-        return True
-    toks = word_tokenize(run, engine="newmm")
-    return len(toks) <= 2 and all(x in thai_words() for x in toks)
+    return run in thai_words() or any(w in run for w in words if len(w) >= 3)
 
 
 def find_brand(listing_brand: str | None, title: str, base: str, registry: Registry,
@@ -312,7 +346,7 @@ def find_licence(listing_brand: str | None, title: str, base: str, registry: Reg
     finding = LicenceFinding(brand=brand, models=codes)
     if not brand.known or not brand.key:
         return finding
-    lics = idx.keys.get(brand.key, [])
+    lics = idx.licences(brand.key)
     finding.brand_licences = list(lics)
     if not lics:
         return finding

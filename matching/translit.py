@@ -55,7 +55,7 @@ def _dedupe(s: str) -> str:
     return re.sub(r"(.)\1+", r"\1", s)
 
 
-def _thai(word: str) -> SoundKey:
+def _thai(word: str, collapse: bool = True) -> SoundKey:
     cons: list[str] = []
     vows: list[str] = []
     pending: str | None = None  # a leading vowel waiting for its consonant
@@ -93,8 +93,8 @@ def _thai(word: str) -> SoundKey:
                 if prev in "าอ":
                     vows.append("I")  # -าย, -อย: a glide
                 continue  # เ-ีย, เ-ือ: part of the vowel
-            if not (cons and last_cons == i - 1 and cons[-1] == _TH_CONS[ch]):
-                cons.append(_TH_CONS[ch])  # ปป in ช้อปปี้ is one sound; ต-โ-ต in ออตโต้ two
+            if not (collapse and cons and last_cons == i - 1 and cons[-1] == _TH_CONS[ch]):
+                cons.append(_TH_CONS[ch])  # ปป in ช้อปปี้ is one sound (or two: ไตร-ริ); ต-โ-ต in ออตโต้ two
             last_cons = i
             took_leading = bool(pending)
             if pending:
@@ -205,7 +205,10 @@ def sound_keys(name: str) -> tuple[SoundKey, ...]:
     latin = sum(1 for c in name if c.isascii() and c.isalpha())
     if not thai and not latin:
         return ()
-    return (_thai(name),) if thai >= latin else tuple(_latin_keys(name))
+    if thai >= latin:
+        one, two = _thai(name), _thai(name, collapse=False)
+        return (one,) if one == two else (one, two)
+    return tuple(_latin_keys(name))
 
 
 def sound_key(name: str) -> SoundKey:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from registry.licences import Licence
 
 MARKETPLACES = ("shopee", "lazada", "shop")
 THAI_DIGITS = str.maketrans("0123456789", "๐๑๒๓๔๕๖๗๘๙")
+_FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 
 # syllables for invented brand names, with a Thai spelling each (as Thai sellers transliterate)
 _SYL = [("vol", "โวล"), ("ta", "ต้า"), ("mi", "มิ"), ("ko", "โค"), ("ra", "ร่า"), ("tek", "เทค"), ("lux", "ลักซ์"),
@@ -89,23 +91,44 @@ UNCONTROLLED = [
     ("กล่องเก็บของพลาสติก", "plastic storage box"), ("ขาตั้งกล้อง", "camera tripod"), ("ร่มพับ", "folding umbrella"),
     ("แว่นกันแดด", "sunglasses"), ("ลำโพงรถยนต์ 6.5 นิ้ว", "6.5 inch car speaker"), ("สีไม้ 24 สี", "24 colored pencils"),
 ]
+# Look-alikes of controlled products that no compulsory standard covers (DOMAIN.md §3: accessories,
+# pet toys, food that mentions an appliance, other forms), written the way sellers write them.
+LOOKALIKES = [
+    "ของเล่นแมว ลูกบอลขนนก", "ของเล่นสุนัข เชือกกัด", "ของเล่นสัตว์เลี้ยง ตุ๊กตาบีบมีเสียง", "ลูกบอลซักผ้า สำหรับเครื่องซักผ้า",
+    "ถุงซักผ้า ถนอมผ้า สำหรับเครื่องซักผ้า", "ไม้แบดมินตัน ไม้แบต คาร์บอน", "ลูกแบด ขนเป็ด 12 ลูก", "กระเป๋าใส่ไม้แบต",
+    "ข้าวกล่องแช่แข็ง อุ่นไมโครเวฟ 2 นาที", "กระดาษรองหม้อทอด 100 แผ่น", "เฟรนช์ฟรายส์แช่แข็ง ทอดด้วยหม้อทอดไร้น้ำมัน",
+    "หมวกแก๊ป ปักลาย", "หมวกจักรยาน เสือภูเขา", "หมวกเซฟตี้ หมวกวิศวกร", "ปลั๊กอุดหู กันเสียง", "พัดลมพกพา USB ชาร์จแบต",
+    "พัดลมคล้องคอ ไร้ใบพัด", "ไฟโซล่าเซลล์ สปอตไลท์ 100W", "สายชาร์จ Type-C ชาร์จเร็ว", "ฟิล์มกระจก iPhone 15",
+    "ตะแกรงปิ้งย่าง สแตนเลส", "ถ่านอัดแท่ง ไร้ควัน 1 กก.", "น้ำยาซักผ้า สูตรเข้มข้น", "ตุ๊กตาตกแต่งรถ หน้ารถ",
+    "โมเดลรถ ฟิกเกอร์สะสม", "ไฟแช็คไฟฟ้า ชาร์จ USB", "หลอดดูดสแตนเลส", "ผ้าคลุมพัดลม กันฝุ่น", "รีโมทแอร์ universal",
+    "ที่ชาร์จในรถ Car Charger 2 USB", "ยางรถจักรยาน 26 นิ้ว", "ถุงมือผ้าทำสวน", "กล่องเก็บของเล่น พับได้",
+]
+# name: (verdict, weight in a default world)
 SCENARIOS: dict[str, tuple[str, float]] = {
-    # name: (verdict, weight in a default world)
-    "licensed": ("licensed", 0.26),
+    "licensed": ("licensed", 0.20),
     "licensed_no_model": ("licensed", 0.05),
     "licensed_claims_licence": ("licensed", 0.05),
+    "licensed_thai_brand": ("licensed", 0.03),       # the registry writes the brand in Latin only
+    "licensed_gift": ("licensed", 0.02),             # "… แถมเคส": an accessory given with it
     "unlicensed_unknown_brand": ("unlicensed", 0.10),
     "unlicensed_no_brand": ("unlicensed", 0.04),
     "unlicensed_vague_claim": ("unlicensed", 0.03),
+    "unlicensed_brand_elsewhere": ("unlicensed", 0.02),  # licensed, but for another product
+    "unlicensed_partial_cover": ("unlicensed", 0.015),   # one of two standards that apply together
     "mislabeled_fake_tis": ("mislabeled", 0.05),
     "mislabeled_fake_licence": ("mislabeled", 0.03),
     "mislabeled_other_brand_licence": ("mislabeled", 0.03),
     "mislabeled_revoked": ("mislabeled", 0.04),
     "mislabeled_wrong_tis": ("mislabeled", 0.02),
     "mislabeled_model": ("mislabeled", 0.02),
+    "mislabeled_licence_other_standard": ("mislabeled", 0.015),
     "needs_review_form": ("needs_review", 0.03),
-    "not_controlled": ("not_controlled", 0.17),
-    "accessory": ("not_controlled", 0.08),
+    "needs_review_licence_no_brand": ("needs_review", 0.01),
+    "not_controlled": ("not_controlled", 0.13),
+    "accessory": ("not_controlled", 0.06),
+    "accessory_for": ("not_controlled", 0.03),
+    "lookalike": ("not_controlled", 0.04),
+    "not_form": ("not_controlled", 0.015),
 }
 
 
@@ -234,6 +257,8 @@ def _brand_pool(rng: random.Random, n: int) -> list[Brand]:
 
 def _model_codes(rng: random.Random, n: int) -> list[str]:
     prefix = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.choice((2, 2, 3))))
+    if prefix == "TIS":
+        prefix = "TIX"  # "TIS3071" would read as a TIS claim, which the truth does not know of
     start = rng.randrange(100, 9000)
     step = rng.choice((1, 1, 10, 100))
     sep = rng.choice(("-", "-", "", " "))
@@ -325,8 +350,11 @@ def generate_licences(n: int, seed: int = 7, catalogue: Catalogue | None = None,
 
 # ------------------------------------------------------------------------------------------------
 class _Maker:
-    def __init__(self, rng: random.Random, cat: Catalogue, licences: list[Licence], hard: bool):
+    def __init__(self, rng: random.Random, cat: Catalogue, licences: list[Licence], hard: bool,
+                 brands: dict[str, list[Brand]] | None = None):
         self.rng, self.cat, self.hard = rng, cat, hard
+        # Latin trademark -> the brand's Thai spelling (for licences that carry the Latin name only)
+        self.thai_of = {b.latin: b.thai for bs in (brands or {}).values() for b in bs}
         self.safe = _safe_words(cat)
         self.by_base: dict[str, list[Licence]] = {}
         # (base, folded trademark) -> licences, in licence order: brand_licences is called for every
@@ -375,7 +403,8 @@ class _Maker:
     def licence_text(self, no: str) -> str:
         return self.rng.choice(["ใบอนุญาตเลขที่ {}", "เลขที่ใบอนุญาต {}", "ใบอนุญาต {}", "Licence no. {}"]).format(no)
 
-    def title(self, s: Standard, brand: str | None, model: str | None, claim: str = "", lang: str | None = None) -> str:
+    def title(self, s: Standard, brand: str | None, model: str | None, claim: str = "", lang: str | None = None,
+              extra: str = "") -> str:
         rng = self.rng
         thai, latin = self.safe[s.base]
         noun_th = rng.choice(thai)
@@ -388,6 +417,11 @@ class _Maker:
             noun_th = f"{noun_th}{th_form}"
         if en_form and latin:
             noun_en = f"{en_form} {noun_en}"
+        if self.hard and rng.random() < 0.15:
+            # keyword stuffing: several names of the same product
+            more = [w for w in thai + latin if w not in (noun_th, noun_en)]
+            if more:
+                noun_th = f"{noun_th} {rng.choice(more)}"
         lang = lang or rng.choice(("th", "th", "th", "en", "mix"))
         b = brand or ""
         m = f"รุ่น {model}" if model and lang == "th" and rng.random() < 0.6 else (model or "")
@@ -396,9 +430,38 @@ class _Maker:
         elif lang == "mix" and latin:
             parts = [noun_th, b, model or "", noun_en, spec, claim]
         else:
+            if self.hard and b and not b.isascii() and rng.random() < 0.3:
+                noun_th, b = noun_th + b, ""  # a Thai brand glued to the product word: พัดลมฮาตาริ
             parts = [noun_th, b, m, spec, claim]
-        text = rng.choice(_PROMO) + " ".join(p for p in parts if p) + rng.choice(_TAIL)
-        return " ".join(text.split())
+        text = rng.choice(_PROMO) + " ".join(p for p in parts if p) + (f" {extra}" if extra else "") + rng.choice(_TAIL)
+        text = " ".join(text.split())
+        return self.noise(text) if self.hard else text
+
+    def noise(self, text: str) -> str:
+        """What careless typing and copy-paste do to Thai titles (the text still reads the same)."""
+        rng = self.rng
+        r = rng.random()
+        if r < 0.06 and "แ" in text:
+            return text.replace("แ", "เเ")  # SARA E typed twice for SARA AE
+        if r < 0.10:
+            return re.sub("([\u0e31\u0e34-\u0e37\u0e47])([\u0e48-\u0e4b])", lambda m: m.group(2) + m.group(1), text, count=1)  # tone before vowel
+        if r < 0.14:
+            thai = [i for i in range(1, len(text)) if "ก" <= text[i - 1] <= "ฮ" and "ก" <= text[i] <= "ฮ"]
+            if thai:
+                i = rng.choice(thai)
+                return text[:i] + "\u200b" + text[i:]  # a zero-width space inside a word
+        if r < 0.17:
+            return text.translate(_FULLWIDTH)  # full-width digits
+        return text
+
+    def thai_only_brand(self, s: Standard) -> tuple[Licence, str] | None:
+        """An active, fully licensed licence whose trademark is Latin only, with its brand's Thai spelling."""
+        cands = [x for x in self.by_base.get(s.base, []) if x.active and x.models and len(x.trademarks) == 1
+                 and x.trademarks[0].isascii() and x.trademarks[0] in self.thai_of and self.fully_licensed(s, x)]
+        if not cands:
+            return None
+        lic = self.rng.choice(cands)
+        return lic, self.thai_of[lic.trademarks[0]]
 
 
 def _description(rng: random.Random, title: str, claim_in_desc: str, vague: bool) -> str:
@@ -412,15 +475,17 @@ def _description(rng: random.Random, title: str, claim_in_desc: str, vague: bool
 
 def build_world(seed: int = 7, n_licences: int = 600, n_listings: int = 240, catalogue: Catalogue | None = None,
                 marketplaces: Iterable[str] = MARKETPLACES, weights: dict[str, float] | None = None,
-                hard: bool = False, vanish_share: float = 0.05) -> World:
+                hard: bool = True, vanish_share: float = 0.05) -> World:
     """The world: licences following the real registry, sellers on each marketplace, listings with truth.
 
-    `hard` adds the spellings that make reading claims difficult (Thai digits, CE years, zero-width
-    characters) and more English and mixed titles."""
+    `hard` (the default) writes titles the harder ways sellers do: claims in Thai digits, CE years and
+    with zero-width characters; models in other case and spacing; เเ typed for แ, a tone mark before
+    its vowel, zero-width characters inside words; a Thai brand glued to the product word; titles
+    stuffed with several names of the product. `hard=False` gives the plain titles."""
     cat = catalogue or load_catalogue()
     rng = random.Random(f"world:{seed}")
     licences, brands = generate_licences(n_licences, seed, cat, minimum_per_consumer=3)
-    mk = _Maker(rng, cat, licences, hard)
+    mk = _Maker(rng, cat, licences, hard, brands)
     mps = list(marketplaces)
     sellers: list[Seller] = []
     for i in range(max(12, n_listings // 6)):
@@ -477,6 +542,29 @@ def _make(mk: _Maker, scen: str, rng: random.Random, hard: bool) -> tuple[dict[s
         brand = rng.choice(mk.unknown)
         title = f"{rng.choice(_PROMO)}{rng.choice(thai)} {brand.latin} {rng.choice(_SPECS.get(s.group or '', ['']))}".strip()
         return _listing(rng, title, None, "", False), {"verdict": "needs_review", "tis_no": s.tis_no, "licence_no": None}
+    if scen == "lookalike":
+        brand = rng.choice(mk.unknown)
+        title = f"{rng.choice(_PROMO)}{rng.choice(LOOKALIKES)} {brand.latin if rng.random() < 0.5 else ''}".strip()
+        return _listing(rng, mk.noise(title) if hard else title, None, "", False), \
+            {"verdict": "not_controlled", "tis_no": None, "licence_no": None}
+    if scen == "accessory_for":
+        s = rng.choice(standards)
+        thai, latin = mk.safe[s.base]
+        if latin and rng.random() < 0.3:
+            title = f"{rng.choice(['Case', 'Holder', 'Stand', 'Cover', 'Replacement part'])} for {rng.choice(latin)} {rng.choice(mk.unknown).latin}"
+        else:
+            acc = rng.choice(["ซองใส่", "ขาตั้ง", "ที่แขวน", "อะไหล่", "ฝาครอบ", "กล่องใส่", "ที่เก็บ"])
+            title = f"{acc}{rng.choice(('', ' '))}{rng.choice(('สำหรับ', 'ใช้กับ', ''))} {rng.choice(thai)} {rng.choice(mk.unknown).latin}"
+        return _listing(rng, " ".join(title.split()), None, "", False), {"verdict": "not_controlled", "tis_no": None, "licence_no": None}
+    if scen == "not_form":
+        forms = [x for x in mk.form_standards if x.not_form]
+        if not forms:
+            return None
+        s = rng.choice(forms)
+        thai, _ = mk.safe[s.base]
+        nf = rng.choice([w for w in s.not_form if not w.isascii()] or list(s.not_form))
+        title = f"{rng.choice(_PROMO)}{rng.choice(thai)}{rng.choice(('', ' '))}{nf} {rng.choice(mk.unknown).latin} {rng.choice(_SPECS.get(s.group or '', ['']))}"
+        return _listing(rng, " ".join(title.split()), None, "", False), {"verdict": "not_controlled", "tis_no": None, "licence_no": None}
     if scen in ("not_controlled", "accessory"):
         if scen == "not_controlled":
             th, en = rng.choice(UNCONTROLLED)
@@ -505,6 +593,74 @@ def _make(mk: _Maker, scen: str, rng: random.Random, hard: bool) -> tuple[dict[s
         else:
             claim_desc = claim
 
+    if scen == "licensed_thai_brand":
+        got = mk.thai_only_brand(s)
+        if got is None:
+            return None
+        lic, thai_name = got
+        model = rng.choice(lic.models)
+        title = mk.title(s, thai_name, model, "", lang="th")
+        return _listing(rng, title, thai_name if rng.random() < 0.3 else None, "", False, s), \
+            {"verdict": "licensed", "tis_no": s.tis_no, "licence_no": lic.licence_no}
+    if scen == "licensed_gift":
+        if not active:
+            return None
+        lic = rng.choice(active)
+        tm = rng.choice(lic.trademarks)
+        acc_th, acc_en = rng.choice([("เคส", "case"), ("ซอง", "pouch"), ("ผ้าคลุม", "cover"), ("สายชาร์จ", "cable"), ("ขาตั้ง", "stand")])
+        gift = rng.choice([f"แถม{acc_th}", f"แถมฟรี{acc_th}", f"ฟรี{acc_th}", f"[แถม{acc_th}]", f"free {acc_en}"])
+        title = mk.title(s, tm, rng.choice(lic.models), "", extra=gift)
+        return _listing(rng, title, tm if rng.random() < 0.5 else None, "", False, s), \
+            {"verdict": "licensed", "tis_no": s.tis_no, "licence_no": lic.licence_no}
+    if scen == "unlicensed_brand_elsewhere":
+        # a brand licensed for another product, selling this one without a licence for it
+        others = [x for b, xs in mk.by_base.items() if b != s.base for x in xs if x.active]
+        rng.shuffle(others)
+        lic = next((x for x in others[:50] if not mk.brand_licences(s.base, x.trademarks[0])
+                    and all(not mk.brand_licences(s.base, t) for t in x.trademarks)), None)
+        if lic is None:
+            return None
+        tm = lic.trademarks[0]
+        title = mk.title(s, tm if rng.random() < 0.6 else None, None, "")
+        return _listing(rng, title, tm if tm not in title else (tm if rng.random() < 0.5 else None), "", False, s), \
+            {"verdict": "unlicensed", "tis_no": s.tis_no, "licence_no": None}
+    if scen == "unlicensed_partial_cover":
+        # licensed under the product's first standard, but not under one that applies with it
+        if not s.with_:
+            cands = [x for x in mk.standards if x.with_]
+            if not cands:
+                return None
+            s = rng.choice(cands)
+        part = [x for x in mk.by_base.get(s.base, []) if x.active and x.models and not mk.fully_licensed(s, x)
+                and not any(mk.fully_licensed(s, y) for t in x.trademarks for y in mk.brand_licences(s.base, t))]
+        if not part:
+            return None
+        lic = rng.choice(part)
+        tm = lic.trademarks[0]
+        title = mk.title(s, tm, rng.choice(lic.models), "")
+        return _listing(rng, title, tm if rng.random() < 0.5 else None, "", False, s), \
+            {"verdict": "unlicensed", "tis_no": s.tis_no, "licence_no": lic.licence_no}
+    if scen == "mislabeled_licence_other_standard":
+        # a real, active licence number of another product pasted on this one
+        other_bases = [b for b in mk.by_base if b != s.base and b not in {mk.cat.find(w).base for w in s.with_}]  # type: ignore[union-attr]
+        if not other_bases:
+            return None
+        pool = [x for x in mk.by_base[rng.choice(other_bases)] if x.active]
+        if not pool:
+            return None
+        lic = rng.choice(pool)
+        brand = rng.choice([lic.trademarks[0], rng.choice(mk.unknown).latin])
+        place(mk.licence_text(lic.licence_no))
+        title = mk.title(s, brand, None, claim_title)
+        return _listing(rng, title, None, claim_desc, False, s), {"verdict": "mislabeled", "tis_no": s.tis_no, "licence_no": lic.licence_no}
+    if scen == "needs_review_licence_no_brand":
+        # an active licence under the standard, shown with no brand to tie it to the product
+        if not active:
+            return None
+        lic = rng.choice(active)
+        place(mk.licence_text(lic.licence_no))
+        title = mk.title(s, None, None, claim_title)
+        return _listing(rng, title, None, claim_desc, False, s), {"verdict": "needs_review", "tis_no": s.tis_no, "licence_no": lic.licence_no}
     if scen.startswith("licensed"):
         if not active:
             return None

@@ -7,7 +7,7 @@ from matching.translit import names_sound_alike, sound_key
 
 @pytest.mark.parametrize("latin, thai", [
     ("Hatari", "ฮาตาริ"), ("Toshiba", "โตชิบา"), ("Philips", "ฟิลิปส์"), ("Samsung", "ซัมซุง"),
-    ("Panasonic", "พานาโซนิค"), ("Mitsubishi", "มิตซูบิชิ"), ("Imarflex", "อิมาร์เฟล็กซ์"), 
+    ("Panasonic", "พานาโซนิค"), ("Mitsubishi", "มิตซูบิชิ"), ("Imarflex", "อิมาร์เฟล็กซ์"),
     ("Anker", "แองเคอร์"), ("Daikin", "ไดกิ้น"), ("Sokany", "โซคานี"), ("Kashiwa", "คาชิวา"),
     ("Hitachi", "ฮิตาชิ"), ("Makita", "มากิต้า"), ("Yamaha", "ยามาฮ่า"), ("Honda", "ฮอนด้า"), ("Index", "อินเด็กซ์"),
     ("Sony", "โซนี่"), ("Lego", "เลโก้"), ("Voltami", "โวลต้ามิ"), ("Jetmax", "เจ็ทแม็กซ์"), ("Genstar", "เจนสตาร์"),

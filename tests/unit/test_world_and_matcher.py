@@ -52,3 +52,16 @@ def test_registry_generation_follows_real_counts(catalogue):
 
 def test_scenario_weights_cover_all_verdicts():
     assert {v for v, _ in SCENARIOS.values()} == {"not_controlled", "licensed", "unlicensed", "mislabeled", "needs_review"}
+
+
+def test_every_scenario_is_made_and_hard_spellings_occur(catalogue):
+    w = build_world(seed=4, n_listings=1500, catalogue=catalogue)
+    made = Counter(x.scenario for x in w.listings)
+    assert set(made) == set(SCENARIOS), set(SCENARIOS) - set(made)
+    titles = " ".join(x.listing["title"] for x in w.listings)
+    assert "เเ" in titles and "\u200b" in titles  # typing noise of the default (hard) world
+    # a licence written in Latin letters only, its brand written in Thai by the listing
+    thai = [x for x in w.listings if x.scenario == "licensed_thai_brand"]
+    lic = {x.licence_no: x for x in w.licences}
+    assert all(lic[x.expected["licence_no"]].trademarks[0].isascii() for x in thai)
+    assert not any(lic[x.expected["licence_no"]].trademarks[0] in x.listing["title"] for x in thai)
