@@ -326,7 +326,8 @@ def find_brand(listing_brand: str | None, title: str, base: str, registry: Regis
         found = _field_brand(given, idx)
         if found:
             return found
-    titled = _title_brands(title, idx, product_index(registry.catalogue, vocab).title_words)
+    # (no title, no catalogue needed: registry/check.py asks about a brand field alone)
+    titled = _title_brands(title, idx, product_index(registry.catalogue, vocab).title_words) if title else []
     if titled:
         return titled[0]
     if given_key and given_key not in NO_BRAND:
