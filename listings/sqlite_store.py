@@ -162,7 +162,6 @@ def read_version(db: sqlite3.Connection) -> int | None:
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     db.row_factory = sqlite3.Row
-    db.create_function("tis_base", 1, P.tis_base, deterministic=True)  # affected_keys: standards in detail
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA temp_store=MEMORY")
@@ -304,14 +303,18 @@ class SqliteStore:
     def affected_keys(self, bases: Iterable[str], licence_nos: Iterable[str]) -> list[str]:
         b = json.dumps(sorted(set(bases)), ensure_ascii=False)
         lic = json.dumps(sorted(set(licence_nos)), ensure_ascii=False)
+        # the main standard and the matched licence by index; from the verdict detail, the standards
+        # that apply with the main one (listings with several only; a base matches its editions) and
+        # the claimed licence numbers (listings whose detail names a licence claim only)
         rows = self._q(
             "SELECT key FROM listings WHERE licence_no IN (SELECT value FROM json_each(:l))"
             " UNION SELECT key FROM listings WHERE tis_base IN (SELECT value FROM json_each(:b))"
-            " UNION SELECT l.key FROM listings l, json_each(l.detail, '$.standards') s"
-            "   WHERE l.detail IS NOT NULL AND json_valid(l.detail) AND tis_base(s.value) IN (SELECT value FROM json_each(:b))"
-            " UNION SELECT l.key FROM listings l, json_each(l.detail, '$.claims') c"
-            "   WHERE l.detail IS NOT NULL AND json_valid(l.detail) AND json_extract(c.value, '$.kind') = 'licence'"
-            "   AND json_extract(c.value, '$.value') IN (SELECT value FROM json_each(:l))"
+            " UNION SELECT l.key FROM listings l WHERE json_array_length(l.detail, '$.standards') > 1"
+            "   AND EXISTS (SELECT 1 FROM json_each(l.detail, '$.standards') s, json_each(:b) x"
+            "               WHERE s.value = x.value OR s.value LIKE x.value || '-%')"
+            " UNION SELECT l.key FROM listings l WHERE instr(l.detail, '\"licence\"') > 0"
+            "   AND EXISTS (SELECT 1 FROM json_each(l.detail, '$.claims') c WHERE json_extract(c.value, '$.kind') = 'licence'"
+            "               AND json_extract(c.value, '$.value') IN (SELECT value FROM json_each(:l)))"
             " ORDER BY 1", {"b": b, "l": lic})
         return [r[0] for r in rows]
 

@@ -57,7 +57,8 @@ def snapshot_db(src: Path, dest: Path) -> None:
     s = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=60)
     d = sqlite3.connect(dest)
     try:
-        s.backup(d, pages=4096)
+        # one step: in WAL mode a reader never blocks the writers, and stepping would sleep between steps
+        s.backup(d, pages=-1)
         d.execute("PRAGMA journal_mode=DELETE")  # a self-contained file, no -wal beside it
     finally:
         d.close()
