@@ -294,14 +294,21 @@ def replay(
 
 
 @app.command()
-def verify(list_only: Annotated[bool, typer.Option("--list", help="only print the listings awaiting a check (JSON Lines)")] = False) -> None:
-    """Check listings that partners reported "removed": crawl evidence, then an HTTP check where the
-    marketplace allows one (setting alerts.verify_http_marketplaces)."""
-    from alerts.verify import verify_removals
+def verify(list_only: Annotated[bool, typer.Option("--list", help="only print the listings awaiting a check (JSON Lines)")] = False,
+           crawl: Annotated[bool, typer.Option("--crawl", help="first revisit them with the crawler (one revisit crawl per marketplace)")] = False) -> None:
+    """Check listings that partners reported "removed": crawl evidence (with --crawl, a revisit of just
+    those pages first), then an HTTP check where the marketplace allows one (setting
+    alerts.verify_http_marketplaces)."""
+    from alerts.verify import revisit_removed, verify_removals
+    from cli import state
 
     svc = _svc()
     try:
         svc.engine.process_all()
+        if crawl and not list_only:
+            for mp, r in revisit_removed(svc.settings, svc.store, svc.listings, config=state.config).items():
+                console.print(f"revisit of {mp}: {getattr(r, 'reason', r)}")
+            svc.engine.process_all()  # the crawl's delisted events settle reports
         if list_only:
             for fb in svc.store.awaiting_verification():
                 d = svc.listings.get(fb["key"]) or {}

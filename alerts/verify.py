@@ -9,8 +9,10 @@ Three sources, most trusted first:
    still listed, anything else (a block page, a redirect, an error) decides nothing;
 3. time: a report still undecided after `[alerts] verify_days` is marked unverified.
 
-`tiswatch partners verify` runs the checks; `--list` prints the listings awaiting one (JSON Lines with
-the URL) for a targeted crawl. The outcome is recorded with the feedback and shown to officers and to
+`tiswatch partners verify` runs the checks; `--crawl` first revisits the listings awaiting one with the
+crawler (`revisit_removed`: each marketplace's crawl in revisit mode fetches just those pages; a page
+that says the item is gone writes a `delisted` event, one that still shows it updates `last_seen`);
+`--list` prints them (JSON Lines with the URL). The outcome is recorded with the feedback and shown to officers and to
 the partner (`GET /api/v1/alerts/{id}`).
 """
 
@@ -117,4 +119,31 @@ def verify_removals(store: AlertStore, listings: Any, clock: Clock, *, http_mark
             continue
         store.set_verification(fb["id"], state, why, now)
         setattr(out, state, getattr(out, state) + 1)
+    return out
+
+
+def revisit_removed(settings: Any, store: AlertStore, listings: Any, *, run: Callable[..., Any] | None = None,
+                    time_limit: float | None = None, config: str | None = None) -> dict[str, Any]:
+    """Revisit, with the crawler, every listing awaiting a removal check: one revisit crawl per
+    marketplace (crawlers/run.py --urls-file). Returns {marketplace: crawl result}."""
+    if run is None:
+        from crawlers.runner import run_crawl as run
+    urls: dict[str, list[str]] = {}
+    for fb in store.awaiting_verification():
+        try:
+            d = listings.get(fb["key"]) if listings is not None else None
+        except Exception:
+            d = None
+        url = (d or {}).get("url")
+        if url and url.startswith(("http://", "https://")):
+            urls.setdefault(fb["key"].split(":", 1)[0], [])
+            if url not in urls[fb["key"].split(":", 1)[0]]:
+                urls[fb["key"].split(":", 1)[0]].append(url)
+    out: dict[str, Any] = {}
+    for mp, us in sorted(urls.items()):
+        folder = settings.crawl_dir / mp
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "removal-revisit-urls.txt"
+        path.write_text("".join(u + "\n" for u in us), "utf-8")
+        out[mp] = run(settings, mp, urls_file=path, job=f"revisit:{mp}", time_limit=time_limit, config=config)
     return out

@@ -189,3 +189,45 @@ def test_removed_reports_are_verified(home, world_registry):
     assert f12["verify_state"] == "unverified" and "HTTP 503" in f12["verify_detail"]
     srv.shutdown()
     svc.close()
+
+
+def test_removed_reports_are_revisited_by_the_crawler(home, world_registry):
+    """`verify --crawl`: one revisit crawl per marketplace with just the reported listings' URLs; what the
+    revisit finds (a delisted event, a fresh observation) settles the reports. The crawl itself is the
+    crawler's (tested there); here a stand-in does what a revisit does to the store and event log."""
+    from alerts.verify import revisit_removed
+
+    clock = FakeClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
+    svc = open_service(home, clock=clock)
+    svc.store.add_partner("etda", "ETDA", clock.now(), filters=Filters(min_risk=0))
+    items = [listing(1), listing(2), listing(3, marketplace="lazada")]
+    for it in items:
+        ingest(svc.listings, svc.events, it, world_registry, at=datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    svc.engine.process_all()
+    rows, _, _ = svc.store.feed("etda", 0, 100)
+    for r in rows:
+        svc.store.add_feedback(r["alert_id"], "etda", r["key"], "removed", None, clock.now(), f"d-{r['key']}")
+    calls = []
+
+    def revisit(settings, mp, *, urls_file, job, time_limit, config):
+        urls = urls_file.read_text().split()
+        calls.append((mp, urls, job))
+        later = clock.now() + timedelta(minutes=5)
+        for u in urls:
+            it = next(i for i in items if i.url == u)
+            if it.key == "shopee:1":  # its page says it is gone
+                svc.listings.delist(it.key, later)
+                svc.events.append("delisted", it.key, {"marketplace": mp, "url": u}, at=later)
+            else:  # still there
+                ingest(svc.listings, svc.events, it, world_registry, at=later)
+        return "finished"
+
+    out = revisit_removed(home, svc.store, svc.listings, run=revisit)
+    assert out == {"lazada": "finished", "shopee": "finished"}
+    assert sorted(calls) == [("lazada", [items[2].url], "revisit:lazada"),
+                             ("shopee", [items[0].url, items[1].url], "revisit:shopee")]
+    svc.engine.process_all()
+    verify_removals(svc.store, svc.listings, clock)
+    assert {f["key"]: f["verify_state"] for f in svc.store.feedback(pid="etda")} == {
+        "shopee:1": "gone", "shopee:2": "still_listed", "lazada:3": "still_listed"}
+    svc.close()
