@@ -76,6 +76,10 @@ class StorePipeline(_Base):
 
             self.ctx.events.append("verdict", listing.key, verdict_event(item["_verdict"], res.previous_verdict,
                                                                          listing.marketplace, "crawl"))
+            # structured logs carry the listing (ops/logs.py); a first verdict is no news at INFO
+            log.log(logging.INFO if res.previous_verdict else logging.DEBUG, "verdict of %s: %s → %s (risk %s)",
+                    listing.key, res.previous_verdict, item["_verdict"].verdict, item["_verdict"].risk,
+                    extra={"listing": listing.key})
         if any(c[0] == "relisted" for c in res.changes):
             self.ctx.events.append("relisted", listing.key, {"marketplace": listing.marketplace})
         return item

@@ -108,7 +108,8 @@ def provenance(row: dict[str, Any], v: Any, deltas: dict[str, dict[str, Any]], v
         mentioned.add(no)
         d = deltas[no]
         status = _status_change(d)
-        if v.verdict == "licensed" and no == v.licence_no and row.get("verdict") != "licensed" and (d["new"] or status == "active"):
+        newly_covers = row.get("verdict") != "licensed" or row.get("licence_no") != no
+        if v.verdict == "licensed" and no == v.licence_no and newly_covers and (d["new"] or status == "active"):
             out.append(f"registry_granted:{no}")
         elif status:
             out.append(f"registry_status:{no}:{status}")

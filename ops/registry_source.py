@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +79,8 @@ def download_name(url: str, content_type: str = "", disposition: str = "") -> st
     """A local file name for a downloaded licence file, keeping its kind (.xlsx or .csv). Pure."""
     m = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', disposition or "", re.IGNORECASE)
     name = unquote(m.group(1)) if m else unquote(Path(urlparse(url).path).name)
-    name = re.sub(r"[^\w.\-]+", "_", name)[-100:] or "licences"
+    name = re.sub(r"_+", "_", "".join(c if c in ".-" or unicodedata.category(c)[0] in "LNM" else "_" for c in name))
+    name = name.strip("._")[-100:] or "licences"
     if not name.lower().endswith((".csv", ".xlsx", ".xlsm")):
         name += ".xlsx" if "spreadsheetml" in (content_type or "") else ".csv"
     return name

@@ -186,7 +186,8 @@ class TiswatchSpider(scrapy.Spider):
             self.crawler.stats.inc_value("tiswatch/delisted_gone")
             ctx.events.append("delisted", key, {"marketplace": self.marketplace, "last_seen": last_seen.isoformat(),
                                                 "url": url})
-            log.info("delisted %s (last seen %s): %s", key, last_seen.isoformat(timespec="seconds"), url)
+            log.info("delisted %s (last seen %s): %s", key, last_seen.isoformat(timespec="seconds"), url,
+                     extra={"listing": key})
         ctx.store.record_fetch(self.marketplace, ref, [key], card, now)
 
     # ---- evidence ----------------------------------------------------------------------------------
