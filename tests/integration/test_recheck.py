@@ -160,3 +160,57 @@ def test_a_stop_leaves_the_cursor(changed_registry):
     home, _, _, _, _, hist = changed_registry
     res = recheck(home, history=hist, clock=lambda: NOW, stop=lambda: True)
     assert res["stopped"] and res["changed"] == 0 and hist.get(CURSOR) == 1
+
+
+def test_registry_update_raises_and_retracts_partner_alerts(changed_registry, world):
+    """End to end through alerts/: the crawl's verdicts opened alerts; the registry update opens alerts
+    for the listings a revoked licence no longer backs and retracts the alert of the listing a new
+    licence clears."""
+    from alerts.rules import AUTO_VERDICTS, Filters
+    from alerts.service import open_service
+    from ops.jobs import JobContext, run
+
+    home, store, _, revoke, grant_for, hist = changed_registry
+    keys = [f"{w.marketplace}:{w.item_id}" for w in world.listings]
+    events = open_events(home)
+    for k in keys:  # what the crawl logged when it stored them
+        d = store.get(k)
+        events.append("verdict", k, {"verdict": d["verdict"], "risk": d["risk"], "tis_no": d["tis_no"],
+                                     "licence_no": d["licence_no"], "reasons": d["reasons"], "previous": None,
+                                     "marketplace": d["marketplace"], "source": "crawl", "registry_version": "r1"})
+    events.close()
+    svc = open_service(home)
+    svc.store.add_partner("etda", "ETDA", NOW, filters=Filters(min_risk=0))
+    svc.close()
+    ctx = JobContext(home)
+
+    def open_alerts() -> set[str]:
+        s = open_service(home)
+        try:
+            return {r["key"] for r in s.store.open_alerts("etda")}
+        finally:
+            s.close()
+
+    def expected() -> set[str]:
+        return {k for k in keys if store.get(k)["verdict"] in AUTO_VERDICTS}
+
+    assert run(ctx, "alerts").status == "ok"
+    before = open_alerts()
+    assert before == expected() and grant_for["key"] in before
+    rested = {k for k in keys if store.get(k)["licence_no"] == revoke and store.get(k)["verdict"] == "licensed"}
+    assert rested and not rested & before
+
+    res = recheck(home, history=hist, clock=lambda: NOW)
+    assert res["changed"] > 0
+    assert run(ctx, "alerts").status == "ok"
+    after = open_alerts()
+    assert after == expected()
+    assert rested <= after  # the revoked licence's listings are alerted now
+    assert grant_for["key"] not in after  # the newly licensed listing's alert is retracted
+    s = open_service(home)
+    try:
+        alert = s.store.alerts_for_listing(grant_for["key"])[-1]
+        assert [m["type"] for m in s.store.messages_for_alert(alert["id"])][-1] == "alert.retracted"
+    finally:
+        s.close()
+    ctx.close()
