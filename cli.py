@@ -275,4 +275,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m cli` runs this file as __main__; the sub-commands import `cli` for its state, which
+    # would be a second, unconfigured copy. Run the one importable module instead.
+    import cli as _cli
+
+    _cli.main()
