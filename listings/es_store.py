@@ -1031,7 +1031,7 @@ def _with_grams(doc: dict[str, Any]) -> dict[str, Any]:
     detail = doc.get("detail") or {}
     bases = {P.tis_base(x) for x in detail.get("standards") or [] if isinstance(x, str)}
     lics = {str(c.get("value")) for c in detail.get("claims") or [] if isinstance(c, dict) and c.get("kind") == "licence"}
-    return {**doc, "grams": Q.trigrams(Q.fold(Q.listing_text(doc))), "std_bases": sorted(b for b in bases if b),
+    return {**doc, "grams": Q.trigrams(Q.substring_text(doc)), "std_bases": sorted(b for b in bases if b),
             "claimed_licences": sorted(lics)}
 
 

@@ -5,8 +5,8 @@ backends index text already cut into words by pythainlp (newmm, the same cut the
 the folded text for substrings (SQLite: FTS5 trigram; Elasticsearch/OpenSearch: a 3-gram field).
 
 A query is cut the same way into **terms**. A listing matches when every term is found, either as
-a word (its sub-words consecutive in the word index) or, for terms of three characters or more, as
-a substring of the folded text. So `ปลั๊กพ่วง` finds `ปลั๊กพ่วงมอก.2432` (a word), `ปลั๊ก พ่วง` finds it
+a word (its sub-words consecutive in the word index: title, brand, seller, description) or, for
+terms of three characters or more, as a substring of the folded title, brand or seller. So `ปลั๊กพ่วง` finds `ปลั๊กพ่วงมอก.2432` (a word), `ปลั๊ก พ่วง` finds it
 too (two substrings), and `แบงค์` finds `พาวเวอร์แบงค์`.
 
 Query text is data: terms keep only letters, digits and marks, are passed to the engines as bound
@@ -15,6 +15,7 @@ parameters or literal phrases (never as query syntax), and are capped in number 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 from typing import Any
@@ -25,6 +26,9 @@ MAX_QUERY_CHARS = 500
 MAX_TERMS = 12
 MIN_SUBSTRING = 3  # the trigram index finds substrings of three characters or more
 SEARCH_FIELDS = ("title", "brand", "seller", "description")
+# substrings are looked for in the short fields only: descriptions are long and mostly boilerplate,
+# and their trigrams would be most of the index (their words are indexed all the same)
+SUBSTRING_FIELDS = ("title", "brand", "seller")
 
 
 @lru_cache(maxsize=4096)
@@ -33,9 +37,14 @@ def _is_word_char(ch: str) -> bool:
     return c[0] in "LNM" or c == "Co"
 
 
+_PLAIN = re.compile(r"(?:[^\W_]|[\u0e31\u0e34-\u0e3a\u0e47-\u0e4e])+")  # letters, digits, Thai marks
+
+
 def sub_words(term: str) -> list[str]:
     """A token split where SQLite's unicode61 tokenizer (categories L* N* Co M*) would split it:
     'pb-2001' -> ['pb', '2001'], 'ปลั๊กพ่วง' -> ['ปลั๊กพ่วง'], '฿99' -> ['99']."""
+    if _PLAIN.fullmatch(term):
+        return [term]  # the common case, without looking at each character
     out, cur = [], []
     for ch in term:
         if _is_word_char(ch):
@@ -69,14 +78,18 @@ def trigrams(folded: str) -> str:
     return " ".join(t[i:i + 3] for i in range(len(t) - 2))
 
 
-def listing_text(record: dict[str, Any]) -> str:
-    return " \n ".join(str(record[f]) for f in SEARCH_FIELDS if record.get(f))
+def listing_text(record: dict[str, Any], fields: tuple[str, ...] = SEARCH_FIELDS) -> str:
+    return " \n ".join(str(record[f]) for f in fields if record.get(f))
 
 
 def search_fields(record: dict[str, Any]) -> tuple[str, str]:
-    """(words, folded text) indexed for a listing."""
-    text = listing_text(record)
-    return index_words(text), fold(text)
+    """(words of every search field, folded text of the substring fields) indexed for a listing."""
+    return index_words(listing_text(record)), fold(listing_text(record, SUBSTRING_FIELDS))
+
+
+def substring_text(record: dict[str, Any]) -> str:
+    """What the substring index holds of a listing: its folded title, brand and seller."""
+    return fold(listing_text(record, SUBSTRING_FIELDS))
 
 
 def terms(query: str) -> list[str]:
@@ -124,9 +137,12 @@ def explain(hit: dict[str, Any], query_terms: list[str]) -> list[dict[str, Any]]
             v = hit.get(f)
             if not v:
                 continue
+            folded = fold(v)
+            if not all(w in folded for w in words):  # cheap: no word match possible, and no substring
+                continue
             if _contains_words(index_words(v).split(), words):
                 best = {"term": t, "field": f, "how": "word"}
-            elif substring_ok(t) and t in fold(v):
+            elif substring_ok(t) and f in SUBSTRING_FIELDS and t in folded:
                 best = best or {"term": t, "field": f, "how": "substring"}
                 continue
             else:

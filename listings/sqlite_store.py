@@ -57,6 +57,13 @@ CREATE INDEX IF NOT EXISTS listings_mp_seen ON listings(marketplace, last_seen);
 CREATE INDEX IF NOT EXISTS listings_tis ON listings(tis_base);
 CREATE INDEX IF NOT EXISTS listings_url ON listings(url);
 CREATE INDEX IF NOT EXISTS listings_item ON listings(item_id);
+-- covering indexes of what searches filter, sort and count by, so that searches, counts and facets
+-- read narrow index entries rather than whole listing rows: by filter (no text), and by id (the
+-- listings a text search found)
+CREATE INDEX IF NOT EXISTS listings_filter ON listings(verdict, marketplace, review_status, status, risk, last_seen,
+  first_seen, price, tis_base, tis_no, seller, seller_id, seller_norm, key);
+CREATE INDEX IF NOT EXISTS listings_by_id ON listings(id, marketplace, verdict, tis_no, seller, review_status, risk,
+  last_seen, price, key);
 CREATE TABLE IF NOT EXISTS observations (
   id INTEGER PRIMARY KEY, key TEXT NOT NULL, content_hash TEXT NOT NULL, first_seen TEXT NOT NULL,
   last_seen TEXT NOT NULL, times INTEGER NOT NULL DEFAULT 1, data BLOB NOT NULL
@@ -166,6 +173,7 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA temp_store=MEMORY")
     db.execute("PRAGMA cache_size=-32000")
+    db.execute("PRAGMA mmap_size=1073741824")  # read pages through the OS cache without a copy
     return db
 
 
@@ -190,8 +198,13 @@ class SqliteStore:
                               f"(v{SCHEMA_VERSION}): upgrade tiswatch")
         self.db.executescript(SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._written = 0
 
     def close(self) -> None:
+        try:
+            self.db.execute("PRAGMA optimize")  # keeps the planner's statistics fresh (SQLite's advice)
+        except sqlite3.Error:
+            pass
         self.db.close()
 
     def flush(self) -> None:
@@ -213,6 +226,11 @@ class SqliteStore:
                 part = []
         if part:
             out += self._ingest_batch(part)
+        self._written += len(out)
+        if self._written >= 50_000:  # after big loads, fresh statistics for the query planner
+            self._written = 0
+            with self._lock:
+                self.db.execute("PRAGMA optimize")
         return out
 
     def _ingest_batch(self, items: list[tuple[Listing, Any | None, datetime | None]]) -> list[IngestResult]:
@@ -614,31 +632,36 @@ class SqliteStore:
         where, params, score, sparams = self._where(q, terms)
         sql_where = " AND ".join(where) or "1=1"
         limit, offset = max(0, min(q.limit, 1000)), max(0, q.offset)
-        order = {"risk": "risk DESC, last_seen DESC", "recent": "last_seen DESC", "price": "price ASC"}.get(q.order)
+        order = {"risk": "risk DESC, last_seen DESC", "recent": "last_seen DESC", "price": "price IS NULL, price"}.get(q.order)
+        oparams: list[Any] = []
         if order is None:
             order = ("(" + " + ".join(score) + ") DESC, " if score else "") + "risk DESC, last_seen DESC"
             oparams = sparams
-        else:
-            oparams = []
         with self._lock:
             if terms:
-                # the matches once into a temporary table: the count, the facets and the page read it
+                # the matches once into a temporary table; the count, the facets and the page read them
+                # through the covering index by id (listings_by_id), not the listing rows
                 self.db.execute("CREATE TEMP TABLE IF NOT EXISTS _hits(id INTEGER PRIMARY KEY)")
                 self.db.execute("DELETE FROM _hits")
-                self.db.execute(f"INSERT INTO _hits SELECT id FROM listings WHERE {sql_where}", params)
+                total = self.db.execute(f"INSERT INTO _hits SELECT id FROM listings WHERE {sql_where}", params).rowcount
                 src, sparams2 = "listings WHERE id IN (SELECT id FROM _hits)", []
             else:
                 src, sparams2 = f"listings WHERE {sql_where}", params
-            total = self.db.execute(f"SELECT count(*) FROM {src}", sparams2).fetchone()[0]
-            rows = self.db.execute(f"SELECT * FROM {src} ORDER BY {order}, key LIMIT ? OFFSET ?",
-                                   [*sparams2, *oparams, limit, offset]).fetchall() if limit else []
+                total = self.db.execute(f"SELECT count(*) FROM {src}", sparams2).fetchone()[0]
+            ids = [r[0] for r in self.db.execute(f"SELECT id FROM {src} ORDER BY {order}, key LIMIT ? OFFSET ?",
+                                                 [*sparams2, *oparams, limit, offset])] if limit and total else []
+            rows = {r["id"]: r for r in self.db.execute(
+                f"SELECT * FROM listings WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
             facets: dict[str, list[tuple[str, int]]] = {}
             if q.facets:
-                for col in FACETS:
-                    facets[col] = [(r[0], r[1]) for r in self.db.execute(
-                        f"SELECT {col}, count(*) FROM {src} AND {col} IS NOT NULL GROUP BY {col} ORDER BY count(*) DESC, {col} LIMIT 20",
-                        sparams2)]
-        hits = [self._row(r) for r in rows]
+                counters: dict[str, dict[Any, int]] = {f: {} for f in FACETS}
+                for r in self.db.execute(f"SELECT {', '.join(FACETS)} FROM {src}", sparams2):
+                    for f, v in zip(FACETS, r, strict=True):
+                        if v is not None:
+                            c = counters[f]
+                            c[v] = c.get(v, 0) + 1
+                facets = {f: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:20] for f, c in counters.items()}
+        hits = [self._row(rows[i]) for i in ids]
         if terms:
             for h in hits:
                 h["why"] = Q.explain(h, terms)

@@ -234,3 +234,8 @@ def cap(**kw):
 ])
 def test_retention_decide(c, decided, policy, want):
     assert R.decide(c, decided, policy, NOW) == want
+
+
+def test_sub_words_fast_path_agrees_with_unicode61_categories():
+    wrongly_plain = [cp for cp in range(0x20, 0x10000) if Q._PLAIN.fullmatch(chr(cp)) and not Q._is_word_char(chr(cp))]
+    assert wrongly_plain == []

@@ -1,0 +1,333 @@
+"""Listing store benchmark: ingest rate, search and history latency, size on disk, on SQLite and on
+osmem-server (or a real cluster: --es-url), with the same simulated history for each.
+
+    .venv/bin/python tests/bench/bench_store.py                       # full size: 200,000 listings, 1,000,000 observations
+    .venv/bin/python tests/bench/bench_store.py --listings 20000 --observations 100000   # a quick run
+    .venv/bin/python tests/bench/bench_store.py --backends sqlite     # SQLite only
+
+The listings come from the one world generator (sandbox/world.py) and live through a simulated
+history (sandbox/history.py: prices move, sales grow, claims appear, listings vanish and return,
+verdicts change with the registry); every backend ingests the same events in the same order, in
+batches (`ingest_many`, as a crawl's pipeline or `store reindex` would). Generation time is not
+counted in the ingest rate.
+
+Search: a Thai product word with two filters (marketplace and verdict), the same word alone, and a
+filter-only query, each with facets and the first page of 50, `--queries` times with rotating
+words and filters. History: one listing's full history (observations, changes, verdicts).
+Prints a table with p50/p95 and ratios; asserts nothing about time (goal on SQLite: search p95
+<= 50 ms, history p95 <= 10 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+# product words buyers type (from the standards catalogue), a Thai word query each
+WORDS = ["ปลั๊กพ่วง", "พัดลม", "หม้อหุงข้าว", "พาวเวอร์แบงค์", "หมวกกันน็อค", "เตารีด", "หลอดไฟ", "ของเล่น", "ไดร์เป่าผม",
+         "กาต้มน้ำ", "สายไฟ", "เครื่องซักผ้า", "ปลั๊ก", "ตู้เย็น", "หม้อ"]
+MARKETPLACES = ["shopee", "lazada", "shop"]
+VERDICTS = ["unlicensed", "mislabeled", "licensed", "not_controlled"]
+
+
+@dataclass
+class Result:
+    backend: str
+    events: int = 0
+    observations: int = 0
+    ingest_s: float = 0.0
+    bytes: int = 0
+    ingest_cpu: float = 0.0
+    timings: dict[str, list[float]] = field(default_factory=dict)
+    hits: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+def events(n_listings: int, n_obs: int, seed: int) -> Iterator[Any]:
+    from sandbox.history import simulate
+    from sandbox.world import build_world
+
+    w = build_world(seed=seed, n_licences=max(600, n_listings // 40), n_listings=n_listings)
+    yield from simulate(w, n_obs, seed=seed)
+
+
+def ingest(st: Any, evs: Callable[[], Iterator[Any]], chunk: int = 5000, say: Callable[[str], None] = print) -> tuple[int, float]:
+    """Feed every event (ingest_many per chunk, delistings in order); returns (events, seconds spent
+    in the store)."""
+    spent = 0.0
+    n = 0
+    buf: list[Any] = []
+    last = time.monotonic()
+
+    def flush() -> None:
+        nonlocal spent, buf
+        if buf:
+            t = time.perf_counter()
+            st.ingest_many(buf)
+            spent += time.perf_counter() - t
+            buf = []
+
+    for e in evs():
+        n += 1
+        if e.kind == "ingest":
+            buf.append((e.listing, e.verdict, e.at))
+            if len(buf) >= chunk:
+                flush()
+        else:
+            flush()
+            t = time.perf_counter()
+            st.delist(e.key, e.at)
+            spent += time.perf_counter() - t
+        if time.monotonic() - last > 30:
+            last = time.monotonic()
+            say(f"    … {n:,} events, {n / max(spent, 1e-9):,.0f}/s in the store")
+    flush()
+    t = time.perf_counter()
+    st.flush()
+    spent += time.perf_counter() - t
+    return n, spent
+
+
+SERVER_PID: list[int] = []  # osmem-server's pid: its CPU time counts too
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of the search server: on a machine shared with other work,
+    CPU time shows what a query costs when wall time mostly shows the queue for a core."""
+    t = time.process_time()
+    for pid in SERVER_PID:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            t += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return t
+
+
+def timed(fn: Callable[[], Any], runs: list[Any], cpu: list[float] | None = None) -> list[float]:
+    out = []
+    for arg in runs:
+        c = _cpu()
+        t = time.perf_counter()
+        fn(arg)
+        out.append((time.perf_counter() - t) * 1000)
+        if cpu is not None:
+            cpu.append((_cpu() - c) * 1000)
+    return out
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, int(round(p * len(s))) - 1))]
+
+
+def measure(st: Any, keys: list[str], queries: int, seed: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+    from listings.store import SearchQuery
+
+    rnd = random.Random(seed)
+    word_filters = [SearchQuery(text=rnd.choice(WORDS), marketplace=rnd.choice(MARKETPLACES), verdict=rnd.choice(VERDICTS),
+                                limit=50) for _ in range(queries)]
+    word_only = [SearchQuery(text=q.text, limit=50) for q in word_filters]
+    filters_only = [SearchQuery(marketplace=q.marketplace, verdict=q.verdict, order="risk", limit=50) for q in word_filters]
+    no_facets = [SearchQuery(text=q.text, marketplace=q.marketplace, verdict=q.verdict, limit=50, facets=False) for q in word_filters]
+    some = [rnd.choice(keys) for _ in range(queries)]
+    for q in word_filters[:10]:  # warm caches the way a running service has them
+        st.search(q)
+    for k in some[:10]:
+        st.history(k)
+    out: dict[str, list[float]] = {}
+    totals: dict[str, float] = {}
+    for name, qs in (("search: Thai word + 2 filters", word_filters), ("search: Thai word, no filter", word_only),
+                     ("search: 2 filters, no word", filters_only), ("search: word + 2 filters, no facets", no_facets)):
+        res: list[int] = []
+        cpu: list[float] = []
+        out[name] = timed(lambda q, res=res: res.append(st.search(q).total), qs, cpu)
+        out[name + " (CPU)"] = cpu
+        totals[name] = statistics.mean(res)
+    cpu = []
+    out["history of one listing"] = timed(st.history, some, cpu)
+    out["history of one listing (CPU)"] = cpu
+    out["get one listing"] = timed(st.get, some)
+    return out, totals
+
+
+def run_backend(name: str, make: Callable[[], Any], evs: Callable[[], Iterator[Any]], queries: int, seed: int,
+                size: Callable[[Any], int]) -> Result:
+    r = Result(name)
+    print(f"\n[{name}] ingesting …", flush=True)
+    st = make()
+    try:
+        c0 = _cpu()
+        r.events, r.ingest_s = ingest(st, evs, say=lambda m: print(m, flush=True))
+        r.ingest_cpu = _cpu() - c0  # includes generating the events (in this process)
+        c = st.counts()
+        r.observations = c["observations"]
+        print(f"[{name}] {r.events:,} events in {r.ingest_s:,.1f}s: {c['listings']:,} listings, {r.observations:,} observations",
+              flush=True)
+        r.bytes = size(st)
+        keys = [h["key"] for h in st.search(__import__("listings.store", fromlist=["SearchQuery"]).SearchQuery(
+            order="recent", limit=1000, facets=False)).hits]
+        gc.collect()
+        print(f"[{name}] measuring {queries} queries of each kind …", flush=True)
+        r.timings, r.hits = measure(st, keys, queries, seed)
+    finally:
+        st.close()
+    return r
+
+
+def sqlite_size(st: Any) -> int:
+    st.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return sum(p.stat().st_size for p in (st.path, Path(str(st.path) + "-wal")) if p.exists())
+
+
+def es_size(st: Any) -> int:
+    st.flush()
+    return int(st.info()["bytes"])
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--listings", type=int, default=200_000)
+    ap.add_argument("--observations", type=int, default=1_000_000)
+    ap.add_argument("--backends", default="sqlite,osmem", help="sqlite, osmem, es (es needs --es-url or TISWATCH_ES_URL)")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dir", default="", help="where the SQLite file goes (default: a temporary folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the SQLite file (in --dir) afterwards")
+    ap.add_argument("--es-url", default=os.environ.get("TISWATCH_ES_URL", ""))
+    a = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    n_gen = sum(1 for _ in events(a.listings, a.observations, a.seed))
+    gen_s = time.perf_counter() - t0
+    print(f"world of {a.listings:,} listings and {n_gen:,} history events generated in {gen_s:,.0f}s (not counted below)", flush=True)
+
+    def evs() -> Iterator[Any]:
+        return events(a.listings, a.observations, a.seed)
+
+    results: list[Result] = []
+    tmp = _Dir(tempfile.mkdtemp(prefix="bench-store-", dir=a.dir or None), keep=a.keep)
+    try:
+        for b in [x.strip() for x in a.backends.split(",") if x.strip()]:
+            if b == "sqlite":
+                from listings.sqlite_store import SqliteStore
+
+                results.append(run_backend("SQLite", lambda: SqliteStore(Path(tmp.name) / "listings.sqlite"), evs, a.queries,
+                                           a.seed, sqlite_size))
+            elif b in ("osmem", "es"):
+                from listings.es_store import ElasticStore
+
+                srv = None
+                if b == "osmem":
+                    from osmem_server import OsmemServer
+
+                    srv = OsmemServer.start(addr="127.0.0.1:0", japanese=False)
+                    url, label = srv.url, "osmem-server"
+                    SERVER_PID[:] = [srv.pid]
+                else:
+                    if not a.es_url:
+                        print("es: no --es-url / TISWATCH_ES_URL; skipped")
+                        continue
+                    url, label = a.es_url, "cluster"
+                prefix = f"bench{random.randrange(1 << 30):x}"
+                try:
+                    results.append(run_backend(label, lambda url=url, prefix=prefix: ElasticStore(url, prefix, replicas=0,
+                                                                                                 rollover="client"),
+                                               evs, a.queries, a.seed, es_size))
+                finally:
+                    if b == "es":
+                        ElasticStore(url, prefix, replicas=0).drop()
+                    if srv is not None:
+                        rss = _rss(srv.pid)
+                        if results and results[-1].backend == label and rss:
+                            results[-1].note = f"server RSS {rss / 1e9:.1f} GB"
+                        srv.close()
+                        SERVER_PID.clear()
+    finally:
+        if a.keep:
+            print(f"kept: {tmp.name}")
+        tmp.cleanup()
+    report(results, a)
+    return results
+
+
+class _Dir:
+    def __init__(self, name: str, keep: bool):
+        self.name, self.keep = name, keep
+
+    def cleanup(self) -> None:
+        if not self.keep:
+            import shutil
+
+            shutil.rmtree(self.name, ignore_errors=True)
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def report(results: list[Result], a: Any) -> None:
+    if not results:
+        return
+    print(f"\nlisting store benchmark: {a.listings:,} listings, {a.observations:,} observations asked "
+          f"({os.cpu_count()} cores, shared machine: compare the ratios)")
+    head = f"{'':38}" + "".join(f"{r.backend:>18}" for r in results)
+    print(head)
+    print("-" * len(head))
+
+    def row(label: str, vals: list[str]) -> None:
+        print(f"{label:38}" + "".join(f"{v:>18}" for v in vals))
+
+    row("observations stored", [f"{r.observations:,}" for r in results])
+    row("ingest: events/s", [f"{r.events / r.ingest_s:,.0f}" for r in results])
+    row("ingest: CPU s (incl. generating)", [f"{r.ingest_cpu:,.0f}" for r in results])
+    row("ingest: observations/s", [f"{r.observations / r.ingest_s:,.0f}" for r in results])
+    row("size (MB)", [f"{r.bytes / 1e6:,.0f}" for r in results])
+    row("size per 1M observations (MB)", [f"{r.bytes / 1e6 / max(r.observations, 1) * 1e6:,.0f}" for r in results])
+    for name in results[0].timings:
+        for p, label in ((0.5, "p50"), (0.95, "p95")):
+            row(f"{name} {label} ms", [f"{pct(r.timings[name], p):,.1f}" for r in results])
+    row("  mean hits, word + 2 filters", [f"{r.hits['search: Thai word + 2 filters']:,.0f}" for r in results])
+    row("  mean hits, word alone", [f"{r.hits['search: Thai word, no filter']:,.0f}" for r in results])
+    for r in results:
+        if r.note:
+            print(f"{r.backend}: {r.note}")
+    base = results[0]
+    if len(results) > 1:
+        print(f"\nratios against {base.backend} (>1: slower or bigger than {base.backend})")
+        for r in results[1:]:
+            print(f"  {r.backend}: ingest time per event x{(r.ingest_s / r.events) / (base.ingest_s / base.events):.1f}, "
+                  f"size x{r.bytes / base.bytes:.1f}, search p95 x{pct(r.timings['search: Thai word + 2 filters'], 0.95) / pct(base.timings['search: Thai word + 2 filters'], 0.95):.1f}, "
+                  f"history p95 x{pct(r.timings['history of one listing'], 0.95) / pct(base.timings['history of one listing'], 0.95):.1f}")
+    for r in results:
+        wf = pct(r.timings["search: Thai word + 2 filters"], 0.95)
+        print(f"{r.backend}: word + 2 filters vs word alone (p95) x{wf / pct(r.timings['search: Thai word, no filter'], 0.95):.2f}; "
+              f"facets cost (p95 with / without) x{wf / pct(r.timings['search: word + 2 filters, no facets'], 0.95):.2f}")
+    s = next((r for r in results if r.backend == "SQLite"), None)
+    if s:
+        sp, hp = pct(s.timings["search: Thai word + 2 filters"], 0.95), pct(s.timings["history of one listing"], 0.95)
+        print(f"goal on SQLite: search p95 <= 50 ms ({sp:.1f}: {'met' if sp <= 50 else 'NOT met'}), "
+              f"history <= 10 ms ({hp:.1f}: {'met' if hp <= 10 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
