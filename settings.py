@@ -147,8 +147,19 @@ class AlertSettings(_Section):
     verify_http_marketplaces: list[str] = ["shop"]
     verify_days: float = Field(14, gt=0)
     digest_top: int = Field(10, ge=1, le=100)
+    webhook_allow_networks: list[str] = []  # internal networks webhooks may reach (alerts/netguard.py)
+    secrets_key: str = ""  # Fernet key(s) of the webhook secrets, comma-separated (alerts/secretbox.py)
+    secrets_key_file: str = "alerts.key"  # else keys in this file (relative: in the data directory)
     smtp: SmtpSettings = SmtpSettings()
     groups: dict[str, DigestGroupSettings] = {}
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        from alerts.netguard import parse_networks
+
+        parse_networks(v)
+        return v
 
     @field_validator("public_url")
     @classmethod

@@ -7,7 +7,6 @@ Uses the review app's accounts (`require_role`, CSRF on every POST) and page lay
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,9 +14,10 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 
+from alerts import manage
 from alerts.api import alert_service
-from alerts.model import SCOPES
-from alerts.rules import FLAGGED, Filters
+from alerts.model import DEFAULT_SCOPES, SCOPES
+from alerts.rules import FLAGGED, PARTNER_KINDS, Filters
 from alerts.store import PartnerError
 from review.auth import require_role
 from review.web import add_template_dir, lang_of, render, templates
@@ -58,6 +58,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "added": ("เพิ่มพันธมิตรแล้ว", "Partner added"), "saved": ("บันทึกแล้ว", "Saved"),
     "replayed": ("นำกลับเข้าคิวแล้ว", "queued again"), "expires": ("หมดอายุ", "expires"),
     "last_used": ("ใช้ล่าสุด", "last used"),
+    "kind": ("ประเภท", "Kind"), "operates": ("ตลาดที่ดูแล (แพลตฟอร์ม)", "Marketplaces it operates (platform)"),
+    "kind.etda": ("สพธอ. (ETDA): รับเรื่องที่ส่งต่อถึง ETDA", "ETDA: receives escalations to ETDA"),
+    "kind.platform": ("แพลตฟอร์ม: รับเรื่องที่ส่งต่อถึงแพลตฟอร์มของตลาดที่ดูแล",
+                      "Platform: receives escalations to the platform of the marketplaces it operates"),
+    "kind.other": ("อื่น ๆ: การส่งต่อนับเป็นการยืนยัน", "Other: an escalation counts as a confirmation"),
+    "st.resolved": ("ปิดแล้ว (ประกาศถูกลบ)", "resolved (listing gone)"), "basis.escalated": ("ส่งต่อถึงพันธมิตรนี้", "escalated to them"),
 }
 
 
@@ -83,7 +89,8 @@ def _partner_or_404(svc: Any, pid: str) -> Any:
 
 
 def _page(request: Request, name: str, ctx: dict[str, Any], status_code: int = 200) -> Any:
-    return render(request, name, {"a": _text(request), "scopes_all": list(SCOPES), "flagged": sorted(FLAGGED), **ctx},
+    return render(request, name, {"a": _text(request), "scopes_all": list(SCOPES), "flagged": sorted(FLAGGED),
+                                  "kinds": list(PARTNER_KINDS), **ctx},
                   status_code=status_code)
 
 
@@ -95,6 +102,15 @@ def partners_page(request: Request, user: Annotated[Any, Depends(partner_admin)]
                                             "default_risk": svc.settings.alerts.min_risk})
 
 
+def _actor(request: Request, user: Any) -> manage.Actor:
+    return manage.Actor(user, request.client.host if request.client else None, request.app.state.appdb)
+
+
+def _kind_fields(kind: str, operates: str) -> tuple[str, tuple[str, ...]]:
+    k = kind.strip() or "other"
+    return k, _list(operates) if k == "platform" else ()
+
+
 @router.post("/partners", response_class=HTMLResponse)
 def partners_add(request: Request, user: Annotated[Any, Depends(partner_admin)],
                  partner_id: Annotated[str, Form(max_length=32)], name: Annotated[str, Form(max_length=200)] = "",
@@ -103,22 +119,18 @@ def partners_add(request: Request, user: Annotated[Any, Depends(partner_admin)],
                  standards: Annotated[str, Form(max_length=4000)] = "", verdicts: Annotated[list[str], Form()] = [],  # noqa: B006
                  min_risk: Annotated[int, Form(ge=0, le=100)] = 70, confirmed_only: Annotated[bool, Form()] = False,
                  scopes: Annotated[list[str], Form()] = [],  # noqa: B006
+                 kind: Annotated[str, Form(max_length=20)] = "other", operates: Annotated[str, Form(max_length=2000)] = "",
                  backfill: Annotated[bool, Form()] = False) -> Any:
     svc = alert_service(request)
+    k, ops = _kind_fields(kind, operates)
     try:
-        svc.engine.process_all()
-        c = svc.store.add_partner(partner_id.strip(), name.strip() or partner_id.strip(), svc.clock.now(),
-                                  scopes=tuple(scopes) or ("alerts:read", "alerts:feedback"),
+        c, _ = manage.add_partner(svc, _actor(request, user), partner_id, name, scopes=tuple(scopes) or DEFAULT_SCOPES,
                                   filters=Filters(_list(marketplaces), _list(standards), tuple(verdicts), min_risk, confirmed_only),
                                   webhook_url=webhook_url.strip() or None, email=email.strip() or None, digest=digest,
-                                  concurrency=svc.settings.alerts.concurrency)
-        n = svc.engine.reconcile(c.partner.id) if backfill else 0
+                                  kind=k, operates=ops, concurrency=None, backfill=backfill)
     except PartnerError as e:
         rows = [(p, svc.store.delivery_stats(p.id), len(svc.store.open_alerts(p.id))) for p in svc.store.partners()]
         return _page(request, "partners.html", {"rows": rows, "error": str(e), "default_risk": min_risk}, status_code=400)
-    request.app.state.appdb.audit("partner.add", f"partner:{c.partner.id}", None,
-                                  {"filters": c.partner.filters.to_json(), "scopes": list(c.partner.scopes),
-                                   "webhook": c.partner.webhook_url, "backfill": n}, user, None)
     return _detail(request, svc, c.partner.id, {"api_key": c.api_key, "secret": c.webhook_secret,
                                                 "msg": _text(request)("added")})
 
@@ -144,12 +156,11 @@ def deliveries_page(request: Request, user: Annotated[Any, Depends(partner_admin
 @router.get("/partners/deliveries/{message_id}", response_class=HTMLResponse)
 def delivery_page(request: Request, message_id: int, user: Annotated[Any, Depends(partner_admin)]) -> Any:
     svc = alert_service(request)
-    rows = [r for r in svc.store.db.execute(
-        "SELECT d.*, m.msg_id, m.seq, m.type, m.key FROM deliveries d JOIN messages m ON m.id=d.message_id"
-        " WHERE d.message_id=?", (message_id,))]
-    if not rows:
-        raise HTTPException(404, "no such delivery")
-    return _page(request, "delivery.html", {"d": rows[0], "attempts": svc.store.attempts(message_id)})
+    try:
+        d = manage.delivery(svc, message_id)
+    except manage.NotFound:
+        raise HTTPException(404, "no such delivery") from None
+    return _page(request, "delivery.html", {"d": d, "attempts": d["attempts_detail"]})
 
 
 @router.get("/partners/{pid}", response_class=HTMLResponse)
@@ -165,21 +176,19 @@ def partner_save(request: Request, pid: str, user: Annotated[Any, Depends(partne
                  verdicts: Annotated[list[str], Form()] = [],  # noqa: B006
                  min_risk: Annotated[int, Form(ge=0, le=100)] = 70, confirmed_only: Annotated[bool, Form()] = False,
                  scopes: Annotated[list[str], Form()] = [],  # noqa: B006
+                 kind: Annotated[str, Form(max_length=20)] = "", operates: Annotated[str, Form(max_length=2000)] = "",
                  concurrency: Annotated[int, Form(ge=1, le=64)] = 4) -> Any:
     svc = alert_service(request)
     before = _partner_or_404(svc, pid)
+    k, ops = _kind_fields(kind or before.kind, operates)
     f = Filters(_list(marketplaces), _list(standards), tuple(verdicts), min_risk, confirmed_only)
     try:
-        p, secret = svc.store.update_partner(pid, svc.clock.now(), name=name.strip() or None, webhook_url=webhook_url.strip(),
-                                             email=email.strip(), digest=digest, filters=f,
-                                             scopes=tuple(scopes) or before.scopes, concurrency=concurrency)
+        _, secret, _ = manage.update_partner(svc, _actor(request, user), pid, name=name.strip() or None,
+                                             webhook_url=webhook_url.strip(), email=email.strip(), digest=digest, filters=f,
+                                             scopes=tuple(scopes) or before.scopes, concurrency=concurrency, kind=k,
+                                             operates=ops)
     except PartnerError as e:
         return _detail(request, svc, pid, {"error": str(e)}, status_code=400)
-    n = svc.engine.reconcile(pid) if f != before.filters else 0
-    request.app.state.appdb.audit("partner.update", f"partner:{pid}",
-                                  {"filters": before.filters.to_json(), "webhook": before.webhook_url, "scopes": list(before.scopes)},
-                                  {"filters": p.filters.to_json(), "webhook": p.webhook_url, "scopes": list(p.scopes),
-                                   "reconciled": n}, user, None)
     return _detail(request, svc, pid, {"msg": _text(request)("saved"), "secret": secret})
 
 
@@ -188,8 +197,7 @@ def rotate_key(request: Request, pid: str, user: Annotated[Any, Depends(partner_
                grace_hours: Annotated[float, Form(ge=0, le=24 * 90)] = 24) -> Any:
     svc = alert_service(request)
     _partner_or_404(svc, pid)
-    key = svc.store.rotate_key(pid, svc.clock.now(), timedelta(hours=grace_hours))
-    request.app.state.appdb.audit("partner.rotate_key", f"partner:{pid}", None, {"grace_hours": grace_hours}, user, None)
+    key = manage.rotate_key(svc, _actor(request, user), pid, grace_hours)
     return _detail(request, svc, pid, {"api_key": key})
 
 
@@ -199,10 +207,9 @@ def rotate_secret(request: Request, pid: str, user: Annotated[Any, Depends(partn
     svc = alert_service(request)
     _partner_or_404(svc, pid)
     try:
-        secret = svc.store.rotate_secret(pid, svc.clock.now(), timedelta(hours=grace_hours))
+        secret = manage.rotate_secret(svc, _actor(request, user), pid, grace_hours)
     except PartnerError as e:
         return _detail(request, svc, pid, {"error": str(e)}, status_code=400)
-    request.app.state.appdb.audit("partner.rotate_secret", f"partner:{pid}", None, {"grace_hours": grace_hours}, user, None)
     return _detail(request, svc, pid, {"secret": secret})
 
 
@@ -211,10 +218,7 @@ def set_enabled(request: Request, pid: str, user: Annotated[Any, Depends(partner
                 enabled: Annotated[bool, Form()] = False) -> Any:
     svc = alert_service(request)
     _partner_or_404(svc, pid)
-    svc.store.update_partner(pid, svc.clock.now(), enabled=enabled)
-    if enabled:
-        svc.engine.reconcile(pid)
-    request.app.state.appdb.audit("partner.enable" if enabled else "partner.disable", f"partner:{pid}", None, None, user, None)
+    manage.set_enabled(svc, _actor(request, user), pid, enabled)
     return RedirectResponse(f"/partners/{pid}", status_code=303)
 
 
@@ -223,8 +227,7 @@ def replay(request: Request, pid: str, user: Annotated[Any, Depends(partner_admi
            msg_id: Annotated[str, Form(max_length=64)] = "", back: Annotated[str, Form(max_length=20)] = "") -> Any:
     svc = alert_service(request)
     _partner_or_404(svc, pid)
-    n = svc.store.replay(pid, svc.clock.now(), [msg_id] if msg_id else None)
-    request.app.state.appdb.audit("partner.replay", f"partner:{pid}", None, {"message": msg_id or "all", "queued": n}, user, None)
+    n = manage.replay(svc, _actor(request, user), pid, [msg_id] if msg_id else None)
     from urllib.parse import quote
 
     where = "/partners/deliveries?state=dead" if back == "deliveries" else f"/partners/{pid}"

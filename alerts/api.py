@@ -89,7 +89,7 @@ def feed(request: Request, partner: Annotated[Partner, Depends(require_partner("
          limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
          format: Annotated[str | None, Query(pattern="^(json|atom|csv)$")] = None,
          marketplace: str | None = None, verdict: str | None = None, standard: str | None = None,
-         type: Annotated[str | None, Query(description="alert.opened, alert.updated or alert.retracted")] = None,
+         type: Annotated[str | None, Query(description="alert.opened, alert.updated, alert.retracted, alert.resolved or alert.reopened")] = None,
          ) -> Response:
     """A page of the partner's alert feed, oldest first, after the cursor. Poll with the `next` of the
     previous answer: no message is missed and none comes twice."""

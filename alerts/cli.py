@@ -61,6 +61,9 @@ VerdictOpt = Annotated[list[str] | None, typer.Option("--verdict", help="only th
 RiskOpt = Annotated[int | None, typer.Option("--min-risk", min=0, max=100, help="minimum risk of automatic alerts (default: setting alerts.min_risk)")]
 ConfOpt = Annotated[bool | None, typer.Option("--confirmed-only/--automatic", help="only officer-confirmed listings, or also automatic high-risk flags")]
 ScopeOpt = Annotated[list[str] | None, typer.Option("--scope", help="alerts:read, alerts:feedback, licences:check (repeatable)")]
+KindOpt = Annotated[str | None, typer.Option("--kind", help="etda, platform or other: who an officer's escalation reaches "
+                                             "(to ETDA: etda partners; to the platform: the platform operating the listing's marketplace)")]
+OperatesOpt = Annotated[list[str] | None, typer.Option("--operates", help="for --kind platform: a marketplace it operates (repeatable)")]
 
 
 @app.command()
@@ -71,7 +74,7 @@ def add(
     email: Annotated[str | None, typer.Option(help="address for the daily digest")] = None,
     digest: Annotated[bool, typer.Option(help="send the daily digest to --email")] = False,
     marketplace: MarketOpt = None, standard: StdOpt = None, verdict: VerdictOpt = None, min_risk: RiskOpt = None,
-    confirmed_only: ConfOpt = None, scope: ScopeOpt = None,
+    confirmed_only: ConfOpt = None, scope: ScopeOpt = None, kind: KindOpt = None, operates: OperatesOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="webhook requests in flight (default: setting alerts.concurrency)")] = None,
     backfill: Annotated[bool, typer.Option(help="open alerts at once for listings that qualify now")] = True,
 ) -> None:
@@ -86,7 +89,8 @@ def add(
         f = _filters(Filters(min_risk=svc.settings.alerts.min_risk), marketplace, standard, verdict, min_risk, confirmed_only)
         c = svc.store.add_partner(partner_id, name or partner_id, svc.clock.now(), scopes=tuple(scope or DEFAULT_SCOPES),
                                   filters=f, webhook_url=webhook, email=email, digest=digest,
-                                  concurrency=concurrency or svc.settings.alerts.concurrency)
+                                  concurrency=concurrency or svc.settings.alerts.concurrency, kind=kind or "other",
+                                  operates=tuple(operates or ()))
         n = svc.engine.reconcile(partner_id) if backfill else 0
     except PartnerError as e:
         _fail(str(e))
@@ -104,7 +108,7 @@ def list_() -> None:
     """All partners with their filters and delivery state."""
     svc = _svc()
     try:
-        t = Table("id", "name", "enabled", "scopes", "filters", "webhook", "pending", "dead", "failures")
+        t = Table("id", "name", "kind", "enabled", "scopes", "filters", "webhook", "pending", "dead", "failures")
         for p in svc.store.partners():
             st = svc.store.delivery_stats(p.id)
             f = p.filters
@@ -113,7 +117,8 @@ def list_() -> None:
                 "tis=" + "/".join(f.standards) if f.standards else "",
                 "verdict=" + "/".join(f.verdicts) if f.verdicts else "",
                 "confirmed only" if f.confirmed_only else f"risk≥{f.min_risk}") if x)
-            t.add_row(p.id, p.name, "yes" if p.enabled else "[red]no[/red]", " ".join(p.scopes), desc,
+            kind = p.kind + (f" ({'/'.join(p.operates)})" if p.operates else "")
+            t.add_row(p.id, p.name, kind, "yes" if p.enabled else "[red]no[/red]", " ".join(p.scopes), desc,
                       p.webhook_url or "—", str(st["pending"]), str(st["dead"]), str(p.failures))
         console.print(t)
     finally:
@@ -130,10 +135,7 @@ def show(partner_id: str) -> None:
             _fail(f"no partner {partner_id!r}")
             return
         console.print_json(json.dumps({
-            "id": p.id, "name": p.name, "enabled": p.enabled, "scopes": list(p.scopes), "filters": p.filters.to_json(),
-            "webhook_url": p.webhook_url, "email": p.email, "digest": p.digest, "concurrency": p.concurrency,
-            "consecutive_failures": p.failures, "paused_until": p.paused_until,
-            "keys": svc.store.keys(p.id), "deliveries": svc.store.delivery_stats(p.id),
+            **p.public(), "keys": svc.store.keys(p.id), "deliveries": svc.store.delivery_stats(p.id),
             "open_alerts": len(svc.store.open_alerts(p.id))}, ensure_ascii=False))
     finally:
         svc.close()
@@ -147,11 +149,11 @@ def set_(
     email: Annotated[str | None, typer.Option(help="digest address; '' removes it")] = None,
     digest: Annotated[bool | None, typer.Option("--digest/--no-digest")] = None,
     marketplace: MarketOpt = None, standard: StdOpt = None, verdict: VerdictOpt = None, min_risk: RiskOpt = None,
-    confirmed_only: ConfOpt = None, scope: ScopeOpt = None,
+    confirmed_only: ConfOpt = None, scope: ScopeOpt = None, kind: KindOpt = None, operates: OperatesOpt = None,
     concurrency: Annotated[int | None, typer.Option()] = None,
 ) -> None:
-    """Change a partner. New filters apply at once: alerts that now qualify are opened, those that no
-    longer do are retracted."""
+    """Change a partner. New filters (or kind) apply at once: alerts that now qualify are opened, those
+    that no longer do are retracted."""
     from alerts.store import PartnerError
 
     svc = _svc()
@@ -163,8 +165,10 @@ def set_(
         f = _filters(p.filters, marketplace, standard, verdict, min_risk, confirmed_only)
         q, secret = svc.store.update_partner(partner_id, svc.clock.now(), name=name, webhook_url=webhook, email=email,
                                              digest=digest, filters=f, scopes=tuple(scope) if scope else None,
-                                             concurrency=concurrency)
-        n = svc.engine.reconcile(partner_id) if f != p.filters else 0
+                                             concurrency=concurrency, kind=kind,
+                                             operates=tuple(operates) if operates is not None else None)
+        changed = f != p.filters or (q.kind, q.operates) != (p.kind, p.operates)
+        n = svc.engine.reconcile(partner_id) if changed else 0
     except PartnerError as e:
         _fail(str(e))
         return
@@ -208,6 +212,36 @@ def rotate_secret(partner_id: str,
     finally:
         svc.close()
     console.print(f"new webhook secret (shown once): [bold]{s}[/bold]\nwebhooks are signed with both for {grace}")
+
+
+@app.command("rotate-encryption-key")
+def rotate_encryption_key(
+    reencrypt_only: Annotated[bool, typer.Option("--reencrypt-only", help="only encrypt every secret again with the "
+                                                 "first key of the setting alerts.secrets_key (after putting a new key first in it)")] = False,
+    lost: Annotated[bool, typer.Option("--lost", help="the key is lost: make a new one and give every webhook partner "
+                                       "a new secret (printed once; their old secret stops working)")] = False,
+) -> None:
+    """A new key for the webhook secrets stored in alerts.sqlite (the key file of the setting
+    alerts.secrets_key_file): every secret is encrypted again with it, then the old key is dropped.
+    Running delivery workers pick the new key up by themselves. Back up the key file afterwards."""
+    from alerts.secretbox import SecretsKeyError
+
+    svc = _svc()
+    try:
+        if lost:
+            fresh = svc.store.replace_lost_key(svc.clock.now())
+            console.print(f"{svc.store.box.source.describe()}: ready; {len(fresh)} partners need their new secret:")
+            for pid, secret in fresh.items():
+                console.print(f"  {pid}: [bold]{secret}[/bold]")
+            return
+        n = svc.store.reencrypt_secrets() if reencrypt_only else svc.store.rotate_encryption_key()
+    except SecretsKeyError as e:
+        _fail(str(e))
+        return
+    finally:
+        svc.close()
+    console.print(f"{n} webhook secrets encrypted again" + ("" if reencrypt_only else
+                                                            f"; new key in {svc.store.box.source.describe()}"))
 
 
 @app.command()

@@ -30,6 +30,7 @@ from alerts.backoff import RetryPolicy, parse_retry_after
 from alerts.clock import Clock, SystemClock, iso, parse_iso, run_async
 from alerts.engine import AlertEngine, Publisher
 from alerts.notify import Notifier, Outgoing, WebhookNotifier
+from alerts.secretbox import SecretsKeyError
 from alerts.store import AlertStore, Partner
 
 log = logging.getLogger("tiswatch.alerts")
@@ -71,7 +72,7 @@ class AlertWorker:
         self._flushed = time.monotonic()
 
     # ---- one attempt ---------------------------------------------------------------------------------
-    async def _attempt(self, p: Partner, row: Any, secrets_: list[str]) -> None:
+    async def _attempt(self, p: Partner, row: Any, secrets_: list[str], secrets_error: str | None = None) -> None:
         mid = row["message_id"]
         body = row["body"]
         first = body is None
@@ -79,7 +80,7 @@ class AlertWorker:
             if first:
                 body = self.publisher.body(row)
             if not secrets_:
-                raise RuntimeError("the partner has no webhook secret")
+                raise RuntimeError(secrets_error or "the partner has no webhook secret")
         except Exception as e:  # a bug or a locked database must not kill the lane; the message stays queued
             log.exception("cannot prepare %s for %s", row["msg_id"], p.id)
             now = self.clock.now()
@@ -153,6 +154,7 @@ class AlertWorker:
         self._failures.setdefault(pid, p.failures if p else 0)
         expired_at: datetime | None = None
         secrets_: list[str] = []
+        secrets_error: str | None = None
         try:
             while stop is None or not stop.is_set():
                 p = self.store.partner(pid)
@@ -174,9 +176,15 @@ class AlertWorker:
                     probing = self._failures.get(pid, 0) >= self.policy.circuit_after
                     queue.extend(self.store.claim_due(pid, now, 1 if probing else p.concurrency * 4, self.lease))
                     if queue:
-                        secrets_ = self.store.webhook_secrets(pid, now)
+                        try:
+                            secrets_ = self.store.webhook_secrets(pid, now)
+                        except SecretsKeyError as e:  # each message records why it was not sent; nothing is lost
+                            log.error("partner %s: %s", pid, e)
+                            secrets_, secrets_error = [], str(e)
+                        else:
+                            secrets_error = None
                 while queue and slots > 0:
-                    inflight.add(asyncio.create_task(self._attempt(p, queue.popleft(), secrets_)))
+                    inflight.add(asyncio.create_task(self._attempt(p, queue.popleft(), secrets_, secrets_error)))
                     slots -= 1
                 if not inflight:
                     if until_idle:
@@ -271,7 +279,8 @@ def build_worker(settings: Any, *, clock: Clock | None = None, notifier: Notifie
     from alerts.service import open_service
 
     svc = open_service(settings, clock=clock)
-    worker = AlertWorker(svc.store, svc.publisher, notifier or WebhookNotifier(settings.alerts.webhook_timeout, svc.clock),
+    notifier = notifier or WebhookNotifier(settings.alerts.webhook_timeout, svc.clock, policy=svc.store.policy)
+    worker = AlertWorker(svc.store, svc.publisher, notifier,
                          engine=svc.engine, clock=svc.clock, policy=policy_from(settings),
                          timeout=settings.alerts.webhook_timeout, poll=settings.alerts.poll_seconds)
     return worker, svc

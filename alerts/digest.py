@@ -1,7 +1,7 @@
 """Daily digests by e-mail: one per partner (at its address) and one per officer group (`[alerts.groups]`).
 
 A digest covers one day in Asia/Bangkok. A partner's digest counts the messages of its feed that day
-(opened, updated, retracted; by marketplace, verdict and standard) and names the riskiest alerts opened;
+(opened, updated, retracted, resolved, re-opened; by marketplace, verdict and standard) and names the riskiest alerts opened;
 an officer group's digest counts new flags, flags cleared, officers' decisions and partners' feedback in
 its marketplaces and standards, and names the riskiest new flags. A digest is sent once per recipient
 and day: running the job again sends only what failed before.
@@ -72,7 +72,8 @@ def build_partner_digest(name: str, day: date, messages: list[dict[str, Any]], t
     by_v = Counter(m["payload"].get("verdict") or "?" for m in opened)
     by_std = Counter((m["payload"].get("standard") or {}).get("tis_no") or "—" for m in opened)
     top = sorted(opened, key=lambda m: (-(m["payload"].get("risk") or 0), m["payload"]["listing"]["key"]))[:top_n]
-    return Digest(name, day, {t: counts.get(t, 0) for t in ("alert.opened", "alert.updated", "alert.retracted")},
+    return Digest(name, day, {t: counts.get(t, 0) for t in ("alert.opened", "alert.updated", "alert.retracted",
+                                                            "alert.resolved", "alert.reopened")},
                   {"marketplace": by_mp.most_common(), "verdict": by_v.most_common(), "standard": by_std.most_common(10)},
                   [TopItem(p["listing"].get("title") or p["listing"]["key"], p["listing"].get("url"),
                            p["listing"]["marketplace"], p.get("verdict"), p.get("risk"),
@@ -103,6 +104,7 @@ def build_group_digest(name: str, day: date, activity: list[dict[str, Any]], lis
 
 
 _LABELS = {"alert.opened": "alerts opened", "alert.updated": "alerts updated", "alert.retracted": "alerts retracted",
+           "alert.resolved": "alerts resolved (listing gone)", "alert.reopened": "alerts re-opened (listed again)",
            "flagged": "new flags", "cleared": "flags cleared", "confirmed": "confirmed by officers",
            "dismissed": "dismissed by officers", "escalated": "escalated", "taken_down": "taken down",
            "partner_removed": "reported removed by partners", "partner_seller_warned": "sellers warned by partners",

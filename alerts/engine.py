@@ -11,6 +11,10 @@ no longer qualifies: it became licensed or not controlled on a re-check, an offi
 an automatic alert, its risk fell under the partner's minimum, or it left the partner's filters. A
 partner acting on takedowns must stop (or undo) the action for a retracted alert.
 
+A **resolution** (`alert.resolved`, reason `delisted`) closes an open alert when the crawl finds the
+listing gone from the marketplace: nothing is left to take down. If the listing comes back and still
+qualifies, the same alert is re-opened (`alert.reopened`).
+
 `Publisher` turns stored messages into what partners receive (alerts/model.py), adding evidence links
 signed to expire (`[alerts] evidence_link_days`).
 """
@@ -32,10 +36,21 @@ from alerts.model import (
     PublicEvidence,
     PublicListing,
     PublicReason,
+    PublicResolution,
     PublicRetraction,
     PublicStandard,
 )
-from alerts.rules import Facts, apply_event, eligibility, public_state, retraction_sentence, transition
+from alerts.rules import (
+    Facts,
+    apply_event,
+    effective_filters,
+    eligibility,
+    escalation_target,
+    public_state,
+    resolution_sentence,
+    retraction_sentence,
+    transition,
+)
 from alerts.signing import evidence_token
 from alerts.store import AlertStore, Partner
 from matching.reasons import sentence
@@ -73,16 +88,19 @@ def public_parts(facts: Facts, listing: dict[str, Any] | None, catalogue: Any) -
 
 def build_alert_data(alert_id: str, state: str, basis: str | None, facts: Facts, listing: dict[str, Any] | None,
                      catalogue: Any, opened_at: str, retraction: str | None = None,
-                     parts: dict[str, Any] | None = None) -> AlertData:
+                     parts: dict[str, Any] | None = None, resolution: str | None = None) -> AlertData:
     """The public part of an alert, field by field (no evidence: links are signed when published)."""
     parts = parts or public_parts(facts, listing, catalogue)
     return AlertData(
-        alert_id=alert_id, state="open" if state == "open" else "retracted",
-        basis=basis if basis in ("automatic", "confirmed") else None,  # type: ignore[arg-type]
+        alert_id=alert_id, state=state if state in ("open", "resolved") else "retracted",  # type: ignore[arg-type]
+        basis=basis if basis in ("automatic", "confirmed", "escalated") else None,  # type: ignore[arg-type]
         verdict=facts.verdict, risk=facts.risk, licence_no=facts.licence_no, standard=parts["standard"],
         listing=parts["listing"], reasons=parts["reasons"],
         retraction=PublicRetraction(reason=retraction, th=retraction_sentence(retraction, "th"),
                                     en=retraction_sentence(retraction, "en")) if retraction else None,
+        resolution=PublicResolution(reason=resolution, th=resolution_sentence(resolution, "th"),
+                                    en=resolution_sentence(resolution, "en"),
+                                    at=facts.delisted_at if resolution == "delisted" else None) if resolution else None,
         opened_at=opened_at)
 
 
@@ -104,6 +122,10 @@ class AlertEngine:
     def process(self, limit: int = 500) -> BatchResult:
         """Handle the next batch of events (at most `limit`); one transaction with the cursor."""
         res = BatchResult()
+        if self.store.flag("reconcile_all"):  # after a schema migration: bring every partner up to date once
+            for p in self.store.partners(enabled_only=True):
+                res.messages += self.reconcile(p.id)
+            self.store.take_flag("reconcile_all")
         with self.store.tx():
             after = self.store.cursor(CURSOR)
             evs = self.events.read(after=after, limit=limit, kinds=EVENT_KINDS)
@@ -115,12 +137,13 @@ class AlertEngine:
             cache: dict[str, dict[str, Any] | None] = {}
             for ev in evs:
                 before = self.store.facts_json(ev.key)
-                facts = apply_event(Facts.from_json(ev.key, before) if before else None, ev.kind, ev.key, ev.data)
+                facts = apply_event(Facts.from_json(ev.key, before) if before else None, ev.kind, ev.key, ev.data,
+                                    iso(ev.at))
                 self.store.put_facts(ev.key, facts.to_json(), now)
                 if self.on_event is not None:
                     self.on_event(ev, facts)
                 self._activity(ev, before, facts)
-                if ev.kind in ("verdict", "decision"):
+                if ev.kind != "partner_status":
                     for p in partners:
                         res.messages += self._apply(p, facts, now, ev.id, cache)
                 res.events += 1
@@ -169,8 +192,12 @@ class AlertEngine:
     def _apply(self, p: Partner, facts: Facts, now: datetime, event_id: int | None,
                cache: dict[str, dict[str, Any] | None]) -> int:
         row = self.store.open_alert(p.id, facts.key)
-        e = eligibility(p.filters, facts)
-        action = transition(json.loads(row["public_state"]) if row else None, e, facts)
+        e = eligibility(effective_filters(p.kind, p.operates, p.filters), facts, escalation_target(p.kind, p.operates, facts))
+        resolved = None
+        if row is None and e.ok:  # a new alert, or the re-opening of one resolved when the listing went away
+            latest = self.store.latest_alert(p.id, facts.key)
+            resolved = latest if latest is not None and latest["state"] == "resolved" else None
+        action = transition(json.loads(row["public_state"]) if row else None, e, facts, resolved is not None)
         if action is None:
             return 0
         details = self._listing_details(facts.key, cache)
@@ -182,11 +209,22 @@ class AlertEngine:
             assert e.basis is not None
             aid = self.store.new_alert(p.id, facts.key, e.basis, public_state(facts, e.basis), now)
             data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, iso(now), parts=parts)
+        elif action.type == "alert.reopened":
+            assert resolved is not None and e.basis is not None
+            aid = resolved["id"]
+            self.store.reopen_alert(aid, e.basis, public_state(facts, e.basis), now)
+            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, resolved["opened_at"], parts=parts)
         elif action.type == "alert.updated":
             assert row is not None and e.basis is not None
             aid = row["id"]
             self.store.update_alert(aid, e.basis, public_state(facts, e.basis), now)
             data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, row["opened_at"], parts=parts)
+        elif action.type == "alert.resolved":
+            assert row is not None and action.reason is not None
+            aid = row["id"]
+            self.store.retract_alert(aid, action.reason, now, state="resolved")
+            data = build_alert_data(aid, "resolved", row["basis"], facts, details, self.catalogue, row["opened_at"],
+                                    parts=parts, resolution=action.reason)
         else:
             assert row is not None
             aid = row["id"]

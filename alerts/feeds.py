@@ -19,7 +19,7 @@ from alerts.model import AlertMessage
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CSV_COLUMNS = ("seq", "id", "type", "timestamp", "alert_id", "state", "basis", "marketplace", "item_id", "url",
                "title", "seller", "seller_id", "price", "tis_no", "standard_name", "verdict", "risk", "licence_no",
-               "reasons", "reason_codes", "evidence_urls", "retraction")
+               "reasons", "reason_codes", "evidence_urls", "retraction", "resolution")
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 
@@ -69,7 +69,8 @@ def to_csv(items: Iterable[AlertMessage]) -> str:
             lst.title, lst.seller, lst.seller_id, lst.price, d.standard.tis_no if d.standard else None,
             (d.standard.name_th or d.standard.name_en) if d.standard else None, d.verdict, d.risk, d.licence_no,
             "; ".join(r.en for r in d.reasons), " ".join(r.code for r in d.reasons),
-            " ".join(e.url for e in d.evidence), d.retraction.reason if d.retraction else None)])
+            " ".join(e.url for e in d.evidence), d.retraction.reason if d.retraction else None,
+            d.resolution.reason if d.resolution else None)])
     return out.getvalue()
 
 
@@ -106,6 +107,8 @@ def to_atom(items: list[AlertMessage], *, feed_id: str, title: str, self_url: st
         lines = [r.en for r in d.reasons]
         if d.retraction:
             lines.insert(0, "Retracted: " + d.retraction.en)
+        if d.resolution:
+            lines.insert(0, "Resolved: " + d.resolution.en)
         el(e, "summary", "\n".join(lines), type="text")
         el(e, "content", m.model_dump_json(), type="text")
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode")

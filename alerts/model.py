@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MESSAGE_TYPES = ("alert.opened", "alert.updated", "alert.retracted")
+MESSAGE_TYPES = ("alert.opened", "alert.updated", "alert.retracted", "alert.resolved", "alert.reopened")
 FEEDBACK_STATUSES = ("removed", "seller_warned", "rejected")
 SCOPES = {
     "alerts:read": "read the alert feed and single alerts",
@@ -72,10 +72,21 @@ class PublicRetraction(_Public):
     en: str
 
 
+class PublicResolution(_Public):
+    """Why an alert was closed with nothing left to do (not a retraction: no takedown to undo)."""
+
+    reason: str  # "delisted"
+    th: str
+    en: str
+    at: str | None = None  # when it happened (the crawl found the listing gone)
+
+
 class AlertData(_Public):
     alert_id: str
-    state: Literal["open", "retracted"]
-    basis: Literal["automatic", "confirmed"] | None = None
+    state: Literal["open", "retracted", "resolved"]
+    # automatic: the matcher's own flag; confirmed: an officer confirmed it; escalated: an officer sent it
+    # to you (ETDA, or the platform that operates the marketplace) for action
+    basis: Literal["automatic", "confirmed", "escalated"] | None = None
     verdict: str | None = None
     risk: int | None = None
     licence_no: str | None = None
@@ -84,6 +95,7 @@ class AlertData(_Public):
     reasons: list[PublicReason] = Field(default_factory=list)
     evidence: list[PublicEvidence] = Field(default_factory=list)
     retraction: PublicRetraction | None = None
+    resolution: PublicResolution | None = None
     opened_at: str
 
 
@@ -92,7 +104,7 @@ class AlertMessage(_Public):
 
     id: str  # the webhook-id: the same on every retry, and in the pull feed
     seq: int  # the partner's feed position: poll with added_after=<the last seq you processed>
-    type: Literal["alert.opened", "alert.updated", "alert.retracted"]
+    type: Literal["alert.opened", "alert.updated", "alert.retracted", "alert.resolved", "alert.reopened"]
     timestamp: str
     data: AlertData
 

@@ -2,7 +2,9 @@
 only sends one message to one target and says how it went.
 
 - `WebhookNotifier` POSTs a JSON body signed per Standard Webhooks (alerts/signing.py) to a partner's
-  URL: no redirects followed, a hard timeout, any 2xx is success.
+  URL: no redirects followed, a hard timeout, any 2xx is success, and only to addresses the
+  `AddressPolicy` allows, checked after DNS resolution (alerts/netguard.py), so a partner's DNS cannot
+  point our webhooks into our own network.
 - `EmailNotifier` sends a message (digests) through the SMTP server of `[alerts.smtp]`.
 """
 
@@ -17,6 +19,7 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 
 from alerts.clock import Clock, SystemClock
+from alerts.netguard import AddressPolicy, BlockedAddress, ip_literal, make_resolver
 from alerts.signing import webhook_headers
 
 USER_AGENT = "tiswatch-webhooks/1.0 (+https://www.standardwebhooks.com/)"
@@ -48,10 +51,15 @@ class Notifier(Protocol):
 
 
 class WebhookNotifier:
-    def __init__(self, timeout: float = 10.0, clock: Clock | None = None, user_agent: str = USER_AGENT):
+    def __init__(self, timeout: float = 10.0, clock: Clock | None = None, user_agent: str = USER_AGENT,
+                 policy: AddressPolicy | None = None, dns: Any = None):
+        """`policy`: the addresses webhooks may reach (default: public ones only); `dns`: the aiohttp
+        resolver that does the lookups (default: the system's), checked by the policy either way."""
         self.timeout = timeout
         self.clock = clock or SystemClock()
         self.user_agent = user_agent
+        self.policy = policy or AddressPolicy()
+        self.dns = dns
         self._session: Any = None
 
     async def _client(self) -> Any:
@@ -59,17 +67,28 @@ class WebhookNotifier:
 
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300,
+                                               resolver=make_resolver(self.policy, self.dns)),
                 timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(self.timeout, 5.0)),
-                headers={"User-Agent": self.user_agent})
+                headers={"User-Agent": self.user_agent}, trust_env=False)
         return self._session
 
     async def send(self, target: str, msg: Outgoing) -> SendResult:
         import aiohttp
+        from yarl import URL
 
         ts = int(self.clock.now().timestamp())
         headers = {"Content-Type": msg.content_type, **msg.headers,
                    **webhook_headers(list(msg.secrets), msg.id, ts, msg.body)}
+        try:  # an address in the URL itself is not looked up: judge it here (names: in the resolver)
+            host = URL(target).raw_host or ""
+            lit = ip_literal(host)
+            if lit is not None:
+                self.policy.check(host, [str(lit)])
+        except BlockedAddress as e:
+            return SendResult(False, None, f"refused: {e}")
+        except ValueError as e:
+            return SendResult(False, None, f"bad webhook URL {target!r}: {e}")
         session = await self._client()
         t0 = time.perf_counter()
         try:
@@ -81,12 +100,29 @@ class WebhookNotifier:
                                   ms, resp.headers.get("Retry-After"))
         except TimeoutError:
             return SendResult(False, None, f"timed out after {self.timeout:g} s", (time.perf_counter() - t0) * 1000)
+        except aiohttp.ClientConnectorError as e:
+            blocked = _blocked(e)
+            why = f"refused: {blocked}" if blocked else f"{type(e).__name__}: {e}"
+            return SendResult(False, None, why[:500], (time.perf_counter() - t0) * 1000)
         except (aiohttp.ClientError, OSError, ValueError) as e:
             return SendResult(False, None, f"{type(e).__name__}: {e}"[:300], (time.perf_counter() - t0) * 1000)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
+
+
+def _blocked(e: BaseException) -> BlockedAddress | None:
+    """The BlockedAddress behind a connection error, if that is what it was."""
+    seen = 0
+    cur: BaseException | None = e
+    while cur is not None and seen < 5:
+        if isinstance(cur, BlockedAddress):
+            return cur
+        inner = getattr(cur, "os_error", None)
+        cur = inner if isinstance(inner, BaseException) and inner is not cur else cur.__cause__
+        seen += 1
+    return None
 
 
 @dataclass

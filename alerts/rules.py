@@ -15,7 +15,17 @@ Rules (DOMAIN.md §3 and the partners' needs):
 - a partner taking automatic flags gets listings the matcher decided (unlicensed, mislabeled) with a
   risk at or above its minimum; `needs_review` means the evidence does not decide it, so it reaches
   partners only once an officer has confirmed it;
-- marketplace, standard (by base number: any edition) and verdict filters apply to every alert.
+- marketplace, standard (by base number: any edition) and verdict filters apply to every alert; a
+  platform partner without a marketplace filter gets the marketplaces it operates only;
+- an **escalation** names a target (review/decisions.py: `etda` or `platform`). For every partner it
+  counts as a confirmation; for the partners it targets (partners of kind `etda` for an escalation to
+  ETDA; partners of kind `platform` operating the listing's marketplace for one to the platform) it opens
+  an alert whatever their filters, with basis `escalated`: an officer sent it to them for action. It
+  stays theirs when the listing is then marked taken down; reopening or dismissing takes it back;
+- a **delisted** listing (the crawl no longer finds it) resolves its open alerts (`alert.resolved`,
+  reason `delisted`): nothing is left to take down, and nothing is to be undone either, unlike a
+  retraction. When it is listed again and still qualifies, the partner's latest alert on it, if that
+  was resolved, is re-opened (`alert.reopened`, same alert id).
 """
 
 from __future__ import annotations
@@ -31,6 +41,16 @@ AUTO_VERDICTS = frozenset({"unlicensed", "mislabeled"})
 CONFIRMING = frozenset({"confirmed", "escalated", "taken_down"})
 DECISIONS = ("confirmed", "dismissed", "escalated", "taken_down")
 REOPENED = "new"  # the review status a reopened listing goes back to
+ESCALATION_TARGETS = ("etda", "platform")  # review/decisions.py TARGETS
+PARTNER_KINDS = {
+    "etda": "ETDA: receives escalations to ETDA",
+    "platform": "a marketplace operator: receives escalations to the platform for the marketplaces it operates",
+    "other": "anyone else: an escalation counts as a confirmation",
+}
+RESOLUTION_REASONS: dict[str, tuple[str, str]] = {
+    "delisted": ("ประกาศนี้ไม่อยู่บนตลาดออนไลน์แล้ว (ถูกลบโดยผู้ขายหรือแพลตฟอร์ม)",
+                 "the listing is no longer on the marketplace (removed by the seller or the platform)"),
+}
 
 # Why an alert was retracted: public codes with the sentences a partner reads.
 RETRACTION_REASONS: dict[str, tuple[str, str]] = {
@@ -47,6 +67,11 @@ RETRACTION_REASONS: dict[str, tuple[str, str]] = {
 
 def retraction_sentence(code: str, lang: str = "en") -> str:
     th, en = RETRACTION_REASONS.get(code, (code, code))
+    return th if lang == "th" else en
+
+
+def resolution_sentence(code: str, lang: str = "en") -> str:
+    th, en = RESOLUTION_REASONS.get(code, (code, code))
     return th if lang == "th" else en
 
 
@@ -70,6 +95,8 @@ class Facts:
     reasons: tuple[str, ...] = ()
     decision: str | None = None  # the officer's decision on the current verdict
     status: str = "active"  # active or delisted
+    escalated_to: str | None = None  # etda or platform, while the decision is an escalation (or taken_down after it)
+    delisted_at: str | None = None  # when the crawl found it gone (ISO time of the event)
 
     @property
     def flagged(self) -> bool:
@@ -78,37 +105,66 @@ class Facts:
     def to_json(self) -> dict[str, Any]:
         return {"marketplace": self.marketplace, "verdict": self.verdict, "risk": self.risk, "tis_no": self.tis_no,
                 "licence_no": self.licence_no, "reasons": list(self.reasons), "decision": self.decision,
-                "status": self.status}
+                "status": self.status, "escalated_to": self.escalated_to, "delisted_at": self.delisted_at}
 
     @classmethod
     def from_json(cls, key: str, d: dict[str, Any]) -> Facts:
         return cls(key, d.get("marketplace") or "", d.get("verdict"), int(d.get("risk") or 0), d.get("tis_no"),
-                   d.get("licence_no"), tuple(d.get("reasons") or ()), d.get("decision"), d.get("status") or "active")
+                   d.get("licence_no"), tuple(d.get("reasons") or ()), d.get("decision"), d.get("status") or "active",
+                   d.get("escalated_to"), d.get("delisted_at"))
 
 
-def apply_event(facts: Facts | None, kind: str, key: str, data: dict[str, Any]) -> Facts:
-    """The facts after one event of the listing event log."""
+def apply_event(facts: Facts | None, kind: str, key: str, data: dict[str, Any], at: str | None = None) -> Facts:
+    """The facts after one event of the listing event log (`at`: the event's time, ISO)."""
     f = facts or Facts(key, marketplace=data.get("marketplace") or key.split(":", 1)[0])
     if kind == "verdict":
         verdict = data.get("verdict")
-        decision = f.decision if verdict == f.verdict else None
+        same = verdict == f.verdict
+        decision = f.decision if same else None
         try:
             risk = max(0, min(100, int(data.get("risk") or 0)))
         except (TypeError, ValueError):
             risk = 0
         return replace(f, marketplace=data.get("marketplace") or f.marketplace, verdict=verdict, risk=risk,
                        tis_no=data.get("tis_no"), licence_no=data.get("licence_no"),
-                       reasons=tuple(str(r) for r in data.get("reasons") or ()), decision=decision)
+                       reasons=tuple(str(r) for r in data.get("reasons") or ()), decision=decision,
+                       escalated_to=f.escalated_to if same else None)
     if kind == "decision":
         d = data.get("decision")
         if d == REOPENED:
-            return replace(f, decision=None)
-        return replace(f, decision=d if d in DECISIONS else f.decision)
+            return replace(f, decision=None, escalated_to=None)
+        if d not in DECISIONS:
+            return f
+        if d == "escalated":
+            target = data.get("target")
+            return replace(f, decision=d, escalated_to=target if target in ESCALATION_TARGETS else None)
+        # marking an escalated listing taken down keeps its target; any other decision ends the escalation
+        return replace(f, decision=d, escalated_to=f.escalated_to if d == "taken_down" else None)
     if kind == "delisted":
-        return replace(f, status="delisted")
+        return replace(f, status="delisted", delisted_at=at or f.delisted_at)
     if kind == "relisted":
-        return replace(f, status="active")
+        return replace(f, status="active", delisted_at=None)
     return f
+
+
+def effective_filters(kind: str, operates: tuple[str, ...], f: Filters) -> Filters:
+    """A platform partner with no marketplace filter gets its own marketplaces only (Lazada is not sent
+    Shopee's listings unless an administrator names them in its filter)."""
+    if kind == "platform" and operates and not f.marketplaces:
+        return replace(f, marketplaces=tuple(operates))
+    return f
+
+
+def escalation_target(kind: str, operates: tuple[str, ...], facts: Facts) -> bool:
+    """Whether a partner of this kind (and, for a platform, operating these marketplaces) is the target of
+    the listing's escalation."""
+    if facts.decision not in ("escalated", "taken_down") or not facts.escalated_to:
+        return False
+    if facts.escalated_to == "etda":
+        return kind == "etda"
+    if facts.escalated_to == "platform":
+        return kind == "platform" and facts.marketplace in operates
+    return False
 
 
 @dataclass(frozen=True)
@@ -151,15 +207,21 @@ class Filters:
 @dataclass(frozen=True)
 class Eligibility:
     ok: bool
-    basis: str | None = None  # "automatic" or "confirmed" when ok
-    reason: str | None = None  # a RETRACTION_REASONS code when not ok
+    basis: str | None = None  # "automatic", "confirmed" or "escalated" when ok
+    reason: str | None = None  # a RETRACTION_REASONS (or RESOLUTION_REASONS) code when not ok
 
 
-def eligibility(f: Filters, facts: Facts) -> Eligibility:
+def eligibility(f: Filters, facts: Facts, target: bool = False) -> Eligibility:
+    """Whether a partner with filters `f` is alerted about the listing now; `target`: the partner is
+    the target of the listing's escalation (`escalation_target`)."""
+    if facts.status == "delisted":
+        return Eligibility(False, reason="delisted")
     if not facts.flagged:
         return Eligibility(False, reason="licensed" if facts.verdict == "licensed" else "not_controlled")
     if facts.decision == "dismissed":
         return Eligibility(False, reason="dismissed")
+    if target:
+        return Eligibility(True, basis="escalated")
     if ((f.marketplaces and facts.marketplace not in f.marketplaces)
             or (f._bases and tis_base(facts.tis_no) not in f._bases)
             or (f.verdicts and facts.verdict not in f.verdicts)):
@@ -182,21 +244,24 @@ def public_state(facts: Facts, basis: str) -> list[Any]:
 
 @dataclass(frozen=True)
 class Action:
-    type: str  # alert.opened, alert.updated, alert.retracted
+    type: str  # alert.opened, alert.updated, alert.retracted, alert.resolved, alert.reopened
     basis: str | None = None
     reason: str | None = None
 
 
-def transition(open_state: list[Any] | None, e: Eligibility, facts: Facts) -> Action | None:
+def transition(open_state: list[Any] | None, e: Eligibility, facts: Facts, resolved: bool = False) -> Action | None:
     """What to send a partner about a listing, given the public state of its open alert (None when it
-    has none) and the listing's eligibility now."""
+    has none), the listing's eligibility now, and whether the partner's latest alert on the listing
+    was resolved because it was delisted (`resolved`: re-opened rather than a new alert)."""
     if e.ok:
         assert e.basis is not None
         if open_state is None:
-            return Action("alert.opened", basis=e.basis)
+            return Action("alert.reopened" if resolved else "alert.opened", basis=e.basis)
         if list(open_state) != public_state(facts, e.basis):
             return Action("alert.updated", basis=e.basis)
         return None
     if open_state is not None:
+        if e.reason in RESOLUTION_REASONS:
+            return Action("alert.resolved", reason=e.reason)
         return Action("alert.retracted", reason=e.reason)
     return None

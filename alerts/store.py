@@ -10,6 +10,9 @@ Why one SQLite file and these invariants:
   nothing about other partners.
 - A delivery is claimed with a lease before it is sent, so two delivery workers (the scheduler and a
   manual `tiswatch partners deliver`) never send the same message at once.
+- Webhook secrets are stored encrypted (alerts/secretbox.py) under a key kept outside this file.
+- An older alerts.sqlite is migrated in place when opened (`_migrate`, `meta.schema_version`): new
+  columns get defaults that keep every partner working as before, plain webhook secrets are encrypted.
 """
 
 from __future__ import annotations
@@ -28,12 +31,16 @@ from typing import Any
 
 from alerts.clock import iso
 from alerts.model import DEFAULT_SCOPES, SCOPES
-from alerts.rules import Filters, tis_base
+from alerts.netguard import AddressPolicy, BlockedAddress, check_url_now, system_resolve
+from alerts.rules import PARTNER_KINDS, Filters, tis_base
+from alerts.secretbox import KeySource, SecretBox, is_encrypted
 from alerts.signing import key_matches, new_api_key, new_webhook_secret, parse_api_key
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS partners (
+CREATE TABLE IF NOT EXISTS partners (  -- v2 adds kind, operates (AlertStore._migrate)
   id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
   enabled INTEGER NOT NULL DEFAULT 1, scopes TEXT NOT NULL, filters TEXT NOT NULL,
   webhook_url TEXT, email TEXT, digest INTEGER NOT NULL DEFAULT 0, concurrency INTEGER NOT NULL DEFAULT 4,
@@ -96,6 +103,7 @@ CREATE INDEX IF NOT EXISTS activity_day ON activity(day, what);
 """
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+_MARKETPLACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
 class PartnerError(ValueError):
@@ -116,12 +124,23 @@ class Partner:
     created_at: str = ""
     failures: int = 0
     paused_until: str | None = None
+    kind: str = "other"  # etda, platform or other (alerts/rules.py PARTNER_KINDS): who escalations reach
+    operates: tuple[str, ...] = ()  # for a platform: the marketplaces it operates
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> Partner:
         return cls(r["id"], r["name"], bool(r["enabled"]), tuple(json.loads(r["scopes"])),
                    Filters.from_json(json.loads(r["filters"])), r["webhook_url"], r["email"], bool(r["digest"]),
-                   r["concurrency"], r["created_at"], r["failures"], r["paused_until"])
+                   r["concurrency"], r["created_at"], r["failures"], r["paused_until"], r["kind"] or "other",
+                   tuple(json.loads(r["operates"] or "[]")))
+
+    def public(self) -> dict[str, Any]:
+        """Everything an administrator may see of a partner (no key, no secret)."""
+        return {"id": self.id, "name": self.name, "enabled": self.enabled, "kind": self.kind,
+                "operates": list(self.operates), "scopes": list(self.scopes), "filters": self.filters.to_json(),
+                "webhook_url": self.webhook_url, "email": self.email, "digest": self.digest,
+                "concurrency": self.concurrency, "created_at": self.created_at, "consecutive_failures": self.failures,
+                "paused_until": self.paused_until}
 
 
 @dataclass
@@ -131,18 +150,48 @@ class Created:
     webhook_secret: str | None
 
 
-def validate_webhook_url(url: str) -> str:
-    """https everywhere; plain http only to this machine (tests, a local relay)."""
+def validate_webhook_url(url: str, policy: AddressPolicy | None = None, resolve: Any = system_resolve) -> str:
+    """An http(s) URL with no credentials whose host is, or resolves to, addresses webhooks may reach
+    (alerts/netguard.py: no loopback, private, link-local, multicast or reserved address unless
+    `[alerts] webhook_allow_networks` allows it); https, except to such an allowed internal network."""
     from urllib.parse import urlsplit
 
-    u = urlsplit(url.strip())
+    policy = policy or AddressPolicy()
+    text = url.strip()
+    try:
+        u = urlsplit(text)
+        port = u.port
+    except ValueError as e:
+        raise PartnerError(f"webhook URL {url!r} is not a valid URL: {e}") from None
     if u.scheme not in ("http", "https") or not u.hostname:
         raise PartnerError(f"webhook URL {url!r} must be an http(s) URL")
-    if u.scheme == "http" and u.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise PartnerError(f"webhook URL {url!r} must use https (plain http only to 127.0.0.1/localhost)")
     if u.username or u.password:
-        raise PartnerError("put no credentials in the webhook URL; the signature authenticates us")
-    return url.strip()
+        raise PartnerError(f"webhook URL {url!r}: put no credentials in it; the signature authenticates us")
+    if port == 0:
+        raise PartnerError(f"webhook URL {url!r}: port 0 cannot be reached")
+    try:
+        addresses = check_url_now(text, policy, resolve)
+    except BlockedAddress as e:
+        raise PartnerError(f"webhook URL {url!r} refused: {e}") from None
+    if u.scheme == "http" and not policy.internal_allowed(addresses):
+        raise PartnerError(f"webhook URL {url!r} must use https (plain http only to a network allowed by "
+                           "[alerts] webhook_allow_networks, such as a local relay)")
+    return text
+
+
+def validate_kind(kind: str, operates: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    if kind not in PARTNER_KINDS:
+        raise PartnerError(f"partner kind {kind!r}: one of {', '.join(PARTNER_KINDS)}")
+    ops = tuple(dict.fromkeys(m.strip().lower() for m in operates if m.strip()))
+    bad = [m for m in ops if not _MARKETPLACE.match(m)]
+    if bad:
+        raise PartnerError(f"marketplace {bad[0]!r}: lower-case letters, digits, '-' and '_'")
+    if kind == "platform" and not ops:
+        raise PartnerError("a platform partner needs the marketplaces it operates (e.g. --operates shopee)")
+    if kind != "platform" and ops:
+        raise PartnerError(f"only a platform partner operates marketplaces (this one is {kind!r}); "
+                           "to receive only some marketplaces, use the marketplace filter")
+    return kind, ops
 
 
 def validate_email(addr: str) -> str:
@@ -164,22 +213,100 @@ def _check_partner_fields(scopes: tuple[str, ...], filters: Filters, concurrency
 
 
 class AlertStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, policy: AddressPolicy | None = None, keys: KeySource | None = None):
+        """`policy`: which addresses webhook URLs may reach (default: public ones only); `keys`: where the
+        key of the webhook secrets is (default: `alerts.key` beside the database)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.policy = policy or AddressPolicy()
+        self.resolve = system_resolve  # DNS at configuration time (tests replace it)
         self._lock = threading.RLock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=30000")
-        with self._lock:
-            self.db.executescript(SCHEMA)
         self._in_tx = False
         self._seq = {}
+        self.box = SecretBox(keys or KeySource(path=self.path.parent / "alerts.key"), may_create=self._nothing_encrypted)
+        with self._lock:
+            self.db.executescript(SCHEMA)
+            self._migrate()
 
     def close(self) -> None:
         self.db.close()
+
+    # ---- schema migrations ----------------------------------------------------------------------------
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _migrate(self) -> None:
+        """Bring an older alerts.sqlite up to SCHEMA_VERSION in place (each step idempotent, all in one
+        transaction, so a crash leaves the old or the new schema, never half)."""
+        r = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(r[0]) if r else 1
+        plain = self.db.execute("SELECT count(*) FROM webhook_secrets WHERE secret NOT LIKE 'enc:%'").fetchone()[0]
+        if version >= SCHEMA_VERSION and not plain:
+            return
+        with self.tx() as db:
+            cols = self._columns("partners")
+            if "kind" not in cols:  # v2: who escalations reach; existing partners are "other" (as before)
+                db.execute("ALTER TABLE partners ADD COLUMN kind TEXT NOT NULL DEFAULT 'other'")
+            if "operates" not in cols:
+                db.execute("ALTER TABLE partners ADD COLUMN operates TEXT NOT NULL DEFAULT '[]'")
+            if version < 2 and db.execute("SELECT 1 FROM alerts WHERE state='open' LIMIT 1").fetchone():
+                # open alerts of listings delisted before v2 are resolved when the engine reconciles once
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('reconcile_all', '1')")
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                       (str(SCHEMA_VERSION),))
+        if plain:
+            try:
+                self.reencrypt_secrets(only_plain=True)
+            except Exception as e:  # a bad key setting must not stop feeds and the app; delivery reports it
+                import logging
+
+                logging.getLogger("tiswatch.alerts").error("webhook secrets left unencrypted: %s", e)
+
+    def _nothing_encrypted(self) -> bool:
+        return self.db.execute("SELECT 1 FROM webhook_secrets WHERE secret LIKE 'enc:%' LIMIT 1").fetchone() is None
+
+    def reencrypt_secrets(self, only_plain: bool = False) -> int:
+        """Encrypt every stored webhook secret again with the current key (`only_plain`: just the plain
+        ones of an older installation). Returns how many were written."""
+        with self.tx() as db:
+            rows = db.execute("SELECT id, secret FROM webhook_secrets").fetchall()
+            out = [(self.box.encrypt(self.box.decrypt(r["secret"])), r["id"]) for r in rows
+                   if not (only_plain and is_encrypted(r["secret"]))]
+            db.executemany("UPDATE webhook_secrets SET secret=? WHERE id=?", out)
+        return len(out)
+
+    def rotate_encryption_key(self) -> int:
+        """A new key for the webhook secrets (key file only); returns the secrets re-encrypted."""
+        return self.box.rotate(lambda box: self.reencrypt_secrets())
+
+    def flag(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM meta WHERE key=?", (name,)).fetchone() is not None
+
+    def replace_lost_key(self, now: datetime) -> dict[str, str]:
+        """Recover from a lost secrets key: drop the stored secrets no key can read, and give every webhook
+        partner left without a secret a new one (returned once: partner id -> secret, to hand over)."""
+        self.box.ensure_key()
+        out: dict[str, str] = {}
+        with self.tx() as db:
+            bad = [r["id"] for r in db.execute("SELECT id, secret FROM webhook_secrets") if not self.box.can_decrypt(r["secret"])]
+            db.executemany("DELETE FROM webhook_secrets WHERE id=?", [(i,) for i in bad])
+            for r in db.execute("SELECT id FROM partners WHERE webhook_url IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
+                                " webhook_secrets w WHERE w.partner_id=partners.id AND (w.expires_at IS NULL OR"
+                                " w.expires_at > ?)) ORDER BY id", (iso(now),)).fetchall():
+                out[r["id"]] = new_webhook_secret()
+                db.execute("INSERT INTO webhook_secrets(partner_id, secret, created_at) VALUES (?,?,?)",
+                           (r["id"], self.box.encrypt(out[r["id"]]), iso(now)))
+        return out
+
+    def take_flag(self, name: str) -> bool:
+        """Read and clear a one-shot flag of the meta table (e.g. 'reconcile_all' after a migration)."""
+        with self.tx() as db:
+            return db.execute("DELETE FROM meta WHERE key=?", (name,)).rowcount > 0
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -236,29 +363,35 @@ class AlertStore:
                        (name, value))
 
     # ---- partners ------------------------------------------------------------------------------------
+    def check_webhook_url(self, url: str) -> str:
+        return validate_webhook_url(url, self.policy, self.resolve)
+
     def add_partner(self, pid: str, name: str, now: datetime, *, scopes: tuple[str, ...] = DEFAULT_SCOPES,
                     filters: Filters | None = None, webhook_url: str | None = None, email: str | None = None,
-                    digest: bool = False, concurrency: int = 4) -> Created:
+                    digest: bool = False, concurrency: int = 4, kind: str = "other",
+                    operates: tuple[str, ...] = ()) -> Created:
         if not _ID.match(pid):
             raise PartnerError(f"partner id {pid!r}: 2-32 characters, lower-case letters, digits and '-'")
         filters = filters or Filters()
         _check_partner_fields(scopes, filters, concurrency)
-        url = validate_webhook_url(webhook_url) if webhook_url else None
+        kind, operates = validate_kind(kind, operates)
+        url = self.check_webhook_url(webhook_url) if webhook_url else None
         mail = validate_email(email) if email else None
         key = new_api_key()
         whsec = new_webhook_secret() if url else None
+        stored = self.box.encrypt(whsec) if whsec else None
         with self.tx() as db:
             if db.execute("SELECT 1 FROM partners WHERE id=?", (pid,)).fetchone():
                 raise PartnerError(f"partner {pid!r} exists already")
             db.execute("INSERT INTO partners(id, name, created_at, updated_at, enabled, scopes, filters, webhook_url,"
-                       " email, digest, concurrency) VALUES (?,?,?,?,1,?,?,?,?,?,?)",
+                       " email, digest, concurrency, kind, operates) VALUES (?,?,?,?,1,?,?,?,?,?,?,?,?)",
                        (pid, name.strip() or pid, iso(now), iso(now), json.dumps(list(scopes)),
-                        json.dumps(filters.to_json()), url, mail, int(digest), concurrency))
+                        json.dumps(filters.to_json()), url, mail, int(digest), concurrency, kind, json.dumps(list(operates))))
             db.execute("INSERT INTO api_keys(key_id, partner_id, hash, created_at) VALUES (?,?,?,?)",
                        (key.key_id, pid, key.hash, iso(now)))
-            if whsec:
+            if stored:
                 db.execute("INSERT INTO webhook_secrets(partner_id, secret, created_at) VALUES (?,?,?)",
-                           (pid, whsec, iso(now)))
+                           (pid, stored, iso(now)))
         p = self.partner(pid)
         assert p is not None
         return Created(p, key.plain, whsec)
@@ -274,9 +407,10 @@ class AlertStore:
     def update_partner(self, pid: str, now: datetime, *, name: str | None = None, scopes: tuple[str, ...] | None = None,
                        filters: Filters | None = None, webhook_url: str | None = None, email: str | None = None,
                        digest: bool | None = None, concurrency: int | None = None,
-                       enabled: bool | None = None) -> tuple[Partner, str | None]:
+                       enabled: bool | None = None, kind: str | None = None,
+                       operates: tuple[str, ...] | None = None) -> tuple[Partner, str | None]:
         """Change a partner; returns it and a new webhook secret when a webhook URL was set for the first time.
-        An empty string for webhook_url or email removes it."""
+        An empty string for webhook_url or email removes it. A kind other than platform drops `operates`."""
         p = self.partner(pid)
         if p is None:
             raise PartnerError(f"no partner {pid!r}")
@@ -284,19 +418,23 @@ class AlertStore:
         filters = p.filters if filters is None else filters
         concurrency = p.concurrency if concurrency is None else concurrency
         _check_partner_fields(scopes, filters, concurrency)
-        url = p.webhook_url if webhook_url is None else (validate_webhook_url(webhook_url) if webhook_url else None)
+        new_kind = p.kind if kind is None else kind
+        if operates is None:
+            operates = p.operates if new_kind == "platform" else ()
+        new_kind, operates = validate_kind(new_kind, operates)
+        url = p.webhook_url if webhook_url is None else (self.check_webhook_url(webhook_url) if webhook_url else None)
         mail = p.email if email is None else (validate_email(email) if email else None)
         new_secret = None
         with self.tx() as db:
             db.execute("UPDATE partners SET name=?, scopes=?, filters=?, webhook_url=?, email=?, digest=?, concurrency=?,"
-                       " enabled=?, updated_at=? WHERE id=?",
+                       " enabled=?, kind=?, operates=?, updated_at=? WHERE id=?",
                        (name or p.name, json.dumps(list(scopes)), json.dumps(filters.to_json()), url, mail,
                         int(p.digest if digest is None else digest), concurrency,
-                        int(p.enabled if enabled is None else enabled), iso(now), pid))
+                        int(p.enabled if enabled is None else enabled), new_kind, json.dumps(list(operates)), iso(now), pid))
             if url and not db.execute("SELECT 1 FROM webhook_secrets WHERE partner_id=?", (pid,)).fetchone():
                 new_secret = new_webhook_secret()
                 db.execute("INSERT INTO webhook_secrets(partner_id, secret, created_at) VALUES (?,?,?)",
-                           (pid, new_secret, iso(now)))
+                           (pid, self.box.encrypt(new_secret), iso(now)))
             if enabled:
                 db.execute("UPDATE partners SET failures=0, paused_until=NULL WHERE id=?", (pid,))
         q = self.partner(pid)
@@ -329,12 +467,13 @@ class AlertStore:
         with self.tx() as db:
             db.execute("UPDATE webhook_secrets SET expires_at=? WHERE partner_id=? AND (expires_at IS NULL OR expires_at > ?)",
                        (until, pid, until))
-            db.execute("INSERT INTO webhook_secrets(partner_id, secret, created_at) VALUES (?,?,?)", (pid, s, iso(now)))
+            db.execute("INSERT INTO webhook_secrets(partner_id, secret, created_at) VALUES (?,?,?)",
+                       (pid, self.box.encrypt(s), iso(now)))
         return s
 
     def webhook_secrets(self, pid: str, now: datetime) -> list[str]:
-        """The secrets to sign with now, newest first."""
-        return [r[0] for r in self.db.execute(
+        """The secrets to sign with now, newest first (decrypted; SecretsKeyError when the key is wrong)."""
+        return [self.box.decrypt(r[0]) for r in self.db.execute(
             "SELECT secret FROM webhook_secrets WHERE partner_id=? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC",
             (pid, iso(now)))]
 
@@ -400,9 +539,18 @@ class AlertStore:
         self.db.execute("UPDATE alerts SET basis=?, public_state=?, updated_at=? WHERE id=?",
                         (basis, json.dumps(public_state), iso(now), aid))
 
-    def retract_alert(self, aid: str, reason: str, now: datetime) -> None:
-        self.db.execute("UPDATE alerts SET state='retracted', closed_at=?, close_reason=?, updated_at=? WHERE id=?",
-                        (iso(now), reason, iso(now), aid))
+    def retract_alert(self, aid: str, reason: str, now: datetime, state: str = "retracted") -> None:
+        """Close an alert: `retracted` (it should not have been acted on) or `resolved` (nothing left to do)."""
+        self.db.execute("UPDATE alerts SET state=?, closed_at=?, close_reason=?, updated_at=? WHERE id=?",
+                        (state, iso(now), reason, iso(now), aid))
+
+    def latest_alert(self, pid: str, key: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM alerts WHERE partner_id=? AND key=? ORDER BY opened_at DESC, rowid DESC"
+                               " LIMIT 1", (pid, key)).fetchone()
+
+    def reopen_alert(self, aid: str, basis: str, public_state: list[Any], now: datetime) -> None:
+        self.db.execute("UPDATE alerts SET state='open', basis=?, public_state=?, updated_at=?, closed_at=NULL,"
+                        " close_reason=NULL WHERE id=?", (basis, json.dumps(public_state), iso(now), aid))
 
     def add_message(self, partner: Partner, alert_id: str, mtype: str, key: str, payload: str | dict[str, Any],
                     now: datetime, *, marketplace: str | None, verdict: str | None, tis_no: str | None,
@@ -672,4 +820,5 @@ class AlertStore:
 
 def open_alert_store(settings) -> AlertStore:
     settings.ensure_home()
-    return AlertStore(settings.home / "alerts.sqlite")
+    return AlertStore(settings.home / "alerts.sqlite", policy=AddressPolicy.from_settings(settings),
+                      keys=KeySource.from_settings(settings))

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from alerts.admin_api import listing_partners
 from review import service
 from review.auth import DECIDERS, INTERNAL, require_role
 from review.db import ROLES, User, UserError
@@ -109,7 +110,8 @@ def api_listing(request: Request, key: str, user: User = Depends(internal)) -> d
         "timeline": ctx["timeline"], "candidates": ctx["candidates"], "claims": ctx["claims"],
         "seller": {k: v for k, v in seller.items() if k != "items"} if seller else None,
         "seller_listings": [{"key": x["key"], "title": x["title"], "verdict": x["verdict"], "risk": x["risk"]}
-                            for x in ctx["other_listings"]]})
+                            for x in ctx["other_listings"]],
+        "partners": listing_partners(request, key)})  # alerts sent to partners, their reports (alerts/)
 
 
 @router.post("/decisions", summary="The same decision on several listings (officers)")

@@ -101,10 +101,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ---- routers from other packages: each adds one include_router line here -------------------
     # (registry/api.py licence check, alerts/api.py partner feeds, ...)
     from alerts.admin import router as partners_pages
+    from alerts.admin_api import router as partners_admin_api
     from alerts.api import router as alerts_router
 
     app.include_router(alerts_router)
     app.include_router(partners_pages)
+    app.include_router(partners_admin_api)
     from registry.api import router as registry_router
 
     app.include_router(registry_router)

@@ -21,9 +21,16 @@ from alerts.service import open_service
 pytestmark = pytest.mark.server
 
 
+@pytest.fixture
+def home(home):
+    home.alerts.webhook_allow_networks = ["127.0.0.1/32"]  # the receivers are on this machine
+    return home
+
+
 def make(home, clock, timeout=1.0, policy=None, **kw):
     svc = open_service(home, clock=clock)
-    worker = AlertWorker(svc.store, svc.publisher, WebhookNotifier(timeout, clock), engine=svc.engine, clock=clock,
+    worker = AlertWorker(svc.store, svc.publisher, WebhookNotifier(timeout, clock, policy=svc.store.policy),
+                         engine=svc.engine, clock=clock,
                          policy=policy or RetryPolicy(), timeout=timeout, poll=0.05, stop_grace=0.5, **kw)
     return svc, worker
 
@@ -212,3 +219,73 @@ def test_two_workers_never_send_the_same_message_at_once(home):
         assert sum(r.delivered for r in results) == 80
     svc.close()
     svc2.close()
+
+
+class RebindingDNS:
+    """An aiohttp resolver for a partner's DNS that answers with an address of our own network."""
+
+    def __init__(self, address="127.0.0.1"):
+        self.address, self.asked = address, []
+
+    async def resolve(self, host, port=0, family=0):
+        import socket
+
+        self.asked.append(host)
+        return [{"hostname": host, "host": self.address, "port": port, "family": socket.AF_INET, "proto": 0,
+                 "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self):
+        return None
+
+
+def test_webhooks_never_reach_internal_addresses_even_after_dns_rebinding(tmp_path):
+    """The URL resolved to a public address when it was configured; at delivery the partner's DNS answers
+    127.0.0.1. The worker refuses, says why, keeps the message; only an allowed network gets through."""
+    from alerts.netguard import AddressPolicy, parse_networks
+    from settings import load_settings
+
+    strict = load_settings(home=tmp_path / "home", environ={})  # no internal network allowed
+    clock = FakeClock(datetime.now(UTC))
+    svc = open_service(strict, clock=clock)
+    with Receiver(now=clock.now) as rx:
+        svc.store.resolve = lambda host: ["93.184.216.34"]  # at configuration: a public address
+        c = svc.store.add_partner("etda", "ETDA", clock.now(), webhook_url=f"https://hooks.partner.test:{rx.port}/hook")
+        rx.secret = c.webhook_secret
+        verdict(svc.events, "shopee:1", "unlicensed", 90)
+        dns = RebindingDNS()
+        worker = AlertWorker(svc.store, svc.publisher, WebhookNotifier(1.0, clock, policy=svc.store.policy, dns=dns),
+                             engine=svc.engine, clock=clock, poll=0.05)
+        drain(worker)
+        assert dns.asked == ["hooks.partner.test"] and rx.requests == 0  # resolved, then refused: nothing sent
+        d = svc.store.deliveries("etda")[0]
+        assert d["state"] == "pending" and d["last_status"] is None
+        assert d["last_error"] == ("refused: hooks.partner.test resolves to 127.0.0.1, which is a loopback address; "
+                                   "webhooks may not reach internal networks (an administrator can allow a network "
+                                   "with [alerts] webhook_allow_networks)")
+        # an address written into the URL is judged without DNS: an http URL that an administrator allowed
+        # once, after the allowance was taken back
+        svc.store.policy = AddressPolicy(parse_networks(["127.0.0.1/32"]))
+        svc.store.add_partner("relay", "Relay", clock.now(), webhook_url=rx.url)
+        svc.store.policy = AddressPolicy()
+        verdict(svc.events, "shopee:2", "unlicensed", 90)
+        drain(worker)
+        errors = [r["last_error"] for r in svc.store.deliveries("relay")]
+        assert errors and all(e.startswith("refused: 127.0.0.1 is a loopback address") for e in errors)
+        assert rx.requests == 0
+        # the control: the same resolver, with the administrator allowing 127.0.0.1, reaches the receiver,
+        # so the refusals above were the policy's, after resolution, and not a broken test resolver
+        allowed = AddressPolicy(parse_networks(["127.0.0.1/32"]))
+        for pid in ("etda", "relay"):
+            svc.store.update_partner(pid, clock.now(), enabled=False)
+        svc.store.policy, svc.store.resolve = allowed, (lambda host: ["127.0.0.1"])
+        ctl = svc.store.add_partner("control", "Control", clock.now(), webhook_url=f"http://hooks.partner.test:{rx.port}/hook")
+        rx.secret = ctl.webhook_secret
+        verdict(svc.events, "shopee:3", "unlicensed", 90)
+        dns2 = RebindingDNS()
+        worker2 = AlertWorker(svc.store, svc.publisher, WebhookNotifier(1.0, clock, policy=allowed, dns=dns2),
+                              engine=svc.engine, clock=clock, poll=0.05)
+        drain(worker2)
+        assert dns2.asked == ["hooks.partner.test"] and not rx.bad_signatures
+        assert [json.loads(r.body)["data"]["listing"]["key"] for r in rx.processed.values()] == ["shopee:3"]
+        assert svc.store.delivery_stats("control")["delivered"] == 1
+    svc.close()

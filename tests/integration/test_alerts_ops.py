@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import re
 import socket
 import subprocess
@@ -40,8 +41,12 @@ def run_cli(home, *args):
 
     cli.state._settings = None  # the CLI caches its settings per process
     alerts.cli.console.width = 250  # rich fixed the width when the module was first imported
-    r = CliRunner().invoke(cli.app, ["--home", str(home), "partners", *args], env={"TISWATCH_CONFIG": "", "COLUMNS": "250"})
+    r = CliRunner().invoke(cli.app, ["--home", str(home), "partners", *args],
+                           env={"TISWATCH_CONFIG": "", "COLUMNS": "250", **LOCAL_HOOKS})
     return r
+
+
+LOCAL_HOOKS = {"TISWATCH_ALERTS__WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1/32"]'}  # the receivers are on this machine
 
 
 @pytest.mark.server
@@ -57,7 +62,7 @@ def test_partner_commands(tmp_path, world_registry):
         exe = Path(sys.executable).with_name("tiswatch")
         p = subprocess.run([str(exe), "--home", str(home), "partners", "add", "etda", "--name", "ETDA",
                             "--webhook", rx.url, "--min-risk", "80", "--marketplace", "shopee"],
-                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+                           capture_output=True, text=True, cwd=ROOT, timeout=120, env={**os.environ, **LOCAL_HOOKS})
         assert p.returncode == 0, p.stderr
         key = re.search(r"(twk_[A-Za-z0-9_-]+)", p.stdout).group(1)
         rx.secret = re.search(r"(whsec_\S+)", p.stdout).group(1)

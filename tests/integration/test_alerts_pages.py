@@ -141,3 +141,21 @@ def test_dead_letters_are_listed_and_replayed(app):
     mid = svc.store.deliveries("dl", None, 1)[0]["message_id"]
     assert c.get(f"/partners/deliveries/{mid}").status_code == 200
     assert c.get("/partners/deliveries/999999").status_code == 404
+
+
+def test_kind_and_marketplaces_operated_on_the_pages(app):
+    c, csrf = client(app, "part")
+    page = c.get("/partners").text
+    assert 'name="kind"' in page and 'value="platform"' in page and 'name="operates"' in page
+    bad = c.post("/partners", data={"partner_id": "lz", "csrf": csrf, "min_risk": "70", "kind": "platform"})
+    assert bad.status_code == 400 and "needs the marketplaces it operates" in bad.text
+    assert c.post("/partners", data={"partner_id": "lz", "csrf": csrf, "min_risk": "70", "kind": "platform",
+                                     "operates": "lazada, lazmall"}).status_code == 200
+    p = app.state.alerts.store.partner("lz")
+    assert (p.kind, p.operates) == ("platform", ("lazada", "lazmall"))
+    r = c.post("/partners/lz", data={"csrf": csrf, "name": "LZ", "min_risk": "70", "kind": "etda", "operates": "lazada"})
+    assert r.status_code == 200 and app.state.alerts.store.partner("lz").kind == "etda"
+    assert app.state.alerts.store.partner("lz").operates == ()  # only a platform operates marketplaces
+    assert "selected>" in r.text and "kind.etda" not in r.text
+    audit = app.state.appdb.audit_rows(target="partner:lz")
+    assert audit[0]["action"] == "partner.update" and audit[0]["after"]["kind"] == "etda" and audit[0]["before"]["kind"] == "platform"

@@ -125,12 +125,14 @@ def test_partner_digest_counts_and_escapes():
     msgs = [{"type": "alert.opened", "payload": _msg(i, title=f"<b>item {i}</b>").data.model_copy(
         update={"risk": 50 + i}).model_dump(mode="json")} for i in range(12)]
     msgs.append({"type": "alert.retracted", "payload": msgs[0]["payload"]})
+    msgs.append({"type": "alert.resolved", "payload": msgs[1]["payload"]})
     d = build_partner_digest("ETDA", date(2026, 11, 22), msgs, top_n=3)
-    assert d.counts == {"alert.opened": 12, "alert.updated": 0, "alert.retracted": 1}
+    assert d.counts == {"alert.opened": 12, "alert.updated": 0, "alert.retracted": 1, "alert.resolved": 1,
+                        "alert.reopened": 0}
     assert [t.risk for t in d.top] == [61, 60, 59] and "12 new alerts" in d.subject
     text, html = render(d)
     assert "&lt;b&gt;item 11&lt;/b&gt;" in html and "<b>item" not in html
-    assert "alerts opened: 12" in text and "<b>item 11</b>" in text
+    assert "alerts opened: 12" in text and "<b>item 11</b>" in text and "alerts resolved (listing gone): 1" in text
 
 
 def test_group_digest_filters_by_marketplace_and_standard_and_drops_bad_links():

@@ -2,7 +2,16 @@
 
 import pytest
 
-from alerts.rules import Facts, Filters, apply_event, eligibility, public_state, transition
+from alerts.rules import (
+    Facts,
+    Filters,
+    apply_event,
+    effective_filters,
+    eligibility,
+    escalation_target,
+    public_state,
+    transition,
+)
 
 AUTO = Filters(min_risk=70)
 CONF = Filters(confirmed_only=True)
@@ -100,3 +109,102 @@ def test_facts_and_filters_round_trip_through_json():
 ])
 def test_bad_filters_are_reported(filters, problem):
     assert any(problem in p for p in filters.validate())
+
+
+# ---- escalation targets --------------------------------------------------------------------------------
+def esc(target, decision="escalated", marketplace="shopee", risk=20):
+    f = F(risk=risk, marketplace=marketplace)
+    return apply_event(f, "decision", f.key, {"decision": decision, "target": target})
+
+
+SHOPEE = ("platform", ("shopee",))
+LAZADA = ("platform", ("lazada", "lazmall"))
+ETDA = ("etda", ())
+OTHER = ("other", ())
+
+
+@pytest.mark.parametrize("partner,facts,target", [
+    (ETDA, esc("etda"), True),
+    (ETDA, esc("platform"), False),
+    (SHOPEE, esc("platform"), True),  # the platform operating the listing's marketplace
+    (LAZADA, esc("platform"), False),  # another platform is not the target
+    (LAZADA, esc("platform", marketplace="lazmall"), True),
+    (SHOPEE, esc("etda"), False),
+    (OTHER, esc("etda"), False),
+    (OTHER, esc("platform"), False),
+    (ETDA, esc(None), False),  # an escalation without a target (older events): a plain confirmation
+    (ETDA, esc("police"), False),  # an unknown target reaches nobody in particular
+    (ETDA, F(decision="confirmed"), False),  # a plain confirmation targets nobody
+    (ETDA, apply_event(esc("etda"), "decision", "shopee:1", {"decision": "taken_down"}), True),  # still theirs
+    (ETDA, apply_event(esc("etda"), "decision", "shopee:1", {"decision": "new"}), False),  # reopened
+    (ETDA, apply_event(esc("etda"), "decision", "shopee:1", {"decision": "dismissed"}), False),
+    (ETDA, apply_event(esc("etda"), "verdict", "shopee:1", {"verdict": "mislabeled", "risk": 90}), False),
+    (ETDA, apply_event(esc("etda"), "verdict", "shopee:1", {"verdict": "unlicensed", "risk": 95}), True),
+])
+def test_who_an_escalation_reaches(partner, facts, target):
+    assert escalation_target(partner[0], partner[1], facts) is target
+
+
+@pytest.mark.parametrize("filters,facts,target,ok,basis_or_reason", [
+    # the target gets it whatever its filters: an officer sent it to them for action
+    (Filters(marketplaces=("lazada",), standards=("166",), verdicts=("mislabeled",), confirmed_only=True),
+     esc("etda"), True, True, "escalated"),
+    (Filters(min_risk=99), esc("etda", risk=1), True, True, "escalated"),
+    # for everyone else an escalation is a confirmation, within their filters (as before)
+    (CONF, esc("etda"), False, True, "confirmed"),
+    (Filters(marketplaces=("lazada",)), esc("etda"), False, False, "outside_filters"),
+    # nothing opens for a listing that is no longer flagged, dismissed or gone, target or not
+    (AUTO, apply_event(esc("etda"), "verdict", "shopee:1", {"verdict": "licensed", "risk": 2}), True, False, "licensed"),
+    (AUTO, apply_event(esc("etda"), "delisted", "shopee:1", {}), True, False, "delisted"),
+])
+def test_eligibility_of_escalations(filters, facts, target, ok, basis_or_reason):
+    e = eligibility(filters, facts, target)
+    assert e.ok is ok and (e.basis if ok else e.reason) == basis_or_reason
+
+
+def test_an_escalation_to_a_partner_that_had_the_alert_updates_its_basis():
+    f = F(risk=90, decision="confirmed")
+    g = esc("etda", risk=90)
+    a = transition(public_state(f, "confirmed"), eligibility(AUTO, g, True), g)
+    assert a.type == "alert.updated" and a.basis == "escalated"
+    assert transition(public_state(f, "confirmed"), eligibility(AUTO, g, False), g) is None  # not the target
+
+
+# ---- delisted and relisted -------------------------------------------------------------------------------
+def test_delisting_resolves_and_relisting_reopens():
+    f = F(risk=90)
+    gone = apply_event(f, "delisted", f.key, {"last_seen": "2026-11-20"}, at="2026-11-23T03:00:00.000000Z")
+    assert gone.status == "delisted" and gone.delisted_at == "2026-11-23T03:00:00.000000Z"
+    e = eligibility(AUTO, gone)
+    assert not e.ok and e.reason == "delisted"
+    a = transition(public_state(f, "automatic"), e, gone)
+    assert a.type == "alert.resolved" and a.reason == "delisted"  # resolved, not retracted: nothing to undo
+    assert transition(None, e, gone) is None  # no alert, nothing to say
+    back = apply_event(gone, "relisted", f.key, {})
+    assert back.status == "active" and back.delisted_at is None
+    e2 = eligibility(AUTO, back)
+    assert transition(None, e2, back, resolved=True).type == "alert.reopened"  # the resolved alert comes back
+    assert transition(None, e2, back, resolved=False).type == "alert.opened"
+    # a delisted listing that a re-check clears stays resolved; relisted, it does not qualify
+    cleared = apply_event(gone, "verdict", f.key, {"verdict": "licensed", "risk": 3})
+    assert eligibility(AUTO, cleared).reason == "delisted"
+    assert eligibility(AUTO, apply_event(cleared, "relisted", f.key, {})).reason == "licensed"
+
+
+def test_new_facts_round_trip_and_old_facts_read_as_before():
+    f = apply_event(esc("platform"), "delisted", "shopee:1", {}, at="2026-11-23T03:00:00.000000Z")
+    assert Facts.from_json(f.key, f.to_json()) == f
+    old = {"marketplace": "shopee", "verdict": "unlicensed", "risk": 80, "tis_no": None, "licence_no": None,
+           "reasons": [], "decision": "escalated", "status": "active"}  # stored by the first version
+    g = Facts.from_json("shopee:1", old)
+    assert g.escalated_to is None and g.delisted_at is None
+    assert eligibility(CONF, g, escalation_target("etda", (), g)).basis == "confirmed"
+
+
+def test_a_platform_gets_its_own_marketplaces_unless_its_filter_names_others():
+    own = effective_filters("platform", ("lazada",), CONF)
+    assert own.marketplaces == ("lazada",) and own.confirmed_only
+    assert eligibility(own, F(decision="confirmed")).reason == "outside_filters"  # a shopee listing
+    named = Filters(marketplaces=("lazada", "shopee"), confirmed_only=True)
+    assert effective_filters("platform", ("lazada",), named) == named
+    assert effective_filters("etda", (), CONF) == CONF and effective_filters("other", (), AUTO) == AUTO
