@@ -42,7 +42,7 @@ def env(tmp_path_factory, world_registry):
 
 
 def test_who_may_use_it(env):
-    app, c, t = env
+    _app, c, t = env
     assert c.get("/api/v1/partners").status_code == 401
     assert c.get("/api/v1/partners", headers=t["inv"]).status_code == 403
     assert c.get("/api/v1/partners", headers=t["off"]).status_code == 403
@@ -141,7 +141,7 @@ def test_administer_a_partner_end_to_end(env):
 
 
 def test_the_listing_endpoint_shows_what_partners_were_sent_and_reported(env):
-    app, c, t = env
+    _app, c, t = env
     made = c.post("/api/v1/partners", json={"id": "etda", "kind": "etda", "filters": {"min_risk": 0}},
                   headers=t["padmin"]).json()
     pk = {"Authorization": f"Bearer {made['api_key']}"}
