@@ -122,16 +122,28 @@ def run_crawl(settings: Settings, marketplace: str, *, time_limit: float | None 
 
 
 def stop_child(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM the child's process group (Scrapy finishes in-flight pages), then SIGKILL after `grace`."""
+    """SIGTERM the crawl process itself (Scrapy finishes in-flight pages, closes its browser and writes
+    last_run.json), then SIGKILL its whole process group after `grace` seconds, and the group's
+    leftovers (a browser) once it has gone.
+
+    Only the crawl process gets the SIGTERM, not its group: the group holds the Playwright driver and
+    Chromium, and killing those under Scrapy's feet made scrapy-playwright launch a new browser while
+    closing, which could outlast the grace time, so the crawl was killed without its report."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
     except ProcessLookupError:
         return
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(proc.pid)
         proc.wait()
+    else:
+        _kill_group(proc.pid)  # a browser the crawl left behind
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

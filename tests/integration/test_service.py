@@ -141,6 +141,10 @@ def test_sigterm_during_a_crawl_leaves_a_consistent_store(slow_sandbox, service_
     h.close()
     assert run["status"] == "stopped" and run["trigger"] == "schedule" and "shutting down" in run["error"]
     assert '"msg": "received SIGTERM: shutting down"' in out
+    # only the crawl process got the SIGTERM: its browser was not killed under it (nor launched again)
+    crawl_log = (home.home / "logs" / "crawl-lazada.log").read_text("utf-8")
+    after = crawl_log[crawl_log.index("Received SIGTERM"):]
+    assert "Launching browser" not in after and "Connection closed while reading from the driver" not in after
     # the store is consistent: integrity, every listing with its observation, verdict and event
     db = sqlite3.connect(home.listings_db)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
