@@ -77,6 +77,11 @@ def _mount() -> None:
     app.command("history")(history)
     app.command("seller")(seller)
     app.add_typer(store_app, name="store")
+    from cluster.cli import app as cluster_app
+    from cluster.cli import worker
+
+    app.command("worker")(worker)
+    app.add_typer(cluster_app, name="cluster")
 
 
 # ---- demo ---------------------------------------------------------------------------------------
@@ -139,6 +144,10 @@ def crawl(
     fresh: Annotated[bool, typer.Option(help="forget an interrupted crawl instead of resuming it")] = False,
     force: Annotated[bool, typer.Option(help="crawl even while the marketplace is paused after a block")] = False,
     time_limit: Annotated[float | None, typer.Option(help="seconds; default [crawl] time_limit")] = None,
+    distributed: Annotated[bool | None, typer.Option("--distributed/--local", help="work on the marketplace's shared run in "
+                                                     "Redis with other crawler processes (default: \\[distributed] enabled)")] = None,
+    follow: Annotated[bool, typer.Option(help="with --distributed: keep running, join each run of the marketplace "
+                                               "started elsewhere (the scheduler) until it is finished; stop with SIGTERM")] = False,
 ) -> None:
     """Crawl one marketplace now (in a child process), check and store what it finds.
 
@@ -146,17 +155,33 @@ def crawl(
     catalogue's product words, config/category_seeds.toml) unless --keyword/--category/--start-url/
     --sitemap say otherwise. A crawl that was stopped or killed resumes where it stopped, unless --fresh.
     After a block or captcha page the marketplace is paused ([crawl] block_pause_minutes) unless --force.
-    Exit status 0 finished, 3 blocked or paused, 4 already running, 1 failed or stopped early."""
+    Exit status 0 finished, 3 blocked or paused, 4 already running, 1 failed or stopped early.
+
+    With --distributed any number of these processes, on any machines, split one crawl run of the
+    marketplace (the first creates and seeds it, the others join; README "Scaling out"); the listings
+    go to `tiswatch worker`s. --fresh then abandons the open run."""
     from crawlers.runner import run_crawl
 
     s = state.settings()
     if marketplace not in ("shopee", "lazada", "shop"):
         err.print(f"[red]unknown marketplace {marketplace!r}[/red] (shopee, lazada, shop)")
         raise typer.Exit(2)
+    if distributed is None:
+        distributed = s.distributed.enabled
+    kw = dict(base_url=base_url, categories=category, keywords=keyword, start_urls=start_url, sitemap=sitemap,
+              max_search_pages=max_search_pages, force=force, time_limit=time_limit)
+    if follow:
+        if not distributed:
+            err.print("[red]--follow needs --distributed (or \\[distributed] enabled = true)[/red]")
+            raise typer.Exit(2)
+        from cluster.cli import _stop_on_signals
+        from cluster.cli import follow as follow_runs
+
+        n = follow_runs(s, marketplace, state.config, _stop_on_signals(), **kw)
+        console.print(f"{marketplace}: stopped after {n} runs")
+        raise typer.Exit(0)
     with console.status(f"crawling {marketplace} …"):
-        r = run_crawl(s, marketplace, base_url=base_url, categories=category, keywords=keyword, start_urls=start_url,
-                      sitemap=sitemap, max_search_pages=max_search_pages, fresh=fresh, force=force,
-                      time_limit=time_limit, config=state.config)
+        r = run_crawl(s, marketplace, fresh=fresh, config=state.config, distributed=distributed, **kw)
     if not r.report:
         from crawlers.context import read_status
 

@@ -271,6 +271,33 @@ class OpsSettings(_Section):
     browser_check: bool = True  # /readyz checks that Chromium starts (when a browser marketplace is enabled)
 
 
+class DistributedSettings(_Section):
+    """[distributed]: many crawler and worker processes on any machines, sharing one Redis (the crawl
+    frontier and the listing streams, cluster/) and one Elasticsearch/OpenSearch index ([store])."""
+
+    enabled: bool = False  # true: `tiswatch crawl` and scheduled crawls run on the shared Redis frontier
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = Field("tiswatch", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    lease_seconds: float = Field(120, ge=1, le=86_400)
+    max_attempts: int = Field(3, ge=1, le=100)
+    dupefilter: Literal["exact", "bloom"] = "exact"
+    expected_requests: int = Field(1_000_000, ge=1_000, le=10_000_000_000)
+    bloom_error_rate: float = Field(1e-7, gt=0, lt=0.1)
+    run_ttl_hours: float = Field(168, gt=0)
+    max_backlog: int = Field(200_000, ge=100)
+    worker_batch: int = Field(100, ge=1, le=10_000)
+    claim_idle_seconds: float = Field(60, ge=0.1)
+    max_deliveries: int = Field(5, ge=1, le=1000)
+    poll_seconds: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+
 class Settings(_Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -285,6 +312,7 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     ops: OpsSettings = OpsSettings()
+    distributed: DistributedSettings = DistributedSettings()
 
     # ---- paths in the data directory -------------------------------------------------------
     @property

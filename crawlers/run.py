@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-file", default="")
     ap.add_argument("--job", default="", help="the scheduler job that started this crawl (for the logs)")
     ap.add_argument("--urls-file", default="", help="listing page URLs to fetch again, one a line (a revisit)")
+    ap.add_argument("--distributed", action="store_true", help="work on the marketplace's shared run in Redis (cluster/)")
+    ap.add_argument("--join", action="store_true", help="with --distributed: only join an open run, never start one")
+    ap.add_argument("--name", default="", help="with --distributed: this process's name (default host:pid:random)")
     a = ap.parse_args(argv)
 
     from crawlers.context import read_status, write_status
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lock = FileLock(crawl_lock_path(ts.home, a.marketplace), what=f"crawl {a.marketplace} {a.job}".strip())
     try:
-        lock.acquire()  # one crawl of a marketplace at a time, whoever starts it; released when we exit
+        if not a.distributed:  # distributed crawl processes share the marketplace's run (cluster/)
+            lock.acquire()  # one crawl of a marketplace at a time, whoever starts it; released when we exit
     except Busy as e:
         print(f"another crawl of {a.marketplace} is running: {e}", file=sys.stderr)
         return EXIT_BUSY
@@ -106,15 +110,28 @@ def main(argv: list[str] | None = None) -> int:
     if a.marketplace == "shop":
         kwargs["start_urls"] = json.dumps(a.start_url)
         kwargs["sitemap"] = a.sitemap
+    spidercls = load_object(SPIDERS[a.marketplace])
+    report_path = mp_dir / "last_run.json"
+    if a.distributed:
+        from cluster.crawl import apply_distributed, open_run_exists
+        from cluster.crawl import report_path as process_report
+        from cluster.frontier import process_name
+
+        if a.join and not open_run_exists(ts, a.marketplace):
+            print(f"{a.marketplace}: no distributed run is open; nothing to join", file=sys.stderr)
+            return EXIT_OK
+        name = a.name or process_name()
+        spidercls = apply_distributed(s, ts, a.marketplace, spidercls, name=name, join=a.join)
+        report_path = process_report(ts, a.marketplace, name)
     t0 = datetime.now(UTC).replace(microsecond=0)
     process = CrawlerProcess(s, install_root_handler=True)
-    process.crawl(load_object(SPIDERS[a.marketplace]), **kwargs)
+    process.crawl(spidercls, **kwargs)
     from ops.logs import configure_crawl_logging
 
     configure_crawl_logging(ts, a.marketplace, a.job)  # after crawl(): Scrapy re-installs its handler there
     process.start()
     try:
-        report = json.loads((mp_dir / "last_run.json").read_text("utf-8"))
+        report = json.loads(report_path.read_text("utf-8"))
     except (OSError, ValueError):
         return EXIT_FAILED
     if datetime.fromisoformat(report.get("finished") or "1970-01-01T00:00:00+00:00") < t0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,8 +54,11 @@ class CrawlResult:
 def crawl_command(settings: Settings, marketplace: str, *, base_url: str = "", categories: list[str] | None = None,
                   keywords: list[str] | None = None, start_urls: list[str] | None = None, sitemap: str = "",
                   max_search_pages: int | None = None, fresh: bool = False, config: str | None = None,
-                  job: str = "", urls_file: str | Path | None = None, force: bool = False) -> list[str]:
+                  job: str = "", urls_file: str | Path | None = None, force: bool = False,
+                  distributed: bool = False, join: bool = False, name: str = "") -> list[str]:
     cmd = [sys.executable, "-m", "crawlers.run", marketplace, "--home", str(settings.home)]
+    if distributed:  # the marketplace's shared run in Redis (cluster/)
+        cmd += ["--distributed"] + (["--join"] if join else []) + (["--name", name] if name else [])
     if config:
         cmd += ["--config", str(config)]
     if job:
@@ -81,16 +85,29 @@ def crawl_command(settings: Settings, marketplace: str, *, base_url: str = "", c
 
 
 def run_crawl(settings: Settings, marketplace: str, *, time_limit: float | None = None, config: str | None = None,
-              stop: threading.Event | None = None, grace: float = 15.0, **kw: Any) -> CrawlResult:
+              stop: threading.Event | None = None, grace: float = 15.0, distributed: bool | None = None,
+              **kw: Any) -> CrawlResult:
     """Run one marketplace's crawl in a child process and wait for it (at most `time_limit` seconds;
     a crawl still running then gets SIGTERM, which lets Scrapy stop cleanly, then SIGKILL after
     `grace` seconds). Setting `stop` (the service shutting down) stops it the same way. Either way
-    the next crawl of the marketplace resumes where this one stopped (crawlers/frontier.py)."""
+    the next crawl of the marketplace resumes where this one stopped (crawlers/frontier.py).
+
+    `distributed` (default: [distributed] enabled, except for a revisit of listing URLs): the child
+    works on the marketplace's shared run in Redis with the other crawler processes (cluster/)."""
     settings.ensure_home()
     log_path = settings.log_dir / f"crawl-{marketplace}.log"
     report_path = settings.crawl_dir / marketplace / "last_run.json"
+    shared_report = report_path
+    if distributed is None:
+        distributed = settings.distributed.enabled and not kw.get("urls_file")
+    if distributed:
+        from cluster.crawl import report_path as process_report
+        from cluster.frontier import process_name
+
+        kw["name"] = kw.get("name") or process_name()
+        shared_report, report_path = report_path, process_report(settings, marketplace, kw["name"])
     before = report_path.stat().st_mtime if report_path.exists() else 0
-    cmd = crawl_command(settings, marketplace, config=config, **kw) + ["--log-file", str(log_path)]
+    cmd = crawl_command(settings, marketplace, config=config, distributed=distributed, **kw) + ["--log-file", str(log_path)]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t0 = time.monotonic()
     limit = time_limit or settings.crawl.time_limit
@@ -118,6 +135,11 @@ def run_crawl(settings: Settings, marketplace: str, *, time_limit: float | None 
             report = json.loads(report_path.read_text("utf-8"))
         except ValueError:
             report = {}
+    if distributed and report:  # the marketplace's last report, where the status page and metrics read it
+        tmp = shared_report.with_name(f"last_run.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str), "utf-8")
+        os.replace(tmp, shared_report)
+        shutil.rmtree(report_path.parent, ignore_errors=True)  # this process's own folder
     return CrawlResult(marketplace, proc.returncode, time.monotonic() - t0, log_path, timed_out, report, stopped)
 
 
