@@ -59,7 +59,8 @@ def safe_trim_id(r: Any, stream: str) -> str | None:
     low: tuple[int, int] | None = None
     for g in groups:
         name = g["name"]
-        cand = _id_tuple(g["last-delivered-id"])
+        ms, seq = _id_tuple(g["last-delivered-id"])
+        cand = (ms, seq + 1)  # everything up to the last delivered entry, when nothing is pending
         if int(g.get("pending") or 0) > 0:
             p = r.xpending(stream, name)
             if p and p.get("min"):

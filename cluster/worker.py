@@ -216,7 +216,7 @@ class CheckWorker:
         if listings:
             self._index_batch(listings)
         self._run_ends()
-        if time.monotonic() - self._last_trim > TRIM_SECONDS:
+        if not entries or time.monotonic() - self._last_trim > TRIM_SECONDS:
             self._last_trim = time.monotonic()
             streams.trim(self.r, self.keys.listings)
         return len(entries)
@@ -232,6 +232,7 @@ class CheckWorker:
                 return
             log.warning("a batch of %d listings failed (%s); indexing them one by one", len(batch), e)
         for one in batch:
+            one.redelivered = True  # the batch may have been indexed before it failed: its events are recovered
             try:
                 self._index([one])
             except Exception as e:

@@ -157,7 +157,7 @@ def test_the_run_finishes_once_with_a_run_end_for_the_workers(r):
 
 
 def test_an_incomplete_run_says_so(r):
-    a, b = seeded(r, "a", "b")
+    a, _b = seeded(r, "a", "b")
     a.push("k", "u", b"d")
     a.pop()
     a.ack("k", "failed", incomplete=True)
@@ -180,7 +180,7 @@ def test_revisits_are_pushed_by_one_process_once(r):
 
 
 def test_fresh_abandons_the_open_run_and_its_processes_stop(r):
-    a, b = seeded(r, "a", "b")
+    a, _b = seeded(r, "a", "b")
     a.push("k", "u", b"d")
     old = a.run.id
     c = proc(r, "c")
