@@ -300,6 +300,19 @@ redis.call('XADD', stream, '*', 't', 'run_end', 'd', cjson.encode(info))
 return {'finished'}
 """
 
+# KEYS run procs; ARGV run_id worker status ttl_ms  (only while the run is open: no key outlives it)
+HEARTBEAT = _GUARD + """
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {1}
+"""
+
+# KEYS run; ARGV run_id
+REVISITS_DONE = _GUARD + """
+redis.call('HSET', run, 'revisits', 'done')
+return {1}
+"""
+
 # KEYS run ids; ARGV fresh join started worker fields(json)
 OPEN = """
 local run, ids = KEYS[1], KEYS[2]
@@ -358,7 +371,8 @@ class RedisFrontier:
         self.abandoned: dict[str, str] = {}
         self._scripts = {name: r.register_script(src) for name, src in (
             ("push", PUSH), ("seen", SEEN), ("pop", POP), ("ack", ACK), ("release", RELEASE), ("renew", RENEW),
-            ("reclaim", RECLAIM), ("finish", TRY_FINISH), ("open", OPEN))}
+            ("reclaim", RECLAIM), ("finish", TRY_FINISH), ("open", OPEN), ("heartbeat", HEARTBEAT),
+            ("revisits_done", REVISITS_DONE))}
 
     @classmethod
     def from_settings(cls, r: Any, keys: Keys, marketplace: str, settings: Any, worker: str | None = None) -> RedisFrontier:
@@ -451,7 +465,7 @@ class RedisFrontier:
         return state
 
     def revisits_done(self) -> None:
-        self.r.hset(self.run_key, "revisits", "done")
+        self._call("revisits_done", [self.run_key], [])
 
     def delete_run_keys(self, run_id: int, spec: FilterSpec) -> None:
         """Drop what is left of a run (its duplicate filter above all); UNLINK frees memory in the
@@ -476,10 +490,8 @@ class RedisFrontier:
         pipe.execute()
 
     def heartbeat(self, **status: Any) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hset(self._k("procs"), self.worker, json.dumps({"at": _now_iso(), "held": len(self.held), **status}))
-        pipe.pexpire(self._k("procs"), self.ttl_ms)
-        pipe.execute()
+        self._call("heartbeat", [self.run_key, self._k("procs")],
+                   [self.worker, json.dumps({"at": _now_iso(), "held": len(self.held), **status}), self.ttl_ms])
 
     # ---- what the embedded frontier offers (crawlers/frontier.py), for the shared crawl code ---------------
     def pending(self) -> list[dict[str, Any]]:
