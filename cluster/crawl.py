@@ -36,7 +36,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scrapy.exceptions import CloseSpider, DontCloseSpider
+from redis.exceptions import RedisError
+from scrapy import Request
+from scrapy.exceptions import CloseSpider, DontCloseSpider, DropItem
 from scrapy.utils.request import request_from_dict
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import Base as RedisQueueBase
@@ -47,7 +49,7 @@ from cluster.frontier import RedisFrontier, RunClosed, process_name
 from cluster.keys import Keys, connect
 from crawlers.context import CrawlContext
 from crawlers.frontier import Tracker
-from crawlers.middlewares import CrawlReport
+from crawlers.middlewares import CrawlReport, FrontierMiddleware
 from listings.store import IngestResult
 
 log = logging.getLogger(__name__)
@@ -212,6 +214,7 @@ class RedisTracker(Tracker):
         self._output_done: set[str] = set()
         self.unpicklable = 0
         self._seen_flushed = 0
+        self.broken: set[str] = set()
 
     def record(self, request) -> bool:
         try:
@@ -226,8 +229,18 @@ class RedisTracker(Tracker):
             pass
         return False
 
+    def mark_broken(self, key: str) -> None:
+        """What this response yielded could not all be recorded (Redis unreachable for longer than the
+        client's retries): it is not acknowledged, and no longer renewed, so its lease expires and the
+        page is fetched again (by any process)."""
+        self.broken.add(key)
+        self.frontier.held.discard(key)
+        log.error("request %s could not be recorded completely; it is fetched again after its lease", key)
+
     def _done(self, key: str, url: str, state: str = "done") -> None:
         self._output_done.discard(key)
+        if key in self.broken:
+            return
         ctx = self.ctx
         delta = len(ctx.seen) - self._seen_flushed
         self._seen_flushed = len(ctx.seen)
@@ -244,6 +257,20 @@ class RedisTracker(Tracker):
             log.info("request %s ended without a response or an error; acknowledged", k)
             self._done(k, "")
         return len(keys)
+
+
+class DistributedFrontierMiddleware(FrontierMiddleware):
+    """The embedded crawl's frontier middleware; a request that cannot be pushed to Redis marks the
+    response that yielded it as broken (see RedisTracker.mark_broken) instead of failing it."""
+
+    def _one(self, tr, key: str, x: Any) -> Any:
+        if isinstance(x, Request) and isinstance(tr, RedisTracker):
+            try:
+                return x if tr.record(x) else None
+            except RedisError:
+                tr.mark_broken(key)
+                return None
+        return super()._one(tr, key, x)
 
 
 # ---- the scrapy-redis scheduler on the lease queue ---------------------------------------------------
@@ -282,10 +309,17 @@ class LeaseQueue(RedisQueueBase):
                         request.url)
             self.local.append(request)
             return True
-        key = self.ctx.tracker_for(self.spider.crawler).key(request)
+        tracker = self.ctx.tracker_for(self.spider.crawler)
+        key = tracker.key(request)
         try:
             return self.frontier.push(key, request.url, data, request.priority, request.dont_filter)
         except RunClosed:
+            return False
+        except RedisError:
+            if key in self.frontier.held:  # a retry of a request this process holds: fetch it again later
+                tracker.mark_broken(key)
+            else:
+                log.error("request %s not recorded: Redis unreachable", request.url)
             return False
 
     def pop(self, timeout=0):
@@ -295,6 +329,9 @@ class LeaseQueue(RedisQueueBase):
             try:
                 got = self.frontier.pop()
             except RunClosed:
+                return None
+            except RedisError as e:  # the engine asks again soon
+                log.warning("no request from Redis: %s", e)
                 return None
             if got is None:
                 return None
@@ -701,9 +738,12 @@ class ShipPipeline(_Base):
             try:
                 streams.add_listing(ctx.redis, ctx.keys, payload)
                 break
-            except Exception as e:  # Redis away: wait for it rather than lose the listing
+            except RedisError as e:  # Redis away: wait for it rather than lose the listing
                 if waited >= limit:
-                    raise
+                    tr = ctx.tracker
+                    if tr is not None and item.get("_frontier"):
+                        tr.mark_broken(item["_frontier"])  # the page is fetched again later
+                    raise DropItem(f"listing {listing.key} not handed to the workers: {e}") from None
                 log.warning("listing %s not handed to the workers yet (%s); retrying", listing.key, e)
                 await asyncio.sleep(delay)
                 waited += delay
@@ -736,6 +776,11 @@ def apply_distributed(s: Any, ts: Any, marketplace: str, spidercls: type, *, nam
     ext["cluster.crawl.DistributedCrawlReport"] = 500
     s.set("EXTENSIONS", ext, priority="cmdline")
     s.set("ITEM_PIPELINES", pipelines(dict(s.getdict("ITEM_PIPELINES"))), priority="cmdline")
+    smw = dict(s.getdict("SPIDER_MIDDLEWARES"))
+    order = smw.pop("crawlers.middlewares.FrontierMiddleware", 10)
+    smw["crawlers.middlewares.FrontierMiddleware"] = None
+    smw["cluster.crawl.DistributedFrontierMiddleware"] = order
+    s.set("SPIDER_MIDDLEWARES", smw, priority="cmdline")
     s.set("TISWATCH_DISTRIBUTED", True, priority="cmdline")
     s.set("TISWATCH_PROCESS", name or process_name(), priority="cmdline")
     s.set("TISWATCH_JOIN", join, priority="cmdline")

@@ -41,6 +41,7 @@ class Service:
         self._lock = FileLock(service_lock_path(settings.home), what="tiswatch run")
         self._server: Any = None
         self._metrics_server: Any = None
+        self._relay: Any = None  # distributed mode: events from Redis into events.sqlite (cluster/worker.py)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self, now_jobs: list[str] | None = None) -> dict[str, list[str]]:
@@ -70,6 +71,11 @@ class Service:
             log.warning("%d job run(s) were still marked running from a previous service; marked stopped", n)
         install(self.ctx)
         self._start_metrics_listener()
+        if self.settings.distributed.enabled:
+            from cluster.worker import start_relay_thread
+
+            self._relay = start_relay_thread(self.settings)
+            log.info("distributed mode: relaying events from Redis into the event log, publishing the registry")
         if not self.with_scheduler:
             return {"added": [], "rescheduled": [], "kept": [], "removed": []}
         self.sched = build_scheduler(self.settings, self.ctx)
@@ -100,6 +106,10 @@ class Service:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server = None
+        if self._relay is not None:
+            self._relay[1].set()
+            self._relay[0].join(10)
+            self._relay = None
         install(None)
         self.ctx.close()
         self._lock.release()

@@ -249,3 +249,30 @@ def test_requests_survive_the_queue():
         (req.url, 7, req.cb_kwargs, "parse_product", "on_error")
     assert back.meta["playwright_page_init_callback"] is _init_page and "download_slot" not in back.meta
     assert back.meta["playwright_page_methods"][0].method is wait_for_api
+
+
+def test_a_page_whose_output_cannot_be_recorded_is_fetched_again(r):
+    """Redis unreachable (longer than the client retries) while a page's output is recorded: the page
+    is not acknowledged and no longer renewed, so its lease expires and another process fetches it."""
+    from types import SimpleNamespace
+
+    from cluster.crawl import DistributedFrontierMiddleware, RedisTracker
+
+    a, b = seeded(r, "a", "b")
+    a.push("parent", "https://m/parent", b"d")
+    a.pop()
+    tr = RedisTracker(SimpleNamespace(frontier=a, seen=set(), complete=True, blocked=None),
+                      lambda req: b"\x01", lambda req: b"data")
+    mw = DistributedFrontierMiddleware(crawler=None)
+    assert mw._one(tr, "parent", scrapy.Request("https://m/child")) is None      # pushed: dropped here
+
+    def down(*args, **kw):
+        raise redis_lib.ConnectionError("Redis went away")
+
+    a.push = down
+    assert mw._one(tr, "parent", scrapy.Request("https://m/child-2")) is None
+    tr.output_done("parent", "https://m/parent")
+    assert "parent" not in a.held and r.zscore(a._k("lease"), "parent") is not None   # not acknowledged
+    assert a.renew() == 0
+    assert b.reclaim(now_ms=FAR) == (1, 0)
+    assert sorted(b.pop()[0] for _ in range(2)) == sorted(["parent", tr.key(scrapy.Request("https://m/child"))])
