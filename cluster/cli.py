@@ -246,7 +246,8 @@ def dead(
         console.print("no dead letters")
         return
     for eid, f in rows:
-        console.print(f"{eid.decode()}  {f.get(b'at', b'').decode()}  {f.get(b'error', b'').decode()}")
+        console.print(f"{eid.decode()}  {f.get(b'at', b'').decode()}  {f.get(b'error', b'').decode()}", soft_wrap=True,
+                      markup=False, highlight=False)
         if replay:
             data = json.loads(f[b"d"])
             entry = data.get("entry", data)

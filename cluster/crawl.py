@@ -387,6 +387,17 @@ class Scheduler(RedisScheduler):
         inst.crawler = crawler
         return inst
 
+    def open(self, spider):
+        from scrapy.utils.misc import load_object
+
+        self.spider = spider
+        self.queue = load_object(self.queue_cls)(server=self.server, spider=spider, key=self.queue_key,
+                                                 serializer=self.serializer)
+        self.df = load_object(self.dupefilter_cls).from_spider(spider)
+        n = len(self.queue)
+        if n:
+            log.info("%d requests of the shared run are waiting", n)
+
     def enqueue_request(self, request) -> bool:
         if not self.queue.push(request):
             self.df.log(request, self.spider)
