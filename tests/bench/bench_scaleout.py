@@ -14,6 +14,9 @@
    fetching (first to last page) and end to end (start to all indexed); listings checked and
    indexed/s; CPU seconds per page of the crawler processes (their own rusage, less what a crawler
    costs to start, measured on a crawl of one page); what limited it.
+   Then the sandbox's Shopee, whose pages go through Chromium (scrapy-playwright): one embedded crawl
+   against 2 distributed crawler processes (crawling only: the listings wait in the Redis stream),
+   pages/s and CPU s per page, the costly case that sizes a Shopee crawl.
 3. Workers alone: a stream preloaded with listings, drained by 1 and 2 worker processes: listings
    checked and indexed per second, CPU ms per listing.
 
@@ -257,6 +260,63 @@ def distributed(base, world, srv, hits, categories, n: int, redis_url: str, es_u
             "redis_peak_mb": peak[0] / 1e6, "ok": all(p.returncode == 0 for p in procs) and info.get("state") == "finished"}
 
 
+def shopee(base, redis_url: str, es_factory, n_listings: int = 90, processes: tuple[int, ...] = (0, 2)) -> list[dict[str, Any]]:
+    """Shopee's pages go through Chromium (the site signs its API in the page): the costly case. One
+    embedded crawl (processes 0) and distributed crawls; CPU per page from the crawl processes' rusage
+    (Chromium is their descendant, reaped by Playwright's driver: counted as far as it was reaped)."""
+    import redis
+
+    from cluster.keys import Keys
+    from sandbox.server import SandboxServer
+    from sandbox.world import build_world
+
+    w = build_world(seed=17, n_licences=300, n_listings=n_listings, vanish_share=0)
+    rows = []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with SandboxServer(w) as srv:
+        cats = [f"{srv.url}/shopee/x-cat.{c[0]}" for c in srv.sandbox.categories("shopee")]
+        for n in processes:
+            es = es_factory() if n else None
+            store = f'[store]\nbackend = "elasticsearch"\nes_url = "{es.url}"\nes_replicas = 0\n' if es else ""
+            dist = f'[distributed]\nredis_url = "{redis_url}"\nlease_seconds = 60\npoll_seconds = 0.3\n' if n else ""
+            s, cfg = make_home(base, w, f"shopee{n}", store, dist)
+            cfg_text = Path(cfg).read_text().replace("concurrency = 8\n", "concurrency = 4\nbrowser_pages = 4\n", 1)
+            Path(cfg).write_text(cfg_text)
+            r = redis.Redis.from_url(redis_url)
+            r.flushall()
+            from crawlers.runner import crawl_command
+
+            def cmd(extra: list[str], s=s, cfg=cfg) -> list[str]:
+                return crawl_command(s, "shopee", base_url=f"{srv.url}/shopee", categories=cats, config=cfg) + extra
+
+            t0 = time.monotonic()
+            if n == 0:
+                procs = [subprocess.Popen(cmd(["--log-file", str(s.log_dir / "c.log")]), cwd=str(ROOT), env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+            else:
+                procs = [subprocess.Popen(cmd(["--distributed", "--name", f"s{i}", "--log-file", str(s.log_dir / f"s{i}.log")]),
+                                          cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         for i in range(n)]
+            cpu = sum(_wait_rusage(p) for p in procs)
+            secs = time.monotonic() - t0
+            if n == 0:
+                reps = [json.loads((s.crawl_dir / "shopee" / "last_run.json").read_text())]
+            else:
+                from cluster.crawl import report_path
+
+                reps = [json.loads(report_path(s, "shopee", f"s{i}").read_text()) for i in range(n)]
+            pages = sum(int(x["stats"].get("response_received_count", 0)) for x in reps)
+            listings = sum(int(x["stats"].get("tiswatch/listings", 0)) for x in reps)
+            ok = all(x["reason"] == "finished" for x in reps) and all(p.returncode == 0 for p in procs)
+            if n:
+                ok = ok and r.hget(Keys("tiswatch").run("shopee"), "state") == b"finished"
+            rows.append({"processes": n, "pages": pages, "listings": listings, "secs": secs, "cpu": cpu, "ok": ok,
+                         "expected": len(w.for_marketplace("shopee"))})
+            if es is not None:
+                es.close()
+    return rows
+
+
 # ---- 3. workers alone ------------------------------------------------------------------------------------
 def workers_alone(base, world, redis_url: str, es_factory, counts=(1, 2), n_listings: int = 1500) -> list[dict[str, Any]]:
     import redis
@@ -335,6 +395,7 @@ def run(fingerprints: int = 1_000_000, n_listings: int = 1200, processes: tuple[
             out["crawls"] = rows
         finally:
             srv.stop()
+        out["shopee"] = shopee(base, red.url, osm.clone)
         out["workers"] = workers_alone(base, world, red.url, osm.clone)
         out["load_after"] = os.getloadavg()
     finally:
@@ -373,6 +434,13 @@ def report(o: dict[str, Any]) -> None:
         peak = f"{x['redis_peak_mb']:.1f}" if "redis_peak_mb" in x else "-"
         print(f"{x['what'] + ('' if x['ok'] else ' FAILED'):<36} {x['pages']:>6} {pps:>17.1f} {pps / base_pps:>8.2f} "
               f"{x['pages'] / x['e2e_s']:>12.1f} {x['listings'] / x['indexed_s']:>11.1f} {cpu_page:>20.1f} {wcpu:>22} {peak:>14}")
+    print("\n   Shopee in Chromium (sandbox; pages are browser navigations; a crawler's start-up included)")
+    print(f"{'run':<36} {'pages':>6} {'listings':>9} {'seconds':>8} {'pages/s':>8} {'CPU s/page':>11}")
+    for x in o["shopee"]:
+        what = "embedded, 1 process" if x["processes"] == 0 else f"distributed, {x['processes']} processes"
+        what += "" if x["ok"] and x["listings"] == x["expected"] else f" (listings {x['listings']}/{x['expected']}, check)"
+        print(f"{what:<36} {x['pages']:>6} {x['listings']:>9} {x['secs']:>8.1f} {x['pages'] / x['secs']:>8.2f} "
+              f"{x['cpu'] / max(1, x['pages']):>11.2f}")
     print("\n3. workers alone: a preloaded listing stream drained by `tiswatch worker --drain` processes")
     w0 = o["workers"][0]
     print(f"{'workers':>8} {'listings':>9} {'listings/s':>11} {'vs 1':>6} {'CPU ms/listing':>15}")
