@@ -245,17 +245,32 @@ def dead(
     if not rows:
         console.print("no dead letters")
         return
+    replayed = kept = 0
     for eid, f in rows:
         console.print(f"{eid.decode()}  {f.get(b'at', b'').decode()}  {f.get(b'error', b'').decode()}", soft_wrap=True,
                       markup=False, highlight=False)
         if replay:
-            data = json.loads(f[b"d"])
-            entry = data.get("entry", data)
-            if "listing" in entry or entry.get("marketplace"):
-                r.xadd(keys.listings, {"t": "listing", "d": json.dumps(entry, ensure_ascii=False)})
+            entry = replayable(f.get(b"d"))
+            if entry is None:  # nothing a worker could read: it stays here, for a person to look at
+                kept += 1
+                continue
+            r.xadd(keys.listings, {"t": "listing", "d": json.dumps(entry, ensure_ascii=False)})
             r.xdel(keys.dead, eid)
+            replayed += 1
     if replay:
-        console.print(f"{len(rows)} entries back on the listing stream")
+        console.print(f"{replayed} entries back on the listing stream"
+                      + (f"; {kept} kept (not a listing entry a worker can read)" if kept else ""))
+
+
+def replayable(d: bytes | None) -> dict[str, Any] | None:
+    """The listing stream entry a dead letter holds, when it is one a worker can read again (a listing
+    that failed too often, or a bad entry wrapping one); None for anything else."""
+    try:
+        data = json.loads(d or b"")
+    except ValueError:
+        return None
+    entry = data.get("entry", data) if isinstance(data, dict) else None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("listing"), dict) else None
 
 
 @app.command("forget")

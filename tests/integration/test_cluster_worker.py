@@ -203,6 +203,15 @@ def test_bad_entries_go_to_the_dead_letters_and_the_rest_is_indexed(tmp_path, r,
     res = CliRunner().invoke(app, ["--home", str(s.home), "cluster", "dead"],
                              env={"TISWATCH_DISTRIBUTED__REDIS_URL": redis_url, "COLUMNS": "200"})
     assert res.exit_code == 0 and "invalid listing: title: Field required" in res.output
+    # --replay sends back what a worker can read again (the listing) and keeps the rest for a person
+    before = r.xlen(KEYS.listings)
+    res = CliRunner().invoke(app, ["--home", str(s.home), "cluster", "dead", "--replay"],
+                             env={"TISWATCH_DISTRIBUTED__REDIS_URL": redis_url, "COLUMNS": "200"})
+    assert res.exit_code == 0 and "1 entries back on the listing stream; 2 kept" in res.output, res.output
+    assert sorted(f[b"error"].decode().split(":")[0] for _, f in r.xrange(KEYS.dead)) == \
+        ["unknown entry type 'mystery'", "unreadable entry"]
+    back = r.xrange(KEYS.listings)[before:]
+    assert [json.loads(f[b"d"])["listing"]["item_id"] for _, f in back] == ["9"]
 
 
 class PoisonStore:
