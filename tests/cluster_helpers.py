@@ -98,7 +98,11 @@ class Cluster:
     crawler processes started as the scheduler and `tiswatch crawl --distributed` start them."""
 
     def __init__(self, tmp_path, world, server, redis_url, es_url, name, **dist):
-        dist = {"redis_url": redis_url, "lease_seconds": 4, "claim_idle_seconds": 2, "poll_seconds": 0.3, **dist}
+        # leases renew on the crawl's reactor: on a machine with a load of 40 a short lease can expire under a
+        # live process, which then fetches a page twice (at least once, as designed). Tests that assert
+        # "each page once" use a lease no stall reaches; the kill test a short one (the victim's pages
+        # must come back soon).
+        dist = {"redis_url": redis_url, "lease_seconds": 60, "claim_idle_seconds": 2, "poll_seconds": 0.3, **dist}
         store = f'[store]\nbackend = "elasticsearch"\nes_url = "{es_url}"\nes_replicas = 0\n'
         self.s, self.cfg = make_home(tmp_path, world, name, store,
                                      "[distributed]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in dist.items()))

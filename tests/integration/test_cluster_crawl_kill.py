@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.xdist_group("clu
 
 
 def test_a_crawler_killed_mid_crawl_loses_nothing(cluster, server, world):  # noqa: F811
-    c = cluster()
+    c = cluster(lease_seconds=10)
     mp = "lazada"
     n = len(world.for_marketplace(mp))
     gate(server, 1500)
@@ -44,7 +44,7 @@ def test_a_crawler_killed_mid_crawl_loses_nothing(cluster, server, world):  # no
             if held() and int(c.run_info(mp).get("done") or 0) >= n // 3:
                 os.killpg(c.procs["victim"].pid, signal.SIGKILL)
                 c.procs["victim"].wait()
-                # what it held when it died (its leases expire after lease_seconds, 4 s, not yet)
+                # what it held when it died (its leases expire after lease_seconds, 10 s, not yet)
                 held_urls = {c.r.hget(pri, k).decode().split("\t", 1)[1] for k in held()}
                 break
             assert c.procs["victim"].poll() is None and time.monotonic() < deadline
