@@ -112,9 +112,11 @@ class ReviewSettings(_Section):
     language: Literal["th", "en"] = "th"
     secure_cookies: bool = False
     session_hours: float = Field(12, gt=0, le=24 * 30)
+    session_idle_minutes: float = Field(30, gt=0, le=24 * 60)
     max_failed_logins: int = Field(5, ge=1, le=100)
     lockout_minutes: int = Field(15, ge=1, le=24 * 60)
     page_size: int = Field(50, ge=10, le=500)
+    count_cache_seconds: float = Field(15, ge=0, le=3600)
 
 
 class SmtpSettings(_Section):

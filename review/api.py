@@ -55,12 +55,13 @@ class SavedSearchIn(BaseModel):
 
 
 def _search(request: Request, f: ListFilters, limit: int, offset: int) -> dict[str, Any]:
+    app = request.app.state
     try:
-        res = request.app.state.store.search(f.query(limit, offset))
+        res, facets = service.search_with_counts(app.store, app.counts, f, limit, offset)
     except BadParam as e:
         raise HTTPException(400, str(e)) from None
     return {"total": res.total, "limit": limit, "offset": offset, "items": res.hits,
-            "facets": {k: [[a, b] for a, b in v] for k, v in res.facets.items()}}
+            "facets": {k: [[a, b] for a, b in v] for k, v in facets.items()}}
 
 
 @router.get("/me")

@@ -3,7 +3,8 @@ hostile: templates autoescape everything and a strict Content-Security-Policy fo
 and style (htmx is vendored under review/static/vendor and configured not to inject styles).
 
 `app.state` holds: settings, store (the listing store), appdb (app.sqlite: users, sessions, tokens,
-decisions, audit), events (the listing event log), decider (review/decisions.py), secret.
+decisions, audit), events (the listing event log), decider (review/decisions.py), secret, counts
+(review/counts.py: the queue's and search's facet counts, kept briefly).
 Other packages add routers with one `include_router` line below; see docs/DEVELOPING.md.
 """
 
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from listings.events import open_events
 from listings.store import open_store
+from review.counts import CountCache
 from review.db import open_appdb, secret_key
 from review.decisions import Decider
 from settings import Settings, load_settings
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.events = open_events(settings)
     app.state.decider = Decider(app.state.store, app.state.appdb, app.state.events)
     app.state.secret = secret_key(settings)
+    app.state.counts = CountCache(settings.review.count_cache_seconds)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.middleware("http")
@@ -67,6 +70,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             nxt = request.url.path + ("?" + request.url.query if request.url.query else "")
             from urllib.parse import urlencode
 
+            from review.auth import SESSION_COOKIE
+
+            if request.cookies.get(SESSION_COOKIE):  # a session cookie the app no longer knows: idle or expired
+                resp = RedirectResponse("/login?" + urlencode({"next": nxt, "msg": "session_ended"}), status_code=303)
+                resp.delete_cookie(SESSION_COOKIE, path="/")
+                return resp
             return RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
         from review.web import render
 

@@ -143,6 +143,25 @@ def login_outcome(failed_before: int, locked_until: str | None, password_ok: boo
     return "bad", failed, None
 
 
+def session_state(expires_at: str, last_seen: str, now: datetime, idle: timedelta) -> str:
+    """Pure session rule: 'live', 'expired' (past its absolute lifetime, [review] session_hours) or
+    'idle' (nothing asked with it for longer than `idle`, [review] session_idle_minutes). An officer
+    who leaves a laptop logged in at lunch finds it logged out; one who works all day is asked to
+    log in again after the absolute lifetime."""
+    if iso(now) >= expires_at:
+        return "expired"
+    if now - datetime.fromisoformat(last_seen) > idle:
+        return "idle"
+    return "live"
+
+
+def touch_due(last_seen: str, now: datetime, idle: timedelta) -> bool:
+    """Whether a live session's last_seen should be written again: at most once a minute (a write per
+    request would serialise page views on the database), and often enough for `idle` to hold to within
+    a quarter of itself."""
+    return (now - datetime.fromisoformat(last_seen)) >= min(timedelta(minutes=1), idle / 4)
+
+
 def check_password_strength(pw: str) -> None:
     if len(pw) < 10:
         raise UserError("a password needs at least 10 characters")
@@ -151,10 +170,11 @@ def check_password_strength(pw: str) -> None:
 
 
 class AppDB:
-    def __init__(self, path: str | Path, policy: LockPolicy | None = None):
+    def __init__(self, path: str | Path, policy: LockPolicy | None = None, session_idle: timedelta = timedelta(minutes=30)):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.policy = policy or LockPolicy()
+        self.session_idle = session_idle
         self._lock = threading.RLock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
@@ -332,24 +352,35 @@ class AppDB:
         now = now or now_utc()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self._lock:
-            self.db.execute("DELETE FROM sessions WHERE expires_at < ?", (iso(now),))
+            self.db.execute("DELETE FROM sessions WHERE expires_at < ? OR last_seen < ?",
+                            (iso(now), iso(now - self.session_idle)))
             self.db.execute("INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?)",
                             (sha256(token), user.id, csrf, iso(now), iso(now + timedelta(hours=hours)), iso(now), ip,
                              (user_agent or "")[:300]))
         return token, csrf
 
     def session(self, token: str, now: datetime | None = None) -> tuple[User, str] | None:
-        """The user and CSRF token of a live session cookie, or None."""
+        """The user and CSRF token of a live session cookie, or None. A session past its absolute
+        lifetime or idle for longer than `session_idle` is ended here (and audited as such)."""
         if not token or len(token) > 200:
             return None
         now = now or now_utc()
-        r = self.db.execute("SELECT s.csrf, s.expires_at, s.last_seen, u.* FROM sessions s JOIN users u ON u.id = s.user_id"
-                            " WHERE s.id=?", (sha256(token),)).fetchone()
-        if r is None or r["expires_at"] < iso(now) or not r["active"]:
+        sid = sha256(token)
+        r = self.db.execute("SELECT s.csrf, s.expires_at, s.last_seen, u.* FROM sessions s"
+                            " JOIN users u ON u.id = s.user_id WHERE s.id=?", (sid,)).fetchone()
+        if r is None or not r["active"]:
             return None
-        if (now - datetime.fromisoformat(r["last_seen"])).total_seconds() > 300:
+        state = session_state(r["expires_at"], r["last_seen"], now, self.session_idle)
+        if state != "live":
             with self._lock:
-                self.db.execute("UPDATE sessions SET last_seen=? WHERE id=?", (iso(now), sha256(token)))
+                gone = self.db.execute("DELETE FROM sessions WHERE id=?", (sid,)).rowcount
+            if gone:
+                self.audit("session.end", f"user:{r['username']}", None,
+                           {"why": state, "last_seen": r["last_seen"]}, self._user(r), None, now)
+            return None
+        if touch_due(r["last_seen"], now, self.session_idle):
+            with self._lock:
+                self.db.execute("UPDATE sessions SET last_seen=? WHERE id=?", (iso(now), sid))
         u = self._user(r)
         assert u is not None
         return u, r["csrf"]
@@ -424,7 +455,8 @@ class AppDB:
 def open_appdb(settings) -> AppDB:
     settings.ensure_home()
     r = settings.review
-    return AppDB(settings.app_db, LockPolicy(r.max_failed_logins, r.lockout_minutes))
+    return AppDB(settings.app_db, LockPolicy(r.max_failed_logins, r.lockout_minutes),
+                 timedelta(minutes=r.session_idle_minutes))
 
 
 def secret_key(settings) -> bytes:

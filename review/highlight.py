@@ -16,6 +16,17 @@ from markupsafe import Markup, escape
 
 from matching.normalise import clean
 
+_CHAR: dict[str, str] = {}  # clean() of one character: the same few hundred characters, over and over
+
+
+def _clean_char(ch: str) -> str:
+    c = _CHAR.get(ch)
+    if c is None:
+        c = clean(ch)
+        if len(_CHAR) < 20_000:  # hostile text may use any code point: keep the table bounded
+            _CHAR[ch] = c
+    return c
+
 
 def _mapped(text: str) -> tuple[str, list[int]]:
     """The text cleaned character by character (spaces kept), and for each output character the
@@ -23,7 +34,11 @@ def _mapped(text: str) -> tuple[str, list[int]]:
     out: list[str] = []
     idx: list[int] = []
     for i, ch in enumerate(text):
-        c = ch if ch.isspace() else clean(ch)
+        c = ch if ch.isspace() else _clean_char(ch)
+        if len(c) == 1:
+            out.append(c)
+            idx.append(i)
+            continue
         for x in c:
             out.append(x)
             idx.append(i)
@@ -57,6 +72,9 @@ def spans(text: str, needles: Iterable[str]) -> list[tuple[int, int]]:
 def highlight(text: str | None, needles: Iterable[str], cls: str = "claim") -> Markup:
     """`text` escaped, with each needle wrapped in <mark class="cls">."""
     text = text or ""
+    needles = [n for n in needles if n]
+    if not needles:
+        return escape(text)
     parts: list[str] = []
     pos = 0
     for a, b in spans(text, needles):

@@ -70,6 +70,7 @@ M: dict[str, tuple[str, str]] = {
                      "The account is locked for a while after repeated wrong passwords; try later or ask an administrator"),
     "login.disabled": ("บัญชีนี้ถูกระงับ ติดต่อผู้ดูแลระบบ", "This account is disabled; ask an administrator"),
     "login.logged_out": ("ออกจากระบบแล้ว", "You have logged out"),
+    "login.session_ended": ("หมดเวลาการใช้งาน โปรดเข้าสู่ระบบอีกครั้ง", "Your session has ended (idle or too old): log in again"),
     # ---- verdicts and statuses ----
     "verdict.not_controlled": ("ไม่ใช่สินค้าควบคุม", "not controlled"),
     "verdict.licensed": ("มีใบอนุญาต", "licensed"),

@@ -71,6 +71,35 @@ class ListFilters:
         return d
 
 
+def search_with_counts(store: Any, cache: Any, f: ListFilters, limit: int, offset: int) -> tuple[Any, dict[str, list[tuple[str, int]]]]:
+    """One page of listings under the filters (read every time) and the facet counts of all of them
+    (kept briefly in `cache`, a review.counts.CountCache): (SearchResult, facets).
+    Raises BadParam for a bad filter."""
+    from dataclasses import replace as _replace
+
+    from review.counts import filters_key
+
+    q = f.query(limit, offset)
+    key = filters_key("counts", f.params())
+    kept = cache.peek(key)
+    if kept is not None:
+        return store.search(_replace(q, facets=False)), kept[1]
+    res = store.search(q)  # the page and the counts in one go (one text match, one scan)
+    cache.put(key, (res.total, res.facets))
+    return res, res.facets
+
+
+def counts_of(store: Any, cache: Any, f: ListFilters) -> tuple[int, dict[str, list[tuple[str, int]]]]:
+    """(total, facets) of every listing under the filters, kept in `cache` (review/counts.py)."""
+    from review.counts import filters_key
+
+    def compute() -> tuple[int, dict[str, list[tuple[str, int]]]]:
+        r = store.search(f.query(0, 0))
+        return r.total, r.facets
+
+    return cache.get(filters_key("counts", f.params()), compute)
+
+
 def listing_page(store: Any, decider: Any, key: str, lang: str = "th") -> dict[str, Any] | None:
     d = store.get(key)
     if d is None:

@@ -36,6 +36,9 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 _loaders: list[FileSystemLoader] = [FileSystemLoader(str(HERE / "templates"))]
 templates.env.loader = ChoiceLoader(_loaders)  # type: ignore[arg-type]
 templates.env.autoescape = True
+# templates ship with the code: no stat() of every template file on every render (the queue includes
+# its row template 50 times per page)
+templates.env.auto_reload = False
 templates.env.filters["sentence"] = lambda code, lang="th": sentence(code, lang)
 templates.env.filters["num"] = i18n.fmt_num
 templates.env.globals["highlight"] = highlight

@@ -269,6 +269,87 @@ def test_sessions_cookies_logout_and_disable(app):
     assert t.get("/", follow_redirects=False).status_code == 303  # the session ended
 
 
+@pytest.mark.parametrize("what", ["idle", "expired"])
+def test_idle_and_absolute_session_timeout(app, what):
+    """A session unused for longer than [review] session_idle_minutes (30 by default), or older than
+    session_hours, ends: the next page asks for a login again, says why, and the audit log has it."""
+    c, _ = login(app, "inv")
+    assert c.get("/", follow_redirects=False).status_code == 200
+    db = app.state.appdb
+    sid = db.q("SELECT id FROM sessions WHERE user_id=(SELECT id FROM users WHERE username='inv') ORDER BY last_seen DESC,"
+               " created_at DESC LIMIT 1")[0]["id"]
+    from datetime import timedelta
+
+    from review.db import iso
+
+    now = datetime.now(UTC)
+    col, when = ("last_seen", now - db.session_idle - timedelta(minutes=1)) if what == "idle" else ("expires_at", now - timedelta(seconds=1))
+    db.db.execute(f"UPDATE sessions SET {col}=? WHERE id=?", (iso(when), sid))
+    r = c.get("/search?q=x", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/login?") and "msg=session_ended" in r.headers["location"]
+    assert "next=%2Fsearch%3Fq%3Dx" in r.headers["location"]
+    assert 'tw_session=""' in r.headers.get("set-cookie", "") or "Max-Age=0" in r.headers.get("set-cookie", "")
+    assert not db.q("SELECT 1 FROM sessions WHERE id=?", (sid,))
+    ended = db.audit_rows(target="user:inv", action="session.end")[0]
+    assert ended["after"]["why"] == what
+    page = c.get(r.headers["location"])
+    assert "log in again" in page.text or "โปรดเข้าสู่ระบบอีกครั้ง" in page.text
+    assert c.get("/api/v1/me").status_code == 401  # the API too
+
+
+def test_session_idle_is_configurable(data, tmp_path):
+    from datetime import timedelta
+
+    from settings import load_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[review]\nsession_idle_minutes = 5\n")
+    s = load_settings(config=cfg, home=data.home, environ={})
+    db = open_appdb(s)
+    try:
+        assert db.session_idle == timedelta(minutes=5)
+    finally:
+        db.close()
+
+
+def _tabs(html: str) -> dict[str, int]:
+    return {s: int(n.replace(",", "")) for s, n in re.findall(r'status=(\w+)"[^>]*>[^<]*<b>([\d,]+)</b>', html)}
+
+
+def test_queue_counts_are_kept_briefly_and_the_list_is_always_current(data):
+    """The tab and filter counts are kept [review] count_cache_seconds (review/counts.py); the rows and
+    the current tab's total are read for every page; a bulk decision shows in the counts at once."""
+    from review.counts import CountCache
+
+    app = create_app(data)
+    now = [0.0]
+    app.state.counts = CountCache(15, clock=lambda: now[0])
+    c, csrf = login(app, "off")
+    before = _tabs(c.get("/?status=new").text)
+    assert before["new"] == len(flagged_keys(app)) and before["all"] >= before["new"]
+    k = flagged_keys(app)[-1]  # the queue's tail: other tests decide on its head
+    app.state.store.set_review_status(k, "confirmed")   # a change the app did not make (another process)
+    try:
+        page = c.get("/?status=new").text
+        kept = _tabs(page)
+        assert kept["new"] == before["new"] - 1                                  # the list's own total: current
+        assert kept.get("confirmed", 0) == before.get("confirmed", 0)            # the other tabs: kept
+        assert f'data-key="{k}"' not in page                                     # the rows: current
+        now[0] += 16
+        assert _tabs(c.get("/?status=new").text).get("confirmed", 0) == before.get("confirmed", 0) + 1
+        two = flagged_keys(app)[-3:-1]
+        r = c.post("/decide", data={"key": two, "action": "confirm", "csrf": csrf, "next": "/?status=new"})
+        assert r.status_code == 200
+        after = _tabs(r.text)                                                    # no clock move: cleared by the decision
+        assert after["new"] == before["new"] - 3 and after["confirmed"] == before.get("confirmed", 0) + 3
+        api = c.get("/api/v1/queue?status=new").json()
+        assert api["total"] == before["new"] - 3
+    finally:
+        for key in [k, *two]:
+            app.state.store.set_review_status(key, "new")
+
+
 def test_personal_api_tokens(app):
     c, csrf = login(app, "off")
     r = c.post("/account/tokens", data={"name": "script", "csrf": csrf})

@@ -9,7 +9,7 @@ import pytest
 
 from review import charts
 from review.auth import safe_next
-from review.db import LockPolicy, login_outcome
+from review.db import LockPolicy, login_outcome, session_state, touch_due
 from review.decisions import DecisionError, check_decision
 from review.exports import expected_label, safe_cell
 from review.highlight import highlight
@@ -34,6 +34,61 @@ def test_lockout_rule(failed, locked, ok, outcome, failed_after, locks):
     assert (o, f, lu is not None) == (outcome, failed_after, locks)
     if outcome == "bad" and locks:
         assert datetime.fromisoformat(lu) == NOW + timedelta(minutes=15)
+
+
+def test_count_cache_keeps_for_ttl_then_recounts():
+    from review.counts import CountCache, filters_key
+
+    now = [100.0]
+    c = CountCache(15, size=2, clock=lambda: now[0])
+    calls = []
+
+    def compute(v):
+        return lambda: calls.append(v) or v
+
+    assert c.get("a", compute(1)) == 1 and c.get("a", compute(2)) == 1 and calls == [1]   # kept
+    now[0] += 14.9
+    assert c.get("a", compute(3)) == 1
+    now[0] += 0.2                                                                           # 15.1 s old: counted again
+    assert c.get("a", compute(4)) == 4 and calls == [1, 4]
+    c.get("b", compute(5))
+    c.get("c", compute(6))                                                                  # size 2: "a" (oldest use) goes
+    assert c.peek("a") is None and c.peek("b") == 5 and c.peek("c") == 6
+    c.clear()
+    assert c.peek("b") is None
+    off = CountCache(0, clock=lambda: now[0])
+    assert off.get("a", compute(7)) == 7 and off.get("a", compute(8)) == 8                 # 0: off
+    # the order of the list does not change its counts; any filter does
+    assert filters_key("counts", {"status": "new", "order": "risk"}) == filters_key("counts", {"order": "recent", "status": "new"})
+    assert filters_key("counts", {"status": "new"}) != filters_key("counts", {"status": "new", "marketplace": "shopee"})
+
+
+M30 = timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("expires_in, idle_for, idle, state", [
+    (timedelta(hours=11), timedelta(0), M30, "live"),
+    (timedelta(hours=11), timedelta(minutes=29, seconds=59), M30, "live"),
+    (timedelta(hours=11), timedelta(minutes=30), M30, "live"),       # exactly the limit: still live
+    (timedelta(hours=11), timedelta(minutes=30, seconds=1), M30, "idle"),
+    (timedelta(hours=11), timedelta(minutes=6), timedelta(minutes=5), "idle"),  # configurable
+    (timedelta(seconds=1), timedelta(0), M30, "live"),
+    (timedelta(0), timedelta(0), M30, "expired"),                     # the absolute lifetime wins over activity
+    (-timedelta(minutes=1), timedelta(minutes=45), M30, "expired"),
+])
+def test_session_state(expires_in, idle_for, idle, state):
+    assert session_state((NOW + expires_in).isoformat(), (NOW - idle_for).isoformat(), NOW, idle) == state
+
+
+@pytest.mark.parametrize("since, idle, due", [
+    (timedelta(seconds=10), M30, False),
+    (timedelta(seconds=59), M30, False),
+    (timedelta(minutes=1), M30, True),               # at most one write a minute
+    (timedelta(seconds=30), timedelta(minutes=1), True),  # a short idle limit: a quarter of it
+    (timedelta(seconds=10), timedelta(minutes=1), False),
+])
+def test_session_touch_due(since, idle, due):
+    assert touch_due((NOW - since).isoformat(), NOW, idle) is due
 
 
 @pytest.mark.parametrize("action, status, verdict, reason, target, note, result", [
