@@ -860,6 +860,8 @@ class ElasticStore:
             flt.append({"range": {"last_seen": {"gte": _iso(q.date_from)}}})
         if q.date_to:
             flt.append({"range": {"first_seen": {"lte": _iso(q.date_to)}}})
+        if q.flagged_before:
+            flt.append({"range": {"flagged_at": {"lte": _iso(q.flagged_before)}}})
         if q.price_min is not None or q.price_max is not None:
             r: dict[str, Any] = {}
             if q.price_min is not None:

@@ -616,6 +616,9 @@ class SqliteStore:
         if q.date_to:
             where.append("first_seen <= ?")
             params.append(_iso(q.date_to))
+        if q.flagged_before:
+            where.append("flagged_at <= ?")
+            params.append(_iso(q.flagged_before))
         if q.price_min is not None:
             where.append("price >= ?")
             params.append(q.price_min)

@@ -80,6 +80,7 @@ class SearchQuery:
     offset: int = 0
     status: str | None = None  # active or delisted
     facets: bool = True        # False: skip the facet counts (faster when nobody shows them)
+    flagged_before: datetime | None = None  # flagged (continuously) since this time or earlier: backlog age
 
 
 @dataclass

@@ -35,6 +35,31 @@ def _wants_json(request: Request) -> bool:
         and "text/html" not in request.headers.get("accept", ""))
 
 
+TOKEN_TAGS = {"review", "listings"}  # the routers behind review.auth.require_role (partners' have their own keys)
+
+
+def _bearer_in_openapi(app: FastAPI) -> None:
+    """Declare the personal API token in the OpenAPI document (so /api/docs offers "Authorize") for
+    the review API's operations; operations with their own scheme (partners' keys) keep theirs."""
+    base = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["personal token"] = {
+            "type": "http", "scheme": "bearer",
+            "description": "A personal API token (My account → Personal API tokens): `Authorization: Bearer tw_…`"}
+        for ops in schema.get("paths", {}).values():
+            for op in ops.values():
+                if isinstance(op, dict) and "security" not in op and set(op.get("tags", ())) & TOKEN_TAGS:
+                    op["security"] = [{"personal token": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     settings.ensure_home()
@@ -42,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   redoc_url=None, swagger_ui_parameters={"persistAuthorization": True},
                   description="The review app's JSON API: everything the pages do. Authenticate with a personal "
                               "API token (My account → Personal API tokens): `Authorization: Bearer tw_…`.")
+    _bearer_in_openapi(app)
     app.state.settings = settings
     app.state.store = open_store(settings)
     app.state.appdb = open_appdb(settings)

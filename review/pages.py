@@ -107,6 +107,15 @@ def switch_lang(request: Request, code: str, next: str = "/"):
     return resp
 
 
+# ---- the API's documentation ------------------------------------------------------------------
+@router.get("/api/docs", response_class=HTMLResponse)
+def api_docs(request: Request):
+    """Swagger UI over /api/openapi.json, served from review/static/vendor (no CDN) and started by
+    review/static/api-docs.js (no inline script), so the app's CSP holds here too. Open like the
+    OpenAPI document itself; the API behind it needs a token or a session."""
+    return render(request, "api_docs.html", {"spec": request.app.openapi_url or "/api/openapi.json"})
+
+
 # ---- the queue ----------------------------------------------------------------------------------
 def _filters(q: str = "", marketplace: str = "", verdict: str = "", tis: str = "", seller: str = "", date_from: str = "",
              date_to: str = "", status: str = "new", order: str = "risk") -> ListFilters:

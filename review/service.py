@@ -197,14 +197,16 @@ def dashboard(store: Any, appdb: Any, events: Any, now: datetime, days: int = 30
         if r["day"] in idx:
             per_mp.setdefault(r["marketplace"], [0] * len(day_list))[idx[r["day"]]] += r["n"]
         by_std[r["tis_no"] or "—"] += r["n"]
-    # backlog: flagged listings nobody has decided on, by how long ago they were first seen
+    # backlog: flagged listings nobody has decided on, by how long they have been flagged (flagged_at:
+    # the first flag of the current flagged spell, not first_seen: a listing seen for months and
+    # flagged today after a licence was revoked is a day old in the backlog)
     backlog = []
     edges = [(0, 1), (1, 7), (7, 30), (30, None)]
-    total_new = store.search(SearchQuery(flagged_only=True, review_status="new", limit=0)).total
+    total_new = store.search(SearchQuery(flagged_only=True, review_status="new", limit=0, facets=False)).total
     older_than = {}
     for a in (1, 7, 30):
-        older_than[a] = store.search(SearchQuery(flagged_only=True, review_status="new", limit=0,
-                                                 date_to=now - timedelta(days=a))).total
+        older_than[a] = store.search(SearchQuery(flagged_only=True, review_status="new", limit=0, facets=False,
+                                                 flagged_before=now - timedelta(days=a))).total
     for a, b in edges:
         n_ge_a = total_new if a == 0 else older_than[a]
         n_ge_b = older_than[b] if b else 0

@@ -16,6 +16,14 @@
     setTimeout(function () { p.remove(); }, 5000);
   }
 
+  // "select all" beside a case form: ticks the list's boxes that belong to that form
+  document.querySelectorAll("input[data-select-all]").forEach(function (box) {
+    box.addEventListener("change", function () {
+      var f = box.getAttribute("data-select-all");
+      document.querySelectorAll('input[name="key"][form="' + f + '"]').forEach(function (c) { c.checked = box.checked; });
+    });
+  });
+
   var all = document.getElementById("select-all");
   if (all) all.addEventListener("change", function () {
     document.querySelectorAll('#queue input[name="key"]').forEach(function (c) { c.checked = all.checked; });

@@ -139,6 +139,17 @@ def test_evidence_pack_dashboard_and_language(app_with_data, page):
         assert verify_pack(data) == []
         m = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("manifest.json"))
         assert m["made_by"] == "officer1" and any(f["path"].endswith("verdict.json") for f in m["files"])
+        # a case from search results: tick them all, one ZIP
+        page.goto(srv.url + "/search?flagged=1&marketplace=shopee")
+        page.check('input[data-select-all="case"]')
+        ticked = page.locator('input[name="key"][form="case"]:checked').count()
+        assert ticked == page.locator("td.title").count() > 1
+        with page.expect_download() as dl:
+            page.click("#case-pack")
+        data = Path(dl.value.path()).read_bytes()
+        assert verify_pack(data) == []
+        m = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("manifest.json"))
+        assert len({f["path"].split("/")[0] for f in m["files"] if f["path"].endswith("/listing.json")}) == ticked
         page.goto(srv.url + "/dashboard")
         assert page.locator("svg.chart").count() == 4
         shot(page, "dashboard")
@@ -149,4 +160,34 @@ def test_evidence_pack_dashboard_and_language(app_with_data, page):
         page.goto(srv.url + "/")
         assert "Triage queue" in page.locator("h1").inner_text()
         shot(page, "queue-en")
+    assert problems == []
+
+
+def test_api_docs_offline_under_the_csp(home, page):
+    """/api/docs: Swagger UI from the app's own static files (no CDN, no inline script, nothing blocked
+    by the CSP); "Try it out" answers with the logged-in user's session."""
+    db = open_appdb(home)
+    db.add_user("officer1", PASSWORD, "officer")
+    db.close()
+    problems = watch(page)
+    hosts = set()
+    page.on("request", lambda r: hosts.add(r.url.split("/")[2]) if r.url.startswith("http") else None)
+    with LiveServer(create_app(home)) as srv:
+        page.goto(srv.url + "/login?next=/api/docs")
+        page.fill('input[name="username"]', "officer1")
+        page.fill('input[name="password"]', PASSWORD)
+        page.click('button[type="submit"]')
+        page.wait_for_selector("#swagger-ui .opblock")
+        assert page.locator("#swagger-ui .opblock").count() >= 15
+        assert page.get_by_text("/api/v1/queue", exact=True).count() >= 1
+        assert page.locator("#swagger-ui .btn.authorize").count() == 1  # the personal token scheme
+        shot(page, "api-docs")
+        block = page.locator("#operations-review-me_api_v1_me_get")
+        block.locator(".opblock-summary").click()
+        block.locator("button.try-out__btn").click()
+        block.locator("button.execute").click()
+        body = block.locator(".responses-wrapper .response-col_description .microlight").first
+        body.wait_for()
+        assert json.loads(body.inner_text())["username"] == "officer1"
+    assert hosts == {f"127.0.0.1:{srv.port}"}
     assert problems == []

@@ -350,6 +350,36 @@ def test_queue_counts_are_kept_briefly_and_the_list_is_always_current(data):
             app.state.store.set_review_status(key, "new")
 
 
+def test_status_page_in_the_nav_for_administrators_only(app):
+    a, _ = login(app, "adm")
+    nav = re.search(r'<nav class="nav">(.*?)</nav>', a.get("/").text, re.S).group(1)
+    assert 'href="/ops/status"' in nav and a.get("/ops/status").status_code == 200
+    for who in ("off", "inv", "part"):
+        c, _ = login(app, who)
+        page = c.get("/account").text
+        assert 'href="/ops/status"' not in page
+        assert c.get("/ops/status", follow_redirects=False).status_code == 403
+
+
+def test_api_docs_page_and_token_scheme(app):
+    c = TestClient(app)
+    r = c.get("/api/docs")
+    assert r.status_code == 200 and "script-src 'self'" in r.headers["content-security-policy"]
+    srcs = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', r.text)
+    assert "/static/vendor/swagger-ui-5.35.0/swagger-ui-bundle.js" in srcs and "/static/api-docs.js" in srcs
+    assert all(s.startswith("/") and not s.startswith("//") for s in srcs)     # nothing from elsewhere
+    assert "<script>" not in r.text                                              # no inline script
+    for s in srcs:
+        assert c.get(s).status_code == 200, s
+    spec = c.get("/api/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["personal token"] == {**spec["components"]["securitySchemes"]["personal token"],
+                                                                      "type": "http", "scheme": "bearer"}
+    ops = {(m, p): op for p, v in spec["paths"].items() for m, op in v.items()}
+    assert ops[("get", "/api/v1/queue")]["security"] == [{"personal token": []}]
+    assert ops[("get", "/api/v1/search")]["security"] == [{"personal token": []}]       # listings/api.py too
+    assert {"personal token": []} not in ops[("get", "/api/v1/feeds/alerts")].get("security", [])  # partners' own keys
+
+
 def test_personal_api_tokens(app):
     c, csrf = login(app, "off")
     r = c.post("/account/tokens", data={"name": "script", "csrf": csrf})
@@ -417,6 +447,36 @@ def test_evidence_pack_has_a_manifest_with_sha256(app):
     assert c.get("/listing/shopee:evil/evidence/1").status_code == 404
 
 
+@pytest.mark.parametrize("where", ["search", "seller"])
+def test_case_pack_from_search_results_and_a_seller_page(app, where):
+    """An investigator ticks listings in search results (or on a seller's page) and downloads one
+    evidence pack of them: a case."""
+    c, csrf = client(app, "inv")
+    if where == "search":
+        page = c.get("/search?flagged=1&marketplace=shopee").text
+    else:
+        k = flagged_keys(app)[0]
+        s = app.state.store.get(k)
+        page = c.get(f"/seller/{s['marketplace']}/{s['seller_id']}").text
+    form = re.search(r'<form id="case" method="post" action="([^"]+)"', page)
+    assert form and form.group(1) == "/export/case.zip"
+    keys = re.findall(r'<input type="checkbox" name="key" value="([^"]+)" form="case"', page)
+    assert keys
+    pick = keys[:2]
+    r = c.post("/export/case.zip", data={"key": pick, "title": "คดี <ทดสอบ>", "csrf": csrf})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert verify_pack(r.content) == []
+    m = json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("manifest.json"))
+    assert m["title"] == "คดี <ทดสอบ>" and m["made_by"] == "inv"
+    folders = {f["path"].split("/")[0] for f in m["files"] if "/" in f["path"]}
+    assert len([f for f in folders if f.replace("_", ":", 1) in pick]) == len(pick)
+    audit = app.state.appdb.audit_rows(action="export.evidence_pack", user="inv")[0]
+    assert audit["after"]["listings"] == pick
+    assert c.post("/export/case.zip", data={"title": "x", "csrf": csrf}).status_code == 400   # nothing ticked
+    p, pcsrf = client(app, "part")
+    assert p.post("/export/case.zip", data={"key": pick, "csrf": pcsrf}).status_code == 403
+
+
 def test_dashboard_counts_flags_per_day(app):
     c, _ = client(app, "off")
     d = c.get("/api/v1/dashboard?days=366").json()
@@ -442,3 +502,26 @@ def test_language_switch(app):
     page = c.get("/").text
     assert "Triage queue" in page and '<html lang="en">' in page
     assert c.get("/lang/en?next=//evil.example", follow_redirects=False).headers["location"] == "/"
+
+
+def test_dashboard_backlog_age_counts_from_the_flag(home, world, world_registry):
+    """A listing seen for 40 days and flagged 2 days ago is 1-7 days old in the backlog, not 30+."""
+    from datetime import timedelta
+
+    from review import service
+
+    st, db = open_store(home), open_appdb(home)
+    now = datetime(2026, 11, 22, 3, tzinfo=UTC)
+    flagged = [w for w in world.listings if check(Listing(**w.listing), world_registry).flagged][:3]
+    x, y, z = (Listing(**w.listing) for w in flagged)
+    st.ingest(x, check(x, world_registry), now - timedelta(days=40))      # flagged 40 days ago
+    st.ingest(z, check(z, world_registry), now - timedelta(hours=3))      # flagged 3 hours ago
+    v = check(y, world_registry)
+    from dataclasses import replace
+
+    st.ingest(y, replace(v, verdict="licensed", risk=5), now - timedelta(days=40))  # seen 40 days ago, licensed then
+    st.ingest(y, v, now - timedelta(days=2))                                           # flagged 2 days ago
+    d = service.dashboard(st, db, None, now)
+    assert dict(d["backlog"]) == {0: 1, 1: 1, 7: 0, 30: 1} and d["backlog_total"] == 3
+    st.close()
+    db.close()

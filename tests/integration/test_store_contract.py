@@ -117,6 +117,14 @@ def test_flagged_at_and_claim_changes(store):
     store.ingest(a, V(a, "mislabeled", 90, claims=[{"kind": "tis", "value": "2432-2555"}]), T0 + H)
     g = store.get(a.key)
     assert g["flagged_at"] == T0.isoformat()  # flagged since the first flag, while it stays flagged
+    b = L(item_id="late")
+    store.ingest(b, V(b, "licensed", 5), T0)       # seen first at T0, flagged only at T0 + 2 h
+    store.ingest(b, V(b), T0 + 2 * H)
+    assert store.get(b.key)["flagged_at"] == (T0 + 2 * H).isoformat()
+    # flagged_before (the review backlog's age) counts from the flag, not from first_seen
+    assert {h["key"] for h in store.search(SearchQuery(flagged_before=T0 + H)).hits} == {a.key}
+    assert {h["key"] for h in store.search(SearchQuery(flagged_before=T0 + 2 * H)).hits} == {a.key, b.key}
+    assert store.search(SearchQuery(flagged_before=T0 - H)).total == 0
     fields = [c["field"] for c in store.history(a.key)["changes"]]
     assert fields == ["verdict", "claim"]
 
