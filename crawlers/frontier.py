@@ -159,6 +159,7 @@ class Tracker:
             (self.recorded if state == PENDING else self.finished).add(fp)
         self._items: dict[str, int] = {}   # key -> items still in the pipelines
         self._output_done: set[str] = set()
+        self._unwritten: list[tuple[str, str, bytes]] = []
         self.unpicklable = 0
 
     def key(self, request) -> str:
@@ -182,11 +183,20 @@ class Tracker:
                 blob = None  # kept as a key only: it cannot come back after a kill (its search page will)
                 self.unpicklable += 1
             if blob is not None:
-                self.frontier.add([(k, request.url, blob)])
+                self._unwritten.append((k, request.url, blob))
+                if len(self._unwritten) >= 500:
+                    self.flush()
             else:
                 self.frontier.mark(k, request.url, PENDING)
             self.recorded.add(k)
         return True
+
+    def flush(self) -> None:
+        """Write the requests recorded since the last flush, in one transaction. Called before any
+        request is marked done, so a response is never done before what it yielded is on disk."""
+        if self._unwritten:
+            rows, self._unwritten = self._unwritten, []
+            self.frontier.add(rows)
 
     def item_started(self, key: str, item: Any) -> None:
         if isinstance(item, dict) and "_frontier" not in item:
@@ -214,6 +224,7 @@ class Tracker:
         self._done(key, url, state)
 
     def _done(self, key: str, url: str, state: str = DONE) -> None:
+        self.flush()
         self._output_done.discard(key)
         self.recorded.discard(key)
         self.finished.add(key)

@@ -71,9 +71,24 @@ def test_item_finishing_before_the_output_ends(tmp_path):
         t.item_started(k, it)                   # counted once however often it passes
     t.item_finished(items[0])
     t.item_finished(items[1])                   # both stored, but the callback has not finished yet
+    t.flush()
     assert t.frontier.counts() == {"pending": 1}
     t.output_done(k, r.url)
     assert t.frontier.counts() == {"done": 1}
+
+
+def test_requests_reach_the_disk_before_their_parent_is_done(tmp_path):
+    sp = S()
+    t = tracker(tmp_path / "f.sqlite", sp)
+    parent = R(sp, "https://m.example/search")
+    t.record(parent)
+    t.flush()
+    kids = [R(sp, f"https://m.example/p{i}") for i in range(3)]
+    for k in kids:
+        t.record(k)                             # recorded in memory, written in one transaction ...
+    assert t.frontier.counts() == {"pending": 1}
+    t.output_done(t.key(parent), parent.url)   # ... before the parent is marked done
+    assert t.frontier.counts() == {"done": 1, "pending": 3}
 
 
 def test_fresh_abandons_the_open_run_and_render_requests_have_their_own_key(tmp_path):
@@ -84,6 +99,7 @@ def test_fresh_abandons_the_open_run_and_render_requests_have_their_own_key(tmp_
     t.record(r)
     render = R(sp, r.url, meta={"frontier_key": t.key(r) + ":render"}, dont_filter=True)
     assert t.key(render) != t.key(r) and t.record(render)
+    t.flush()
     t.frontier.close()
     t2 = tracker(path, sp, fresh=True)
     assert not t2.frontier.run.resumed and list(t2.frontier.pending()) == []
