@@ -82,6 +82,9 @@ def _mount() -> None:
 
     app.command("worker")(worker)
     app.add_typer(cluster_app, name="cluster")
+    from crawlers.cli import app as evidence_app
+
+    app.add_typer(evidence_app, name="evidence")
 
 
 # ---- demo ---------------------------------------------------------------------------------------

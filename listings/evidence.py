@@ -79,14 +79,36 @@ class EvidenceWriter:
 
 
 def verify_manifest(folder: str | Path) -> list[str]:
-    """Problems with an evidence folder: files whose SHA-256 no longer matches the manifest."""
+    """Problems with an evidence folder: files whose SHA-256 no longer matches the manifest, files
+    missing, files added next to them, or a manifest that cannot be read. [] when all is intact."""
     folder = Path(folder)
-    m = json.loads((folder / "manifest.json").read_text("utf-8"))
+    mp = folder / "manifest.json"
+    try:
+        m = json.loads(mp.read_text("utf-8"))
+        files = m["files"]
+        names = {f["name"] for f in files}
+    except FileNotFoundError:
+        return [f"{mp}: missing"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return [f"{mp}: not a readable manifest ({type(e).__name__}: {e})"]
     bad = []
-    for f in m["files"]:
+    for f in files:
         p = folder / f["name"]
         if not p.exists():
             bad.append(f"{p}: missing")
-        elif sha256_file(p) != f["sha256"]:
+        elif sha256_file(p) != f.get("sha256"):
             bad.append(f"{p}: SHA-256 differs from the manifest")
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.name != "manifest.json" and p.name not in names and not p.name.endswith(".part"):
+            bad.append(f"{p}: not in the manifest")
     return bad
+
+
+def manifests_under(path: str | Path) -> list[Path]:
+    """Evidence folders at or below `path` (a folder, a manifest.json, or a tree such as evidence/)."""
+    p = Path(path)
+    if p.is_file():
+        return [p.parent] if p.name == "manifest.json" else []
+    if (p / "manifest.json").exists():
+        return [p]
+    return sorted(m.parent for m in p.rglob("manifest.json"))

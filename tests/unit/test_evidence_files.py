@@ -1,0 +1,53 @@
+"""Evidence folders: written with a manifest of SHA-256s and both times, and verified later."""
+
+import json
+from datetime import UTC, datetime
+
+from typer.testing import CliRunner
+
+from cli import app
+from listings.evidence import EvidenceWriter, manifests_under, verify_manifest
+
+AT = datetime(2026, 11, 24, 3, 15, 9, tzinfo=UTC)
+
+
+def write(tmp_path, item="123"):
+    w = EvidenceWriter(tmp_path / "evidence")
+    folder, files = w.save("lazada", item, "https://www.lazada.co.th/products/x-i123.html",
+                           {"raw": ("response.html", "<html>ปลั๊กพ่วง</html>".encode()),
+                            "screenshot": ("screenshot.png", b"\x89PNG\r\n\x1a\n...")}, AT, {"source_urls": ["u"]})
+    return folder, files
+
+
+def test_manifest_names_every_file_and_both_times(tmp_path):
+    folder, files = write(tmp_path)
+    m = json.loads((folder / "manifest.json").read_text())
+    assert folder.name == "20261124T031509Z"
+    assert m["captured_utc"] == "2026-11-24T03:15:09+00:00" and m["captured_bangkok"] == "2026-11-24T10:15:09+07:00"
+    assert [f["name"] for f in m["files"]] == ["response.html", "screenshot.png"] and m["source_urls"] == ["u"]
+    assert [f.kind for f in files] == ["raw", "screenshot", "manifest"]
+    assert verify_manifest(folder) == [] and not list(folder.glob("*.part"))
+
+
+def test_tampering_is_found(tmp_path):
+    folder, _ = write(tmp_path)
+    (folder / "response.html").write_text("<html>changed</html>")
+    (folder / "screenshot.png").unlink()
+    (folder / "note.txt").write_text("added later")
+    problems = verify_manifest(folder)
+    assert [p.split(": ", 1)[1] for p in problems] == ["SHA-256 differs from the manifest", "missing", "not in the manifest"]
+    (folder / "manifest.json").write_text("{not json")
+    assert "not a readable manifest" in verify_manifest(folder)[0]
+    (folder / "manifest.json").unlink()
+    assert verify_manifest(folder)[0].endswith("manifest.json: missing")
+
+
+def test_cli_verifies_a_tree(tmp_path):
+    a, _ = write(tmp_path, "1")
+    b, _ = write(tmp_path, "2")
+    assert manifests_under(tmp_path / "evidence") == [a, b] and manifests_under(a / "manifest.json") == [a]
+    r = CliRunner().invoke(app, ["--home", str(tmp_path), "evidence", "verify"])
+    assert r.exit_code == 0 and "intact: 2 evidence folders" in r.output
+    (b / "response.html").write_bytes(b"x")
+    r = CliRunner().invoke(app, ["--home", str(tmp_path), "evidence", "verify", str(tmp_path / "evidence")])
+    assert r.exit_code == 1 and "response.html: SHA-256 differs" in r.output and "1 problems in 2" in r.output
