@@ -152,6 +152,72 @@ class RobotsTxtMiddleware(_ScrapyRobots):
         return rp
 
 
+class BrowserRecycleMiddleware:
+    """Downloader middleware: browser pages are opened in a Playwright context that is replaced after
+    [crawl] browser_recycle_pages pages; a replaced context is closed as soon as its last page is.
+    A context keeps caches, service workers and the like for as long as it lives; replacing it keeps a
+    long crawl's memory flat. 0 keeps one context for the whole crawl."""
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.every = crawler.settings.getint("TISWATCH_BROWSER_RECYCLE", 0)
+        self.pages = 0
+        self.open: dict[str, int] = {}
+        self._tasks: set[asyncio.Future] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    @property
+    def current(self) -> str:
+        return f"tiswatch-{self.pages // self.every}" if self.every else "tiswatch-0"
+
+    def process_request(self, request, spider=None):
+        if not request.meta.get("playwright") or not self.every or "playwright_page" in request.meta:
+            return None
+        name = self.current
+        self.pages += 1
+        request.meta["playwright_context"] = name
+        self.open[name] = self.open.get(name, 0) + 1
+        if "_tiswatch_init" not in request.meta:  # the spider's own page callback, kept once across retries
+            request.meta["_tiswatch_init"] = request.meta.get("playwright_page_init_callback")
+        request.meta["playwright_page_init_callback"] = self._init_page
+        return None
+
+    async def _init_page(self, page, request):
+        name = request.meta.get("playwright_context")
+        page.once("close", lambda *_: self._closed(name))
+        inner = request.meta.get("_tiswatch_init")
+        if inner is not None:
+            await inner(page, request)
+
+    def process_exception(self, request, exception, spider=None):
+        if request.meta.get("playwright") and "playwright_page" not in request.meta:
+            self._closed(request.meta.get("playwright_context"))  # failed before a page was made
+        return None
+
+    def _closed(self, name: str | None) -> None:
+        if name not in self.open:
+            return
+        self.open[name] -= 1
+        if self.open[name] <= 0 and name != self.current:
+            del self.open[name]
+            task = asyncio.ensure_future(self._close_context(name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _close_context(self, name: str) -> None:
+        try:
+            for h in self.crawler.engine.downloader.handlers._handlers.values():
+                w = getattr(h, "context_wrappers", {}).get(name)
+                if w is not None:
+                    await w.context.close()
+                    self.crawler.stats.inc_value("tiswatch/browser_contexts_recycled")
+        except Exception as e:  # a browser that is going away: nothing left to free
+            log.debug("closing browser context %s: %s", name, e)
+
+
 def _is_item(x: Any) -> bool:
     return isinstance(x, dict)
 
@@ -215,7 +281,9 @@ class CrawlReport:
     def __init__(self, crawler):
         self.crawler = crawler
         self._revisited = False
+        self._responses = 0
         for handler, sig in ((self.spider_opened, signals.spider_opened), (self.spider_closed, signals.spider_closed),
+                             (self.response_received, signals.response_received),
                              (self.request_scheduled, signals.request_scheduled), (self.item_done, signals.item_scraped),
                              (self.item_done, signals.item_dropped), (self.item_done, signals.item_error),
                              (self.spider_idle, signals.spider_idle)):
@@ -235,6 +303,19 @@ class CrawlReport:
         self.crawler.stats.set_value("tiswatch/resumed", int(run.resumed))
         ctx.write_status("running", pid=os.getpid(), run=run.id, resumed=run.resumed,
                          run_started=run.started.isoformat(timespec="seconds"))
+
+    RSS_AT = (1, 200, 1000, 2000, 5000, 10_000, 20_000, 50_000)
+
+    def response_received(self, response, request, spider):
+        """Resident memory of the crawl (this process, Playwright, Chromium) after so many responses:
+        stats tiswatch/rss_mb/<n> and tiswatch/pss_mb/<n>; a long crawl's memory must stay flat."""
+        self._responses += 1
+        if self._responses in self.RSS_AT:
+            from crawlers.procmem import tree_memory_mb
+
+            rss, pss = tree_memory_mb()
+            self.crawler.stats.set_value(f"tiswatch/rss_mb/{self._responses}", rss)
+            self.crawler.stats.set_value(f"tiswatch/pss_mb/{self._responses}", pss)
 
     def request_scheduled(self, request, spider):
         tr = context_for(self.crawler).tracker_for(self.crawler)
@@ -294,6 +375,8 @@ class CrawlReport:
         delisted: list[str] = []
         now = datetime.now(UTC)
         extra: dict[str, Any] = {"listings": len(ctx.seen), "run": ctx.frontier.run.id}
+        if ctx.tracker is not None:
+            ctx.tracker.flush()  # requests not yet on disk (a shutdown): the next crawl resumes with them
         if ctx.blocked:
             until = now + timedelta(minutes=ctx.settings.crawl.block_pause_minutes)
             ctx.blocked.setdefault("at", now.isoformat(timespec="seconds"))

@@ -29,6 +29,9 @@ AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.25
 AUTOTHROTTLE_MAX_DELAY = 30
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+# Items processed at once per response. Scrapy starts this many asyncio workers for every callback's
+# output; ours yield one listing (a shop page a few), so 100 (the default) only costs task churn.
+CONCURRENT_ITEMS = 8
 RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
@@ -45,6 +48,7 @@ DOWNLOADER_MIDDLEWARES = {
     "crawlers.middlewares.BackoffRetryMiddleware": 550,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawlers.middlewares.RobotsTxtMiddleware": 100,
+    "crawlers.middlewares.BrowserRecycleMiddleware": 950,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
 }
 SPIDER_MIDDLEWARES = {"crawlers.middlewares.FrontierMiddleware": 10}  # next to the engine: sees the final output
@@ -102,6 +106,7 @@ def scrapy_settings(ts: Any, marketplace: str) -> dict[str, Any]:
         "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": c.browser_executable, "headless": True, "args": CHROMIUM_ARGS},
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": c.browser_pages,
         "TISWATCH_HOME": str(ts.home),
+        "TISWATCH_BROWSER_RECYCLE": c.browser_recycle_pages,
     }
     if marketplace != "shopee" and not c.screenshots:
         plain = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"

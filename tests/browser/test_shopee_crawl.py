@@ -50,7 +50,7 @@ def crawl(server, home, cfg, **kw):
 
 
 def test_shopee_in_chromium_with_evidence_then_round_two(server, world, tmp_path):
-    home, cfg = setup_home(tmp_path, world)
+    home, cfg = setup_home(tmp_path, world, browser_recycle_pages=8)  # a new browser context every 8 pages
     r = crawl(server, home, cfg)
     assert r.ok, r.log_path.read_text()[-3000:]
     st = SqliteStore(home.listings_db)
@@ -63,6 +63,9 @@ def test_shopee_in_chromium_with_evidence_then_round_two(server, world, tmp_path
     s = r.report["stats"]
     assert s["tiswatch/browser_pages_open_at_end"] == 0
     assert s["playwright/page_count"] >= len(ws)
+    assert s["tiswatch/browser_contexts_recycled"] >= s["playwright/page_count"] // 8 - 2
+    assert s["playwright/context_count"] == s["tiswatch/browser_contexts_recycled"] + 1 or \
+        s["playwright/context_count"] == s["tiswatch/browser_contexts_recycled"] + 2
     # evidence of a flagged listing: raw get_pc JSON, rendered HTML, a full-page PNG, a manifest that verifies
     flagged = [w for w in ws if w.expected["verdict"] in ("unlicensed", "mislabeled", "needs_review")]
     ev = st.evidence(f"shopee:{flagged[0].item_id}")

@@ -1,0 +1,65 @@
+"""Resident memory of a process and all its descendants (the crawl child, Playwright's driver and every
+Chromium process), read from /proc: what a long crawl costs the machine. Linux only; 0 elsewhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in PROC.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        # the command name is in parentheses and may hold spaces: the fields after the last ")" are fixed
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1:
+            kids.setdefault(int(fields[1]), []).append(int(d.name))
+    return kids
+
+
+def _field_kb(path: Path, name: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(name):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _tree(root: int) -> list[int]:
+    kids = _children()
+    out, todo, seen = [], [root], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_memory_mb(pid: int | None = None) -> tuple[float, float]:
+    """(RSS, PSS) in MiB of `pid` (default: this process) and its descendants. RSS counts pages shared
+    between processes (Chromium's) in each, as `ps` does; PSS divides them among their sharers, so
+    it is what the crawl really costs the machine."""
+    if not PROC.exists():
+        return 0.0, 0.0
+    rss = pss = 0
+    for p in _tree(os.getpid() if pid is None else pid):
+        rss += _field_kb(PROC / str(p) / "status", "VmRSS:")
+        pss += _field_kb(PROC / str(p) / "smaps_rollup", "Pss:")
+    return round(rss / 1024, 1), round(pss / 1024, 1)
+
+
+def tree_rss_mb(pid: int | None = None) -> float:
+    return tree_memory_mb(pid)[0]
