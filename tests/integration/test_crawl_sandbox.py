@@ -84,3 +84,24 @@ def test_blocked_marketplace_stops_and_reports(sandbox, crawl_home):
     status = json.loads((home.crawl_dir / "status.json").read_text())
     assert status["lazada"]["state"] == "blocked"
     assert SqliteStore(home.listings_db).counts()["listings"] == 0
+
+
+@pytest.mark.slow
+def test_plain_scrapy_commands_work_from_the_repository_root(sandbox, home, world):
+    import os
+    import subprocess
+    import sys
+
+    from settings import ROOT
+
+    env = {**os.environ, "TISWATCH_HOME": str(home.home), "PYTHONPATH": str(ROOT)}
+    scrapy = [sys.executable, "-m", "scrapy"]
+    out = subprocess.run([*scrapy, "list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["lazada", "shop", "shopee"], out.stderr[-2000:]
+    item = world.for_marketplace("shop")[0]
+    url = f"{sandbox.url}/shop/product/{item.item_id}.html"
+    out = subprocess.run([*scrapy, "crawl", "shop", "-a", f"start_urls={url}", "-s", "LOG_LEVEL=INFO"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert SqliteStore(home.listings_db).get(f"shop:{item.item_id}")["title"] == item.listing["title"]
+    assert json.loads((home.crawl_dir / "shop" / "last_run.json").read_text())["reason"] == "finished"
