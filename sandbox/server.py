@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ class Sandbox:
         self.round = 1
         self.modes = Modes()
         self.stats: dict[str, int] = defaultdict(int)
+        self.fetched: Counter[str] = Counter()  # marketplace requests by path and query: what a crawl fetched how often
         self._hits: dict[str, deque[float]] = defaultdict(deque)
         self.sellers = {s.seller_id: s for s in world.sellers}
         self.by_key = {(w.marketplace, w.item_id): w for w in world.listings}
@@ -185,6 +186,7 @@ async def _middleware(request: web.Request, handler):
     sb.stats["requests"] += 1
     if mp:
         sb.stats[f"requests:{mp}"] += 1
+        sb.fetched[str(request.rel_url)] += 1
         if sb.modes.slow_ms:
             await asyncio.sleep(sb.modes.slow_ms / 1000)
         if sb.too_fast(mp):

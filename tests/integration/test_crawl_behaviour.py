@@ -286,6 +286,13 @@ def _kill9_when(home, cfg, server, at_least: int, timeout: float = 120) -> None:
             p.wait()
 
 
+def _pages(server) -> Counter:
+    """The marketplace pages fetched since the last call, with how often (robots.txt aside: every crawl asks)."""
+    c = Counter({u: k for u, k in server.sandbox.fetched.items() if not u.endswith("/robots.txt")})
+    server.sandbox.fetched.clear()
+    return c
+
+
 def _snapshot(home):
     st = SqliteStore(home.listings_db)
     db = st.db
@@ -308,6 +315,7 @@ def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(server, small_wor
     try:
         r = crawl_lazada(server, base, cfg)
         assert r.ok, log_tail(r)
+        once = _pages(server)
         home, cfg2 = make_home(tmp_path, small_world, "killed", extra=extra)
         _kill9_when(home, cfg2, server, n // 3)
         first = _listings_in(home.listings_db)
@@ -317,6 +325,12 @@ def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(server, small_wor
     finally:
         server.sandbox.modes.slow_ms = 0
     assert r2.ok and r2.report["resumed"], log_tail(r2)
+    # every page the uninterrupted crawl fetched was fetched, nothing else, and again only the pages in
+    # flight at a kill (at most 2 downloading and a few waiting to be stored, per kill)
+    killed = _pages(server)
+    assert set(once.values()) == {1} and set(killed) == set(once)
+    again = sorted(u for u, k in killed.items() if k > 1)
+    assert sum(killed[u] - 1 for u in again) <= 2 * 8, again
     assert r2.report["stats"]["tiswatch/frontier/resumed_requests"] > 0
     # the resumed crawl did not fetch again what was stored before the kills
     assert r2.report["stats"].get("tiswatch/listings", 0) <= n - 2 * n // 3 + 8
