@@ -146,7 +146,7 @@ def crawl(
     max_search_pages: Annotated[int | None, typer.Option(help="result pages per keyword or category")] = None,
     fresh: Annotated[bool, typer.Option(help="forget an interrupted crawl instead of resuming it")] = False,
     force: Annotated[bool, typer.Option(help="crawl even while the marketplace is paused after a block")] = False,
-    time_limit: Annotated[float | None, typer.Option(help="seconds; default [crawl] time_limit")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="seconds; default \\[crawl] time_limit")] = None,
     distributed: Annotated[bool | None, typer.Option("--distributed/--local", help="work on the marketplace's shared run in "
                                                      "Redis with other crawler processes (default: \\[distributed] enabled)")] = None,
     follow: Annotated[bool, typer.Option(help="with --distributed: keep running, join each run of the marketplace "
@@ -154,10 +154,10 @@ def crawl(
 ) -> None:
     """Crawl one marketplace now (in a child process), check and store what it finds.
 
-    What to crawl comes from [marketplaces.NAME] in the configuration (its keywords and categories, the
+    What to crawl comes from \\[marketplaces.NAME] in the configuration (its keywords and categories, the
     catalogue's product words, config/category_seeds.toml) unless --keyword/--category/--start-url/
     --sitemap say otherwise. A crawl that was stopped or killed resumes where it stopped, unless --fresh.
-    After a block or captcha page the marketplace is paused ([crawl] block_pause_minutes) unless --force.
+    After a block or captcha page the marketplace is paused (\\[crawl] block_pause_minutes) unless --force.
     Exit status 0 finished, 3 blocked or paused, 4 already running, 1 failed or stopped early.
 
     With --distributed any number of these processes, on any machines, split one crawl run of the
