@@ -93,6 +93,15 @@ async def _collect(agen) -> list[Any]:
     return [x async for x in agen]
 
 
+def _run(coro_fn: Callable[[], Any]) -> Any:
+    """Run a coroutine in a thread of its own: another test in this worker may have left an event
+    loop running in the main thread (asyncio.run refuses to nest)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(lambda: asyncio.run(coro_fn())).result()
+
+
 def _browser_response(page_url: str, api_url: str, body: bytes, html: str = "<html><body></body></html>"):
     async def go():
         page = RecordedPage(page_url)
@@ -118,7 +127,7 @@ def shopee_search_items(path: Path, spider) -> None:
     async def run():
         page, resp = await _browser_response(root, api, path.read_bytes())()
         return page, await _collect(sp.parse_search(resp, root=root, page=0))
-    page, out = asyncio.run(run())
+    page, out = _run(run)
     assert page.closed  # the callback closed its page
     products = [r for r in out if r.callback == sp.parse_product]
     more = [r for r in out if r.callback == sp.parse_search]
@@ -143,7 +152,7 @@ def shopee_get_pc(path: Path, spider) -> None:
     async def run():
         page, resp = await _browser_response(url, api, path.read_bytes())()
         return page, await _collect(sp.parse_product(resp, card=card, card_hash="h"))
-    page, out = asyncio.run(run())
+    page, out = _run(run)
     assert page.closed and len(out) == 1
     it = out[0]
     listing = _valid(it)
