@@ -194,8 +194,9 @@ class Tracker:
     def flush(self) -> None:
         """Write the requests recorded since the last flush, in one transaction. Called before any
         request is marked done, so a response is never done before what it yielded is on disk."""
-        if self._unwritten:
-            rows, self._unwritten = self._unwritten, []
+        rows = getattr(self, "_unwritten", None)  # None in a subclass that writes at once (cluster.crawl.RedisTracker)
+        if rows:
+            self._unwritten = []
             self.frontier.add(rows)
 
     def item_started(self, key: str, item: Any) -> None:
