@@ -64,6 +64,11 @@ CREATE INDEX IF NOT EXISTS listings_filter ON listings(verdict, marketplace, rev
   first_seen, price, tis_base, tis_no, seller, seller_id, seller_norm, key);
 CREATE INDEX IF NOT EXISTS listings_by_id ON listings(id, marketplace, verdict, tis_no, seller, review_status, risk,
   last_seen, price, key);
+-- the review queue's order (flagged listings by risk) as a partial index: a page of the queue reads
+-- its 50 entries in order instead of sorting every flagged listing (the WHERE must stay exactly the
+-- text search() writes for flagged_only: _FLAGGED_SQL)
+CREATE INDEX IF NOT EXISTS listings_flagged_risk ON listings(risk DESC, last_seen DESC, key, review_status, marketplace,
+  verdict, status, tis_base) WHERE verdict IN ('mislabeled','needs_review','unlicensed');
 CREATE TABLE IF NOT EXISTS observations (
   id INTEGER PRIMARY KEY, key TEXT NOT NULL, content_hash TEXT NOT NULL, first_seen TEXT NOT NULL,
   last_seen TEXT NOT NULL, times INTEGER NOT NULL DEFAULT 1, data BLOB NOT NULL
@@ -92,6 +97,43 @@ CREATE INDEX IF NOT EXISTS crawl_state_key ON crawl_state(key);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_words USING fts5(words, tokenize="unicode61 remove_diacritics 0 categories 'L* N* Co M*'");
 CREATE VIRTUAL TABLE IF NOT EXISTS search_tri USING fts5(text, tokenize='trigram');
 """
+# Facet counts kept up to date by triggers: how many listings have each combination of the columns
+# the review queue filters and counts by. A search that filters by these columns only (the queue, its
+# status tabs, the dashboard's counts) takes its total and facets from here, in time that grows with
+# the number of combinations rather than of listings. Not in SCHEMA: trigger bodies hold ';' and the
+# migrations run SCHEMA statement by statement. Derived data: rebuilt by _ensure_facet_counts when
+# missing (a database written by an older tiswatch).
+_FC_COLS = ("verdict", "marketplace", "review_status", "status", "tis_base", "tis_no", "seller")
+
+
+def _fc_match(row: str) -> str:
+    return " AND ".join(f"{c} IS {row}.{c}" for c in _FC_COLS)
+
+
+def _fc_add(row: str) -> str:
+    vals = ", ".join(f"{row}.{c}" for c in _FC_COLS)
+    return (f"INSERT INTO facet_counts({', '.join(_FC_COLS)}, n) SELECT {vals}, 0 WHERE NOT EXISTS "
+            f"(SELECT 1 FROM facet_counts WHERE {_fc_match(row)});\n"
+            f"  UPDATE facet_counts SET n = n + 1 WHERE {_fc_match(row)};\n")
+
+
+def _fc_remove(row: str) -> str:
+    return (f"UPDATE facet_counts SET n = n - 1 WHERE {_fc_match(row)};\n"
+            f"  DELETE FROM facet_counts WHERE {_fc_match(row)} AND n <= 0;\n")
+
+
+FACET_COUNTS = f"""
+CREATE TABLE IF NOT EXISTS facet_counts ({', '.join(f'{c} TEXT' for c in _FC_COLS)}, n INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS facet_counts_all ON facet_counts({', '.join(_FC_COLS)});
+CREATE TRIGGER IF NOT EXISTS listings_fc_insert AFTER INSERT ON listings BEGIN
+  {_fc_add('NEW')}END;
+CREATE TRIGGER IF NOT EXISTS listings_fc_delete AFTER DELETE ON listings BEGIN
+  {_fc_remove('OLD')}END;
+CREATE TRIGGER IF NOT EXISTS listings_fc_update AFTER UPDATE OF {', '.join(_FC_COLS)} ON listings
+WHEN {' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in _FC_COLS)} BEGIN
+  {_fc_remove('OLD')}  {_fc_add('NEW')}END;
+"""
+
 # what `get` and search hits show of a listing row (the internal columns stay in)
 INTERNAL = ("id", "tis_base", "seller_norm")
 _JSON_COLS = {"category": list, "attributes": dict, "images": list, "reasons": list}
@@ -155,6 +197,29 @@ def _escape_like(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _script_statements(script: str) -> list[str]:
+    """The statements of a script, trigger bodies kept whole (sqlite3.complete_statement)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return [x for x in out if x]
+
+
+def _facets(combos: Iterable[Any]) -> dict[str, list[tuple[str, int]]]:
+    """Facet counts from rows of (*FACETS, count): the most frequent 20 values of each, then by value."""
+    counters: dict[str, dict[Any, int]] = {f: {} for f in FACETS}
+    for r in combos:
+        n = r[-1]
+        for f, v in zip(FACETS, r, strict=False):
+            if v is not None:
+                c = counters[f]
+                c[v] = c.get(v, 0) + n
+    return {f: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:20] for f, c in counters.items()}
+
+
 def read_version(db: sqlite3.Connection) -> int | None:
     """The schema version of an open database; None when it holds no listing store yet."""
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -198,7 +263,34 @@ class SqliteStore:
                               f"(v{SCHEMA_VERSION}): upgrade tiswatch")
         self.db.executescript(SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._ensure_facet_counts()
         self._written = 0
+        self.use_facet_counts = True  # False: every search counts by reading the listings (tests compare both)
+
+    def _ensure_facet_counts(self) -> None:
+        """Create the facet count table and its triggers; fill it when this database has none yet (in
+        one transaction with the triggers in place, so a concurrent writer cannot be missed)."""
+        if self.db.execute("SELECT 1 FROM meta WHERE key='facet_counts'").fetchone():
+            return
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if not self.db.execute("SELECT 1 FROM meta WHERE key='facet_counts'").fetchone():
+                    for stmt in _script_statements(FACET_COUNTS):
+                        self.db.execute(stmt)
+                    self.rebuild_facet_counts()
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('facet_counts', '1')")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def rebuild_facet_counts(self) -> int:
+        """Recount the facet count table from the listings (inside the caller's transaction)."""
+        cols = ", ".join(_FC_COLS)
+        self.db.execute("DELETE FROM facet_counts")
+        return self.db.execute(f"INSERT INTO facet_counts({cols}, n) SELECT {cols}, count(*) FROM listings "
+                               f"GROUP BY {cols}").rowcount
 
     def close(self) -> None:
         try:
@@ -627,6 +719,12 @@ class SqliteStore:
             params.append(q.price_max)
         return where, params, score, sparams
 
+    def _counted(self, q: SearchQuery) -> bool:
+        """Whether the facet count table answers this query's total and facets: it filters by none but
+        the table's columns (no text, seller, dates or prices)."""
+        return (self.use_facet_counts and not q.seller and q.date_from is None and q.date_to is None
+                and q.price_min is None and q.price_max is None)
+
     def search(self, q: SearchQuery) -> SearchResult:
         q = Q.normalized(q)
         terms = Q.terms(q.text)
@@ -640,6 +738,7 @@ class SqliteStore:
         if order is None:
             order = ("(" + " + ".join(score) + ") DESC, " if score else "") + "risk DESC, last_seen DESC"
             oparams = sparams
+        from_counts = not terms and self._counted(q)
         with self._lock:
             if terms:
                 # the matches once into a temporary table; the count, the facets and the page read them
@@ -648,22 +747,33 @@ class SqliteStore:
                 self.db.execute("DELETE FROM _hits")
                 total = self.db.execute(f"INSERT INTO _hits SELECT id FROM listings WHERE {sql_where}", params).rowcount
                 src, sparams2 = "listings WHERE id IN (SELECT id FROM _hits)", []
+                scan = src
             else:
                 src, sparams2 = f"listings WHERE {sql_where}", params
-                total = self.db.execute(f"SELECT count(*) FROM {src}", sparams2).fetchone()[0]
-            ids = [r[0] for r in self.db.execute(f"SELECT id FROM {src} ORDER BY {order}, key LIMIT ? OFFSET ?",
+                # counts and facets read the covering filter index (the planner might pick the partial
+                # queue index, which lacks the facet columns)
+                scan = f"listings INDEXED BY listings_filter WHERE {sql_where}"
+            combos: list[Any] = []
+            if from_counts:
+                combos = self.db.execute(f"SELECT {', '.join(FACETS)}, n FROM facet_counts WHERE {sql_where}", params).fetchall()
+                total = sum(r[-1] for r in combos)
+            elif not terms:
+                total = self.db.execute(f"SELECT count(*) FROM {scan}", sparams2).fetchone()[0]
+            page_src = src
+            if from_counts and q.flagged_only and q.order in ("risk", "relevance"):
+                # the queue: walk the partial index in its order (every filter is one of its columns);
+                # without statistics the planner would sort all flagged listings instead
+                page_src = f"listings INDEXED BY listings_flagged_risk WHERE {sql_where}"
+            ids = [r[0] for r in self.db.execute(f"SELECT id FROM {page_src} ORDER BY {order}, key LIMIT ? OFFSET ?",
                                                  [*sparams2, *oparams, limit, offset])] if limit and total else []
             rows = {r["id"]: r for r in self.db.execute(
                 f"SELECT * FROM listings WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
             facets: dict[str, list[tuple[str, int]]] = {}
             if q.facets:
-                counters: dict[str, dict[Any, int]] = {f: {} for f in FACETS}
-                for r in self.db.execute(f"SELECT {', '.join(FACETS)} FROM {src}", sparams2):
-                    for f, v in zip(FACETS, r, strict=True):
-                        if v is not None:
-                            c = counters[f]
-                            c[v] = c.get(v, 0) + 1
-                facets = {f: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:20] for f, c in counters.items()}
+                if not from_counts and total:
+                    cols = ", ".join(FACETS)
+                    combos = self.db.execute(f"SELECT {cols}, count(*) FROM {scan} GROUP BY {cols}", sparams2).fetchall()
+                facets = _facets(combos)
         hits = [self._row(rows[i]) for i in ids]
         if terms:
             for h in hits:

@@ -143,6 +143,12 @@ def measure(st: Any, keys: list[str], queries: int, seed: int) -> tuple[dict[str
     word_only = [SearchQuery(text=q.text, limit=50) for q in word_filters]
     filters_only = [SearchQuery(marketplace=q.marketplace, verdict=q.verdict, order="risk", limit=50) for q in word_filters]
     no_facets = [SearchQuery(text=q.text, marketplace=q.marketplace, verdict=q.verdict, limit=50, facets=False) for q in word_filters]
+    # the review queue's two calls (review/pages.py queue): a page of flagged listings in review status
+    # `new` by risk, with total and facets, then the status tabs' counts (all statuses, no page)
+    queue_page = [SearchQuery(flagged_only=True, review_status="new", order="risk", limit=50,
+                              offset=50 * rnd.randint(0, 20)) for _ in range(queries)]
+    queue_tabs = [SearchQuery(flagged_only=True, order="risk", limit=0,
+                              marketplace=rnd.choice([None, *MARKETPLACES])) for _ in range(queries)]
     some = [rnd.choice(keys) for _ in range(queries)]
     for q in word_filters[:10]:  # warm caches the way a running service has them
         st.search(q)
@@ -151,7 +157,8 @@ def measure(st: Any, keys: list[str], queries: int, seed: int) -> tuple[dict[str
     out: dict[str, list[float]] = {}
     totals: dict[str, float] = {}
     for name, qs in (("search: Thai word + 2 filters", word_filters), ("search: Thai word, no filter", word_only),
-                     ("search: 2 filters, no word", filters_only), ("search: word + 2 filters, no facets", no_facets)):
+                     ("search: 2 filters, no word", filters_only), ("search: word + 2 filters, no facets", no_facets),
+                     ("queue: flagged new by risk + facets", queue_page), ("queue: status tab counts", queue_tabs)):
         res: list[int] = []
         cpu: list[float] = []
         out[name] = timed(lambda q, res=res: res.append(st.search(q).total), qs, cpu)

@@ -145,3 +145,93 @@ def test_concurrent_writers_in_threads(tmp_path):
         t.join()
     assert not errors and st.counts()["listings"] == 10
     assert st.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# ---- facet counts kept by triggers (the review queue's totals and facets) ---------------------------
+QUEUE_SHAPES = [
+    SearchQuery(flagged_only=True, review_status="new", order="risk", limit=50),
+    SearchQuery(flagged_only=True, order="risk", limit=0),
+    SearchQuery(flagged_only=True, review_status="confirmed", limit=10),
+    SearchQuery(flagged_only=True, marketplace="lazada", verdict="unlicensed", limit=5, offset=3),
+    SearchQuery(tis="2432", limit=5),
+    SearchQuery(status="delisted", order="recent", limit=5),
+    SearchQuery(marketplace="shop", order="price", limit=5),
+    SearchQuery(limit=0),
+]
+
+
+def _answers(st: SqliteStore, counted: bool) -> list:
+    st.use_facet_counts = counted
+    out = []
+    for q in QUEUE_SHAPES:
+        r = st.search(q)
+        out.append((r.total, r.facets, [h["key"] for h in r.hits]))
+    st.use_facet_counts = True
+    return out
+
+
+def test_facet_counts_agree_with_counting_the_listings(tmp_path):
+    """Totals and facets from the trigger-kept table equal those counted from the listings, through
+    ingestion, verdict changes, review decisions, delisting, a load from a dump, and a database whose
+    table is missing (rebuilt on open)."""
+    from sandbox.history import simulate
+    from sandbox.world import build_world
+
+    w = build_world(seed=5, n_licences=400, n_listings=80)
+    events = list(simulate(w, 320, seed=3))
+    st = SqliteStore(tmp_path / "a.sqlite")
+    for i, e in enumerate(events):
+        if e.kind == "ingest":
+            st.ingest(e.listing, e.verdict, e.at)
+        else:
+            st.delist(e.key, e.at)
+        if i == len(events) // 2:
+            assert _answers(st, True) == _answers(st, False)
+    flagged = st.search(SearchQuery(flagged_only=True, limit=20, facets=False)).hits
+    assert len(flagged) >= 10
+    for h, status in zip(flagged, ["confirmed", "dismissed", "escalated", "taken_down", "confirmed", "new"], strict=False):
+        st.set_review_status(h["key"], status)
+    for h in flagged[4:10]:
+        st.delist(h["key"], events[-1].at)
+    assert st.counts()["delisted"] >= 6
+    expected = _answers(st, False)
+    assert _answers(st, True) == expected
+    assert any(t for t, _, _ in expected[2:4]), "the shapes must find something"
+    b = SqliteStore(tmp_path / "b.sqlite")
+    b.load(st.dump())
+    assert _answers(b, True) == expected
+    b.load(st.dump())  # idempotent: loading again counts nothing twice
+    assert _answers(b, True) == expected
+    b.db.execute("DROP TABLE facet_counts")
+    b.db.execute("DELETE FROM meta WHERE key='facet_counts'")
+    b.close()
+    assert _answers(SqliteStore(tmp_path / "b.sqlite"), True) == expected
+    st.close()
+
+
+def test_facet_counts_after_migrating_a_v1_database(tmp_path):
+    path = v1_database(tmp_path / "listings.sqlite")
+    migrate(path, make_backup=False)
+    st = SqliteStore(path)
+    assert _answers(st, True) == _answers(st, False)
+    assert st.search(SearchQuery(limit=0)).total == 36
+
+
+def test_the_queue_reads_its_page_from_the_partial_index(tmp_path):
+    """The queue's page (flagged, by risk) walks listings_flagged_risk instead of sorting every flagged
+    listing: its WHERE must be exactly the flagged_only condition search() writes."""
+    from listings.sqlite_store import _FLAGGED_SQL
+
+    st = SqliteStore(tmp_path / "l.sqlite")
+    sql = st.db.execute("SELECT sql FROM sqlite_master WHERE name='listings_flagged_risk'").fetchone()[0]
+    assert sql.endswith(f"WHERE verdict IN {_FLAGGED_SQL}")
+    from matching.verdict import Verdict
+
+    x = Listing(marketplace="shopee", item_id="1", title="ปลั๊กพ่วง 4 ช่อง", price=99.0, seller="ร้าน", seller_id="s1")
+    st.ingest(x, Verdict("shopee", "1", "unlicensed", 90, "2432-2555", None, ["no_claim"], registry_version="r1"), T0)
+    plans: list[str] = []
+    st.db.set_trace_callback(lambda sql: plans.append(" ".join(r[-1] for r in st.db.execute("EXPLAIN QUERY PLAN " + sql)))
+                             if sql.startswith("SELECT id FROM") and "ORDER BY" in sql else None)
+    st.search(SearchQuery(flagged_only=True, review_status="new", marketplace="shopee", order="risk", limit=50))
+    st.db.set_trace_callback(None)
+    assert len(plans) == 1 and "listings_flagged_risk" in plans[0] and "TEMP B-TREE" not in plans[0], plans
