@@ -46,6 +46,7 @@ class StoreSettings(_Section):
     es_rollover_max_size: str = Field("50gb", pattern=r"^\d+(b|kb|mb|gb|tb)$")
     evidence_retention_days: int = Field(0, ge=0)
     evidence_keep_latest_flagged: bool = True
+    observation_retention_days: int = Field(0, ge=0)  # 0: every observation kept (the default)
 
 
 class RegistrySettings(_Section):

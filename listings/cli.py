@@ -419,6 +419,35 @@ def prune_evidence(
         err.print(f"[yellow]{escape(p)}[/yellow]")
 
 
+@store_app.command("prune-observations")
+def prune_observations_cmd(
+    days: Annotated[int | None, typer.Option(min=0, help="retention in days (default [store] observation_retention_days; 0 keeps all)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be pruned, delete nothing")] = False,
+) -> None:
+    """Delete observations (stored views of a listing) last seen more than DAYS ago, except the newest
+    view of each listing and every view of a listing an officer has acted on (any review status but
+    new, or a decision in the event log). Changes and verdicts are kept: timelines stay complete."""
+    from listings.events import open_events
+    from listings.retention import decided_keys, prune_observations
+
+    s = _settings()
+    n_days = s.store.observation_retention_days if days is None else days
+    if n_days <= 0:
+        console.print("observation retention is off ([store] observation_retention_days = 0): every observation kept")
+        return
+    ev = open_events(s)
+    try:
+        decided = decided_keys(ev)
+    finally:
+        ev.close()
+    st = _open()
+    try:
+        n = prune_observations(st, n_days, decided, datetime.now(UTC), dry_run=dry_run) or 0
+    finally:
+        st.close()
+    console.print(f"{'would prune' if dry_run else 'pruned'} {n:,} observations last seen more than {n_days} days ago")
+
+
 @store_app.command("rollover")
 def rollover(force: Annotated[bool, typer.Option("--force", help="roll over now, whatever the conditions")] = False) -> None:
     """Roll the observation write index over when its age, size or document count passes the

@@ -702,6 +702,38 @@ class ElasticStore:
         self._bulk([x for h in hits for x in ({"update": {"_index": h["_index"], "_id": h["_id"]}}, {"doc": {"pruned_at": _iso(at)}})])
         return len(hits)
 
+    def prune_observations(self, before: datetime, keep: Iterable[str] = (), dry_run: bool = False) -> int:
+        """The observation retention policy (see the protocol): observations last seen before `before`,
+        a page at a time, against their listings' current pointer (`obs.id`) and review status."""
+        self._refresh_now("observations", "listings")
+        kept, done = set(keep), 0
+        q = {"bool": {"filter": [{"range": {"last_seen": {"lt": _iso(before)}}}]}}
+        page: list[dict[str, Any]] = []
+
+        def flush() -> int:
+            info = {k: d["_source"] for k, d in self._mget("listings", [h["_source"]["key"] for h in page]).items()}
+            gone = []
+            for h in page:
+                li = info.get(h["_source"]["key"])
+                if (li is None or h["_source"]["key"] in kept or (li.get("review_status") or "new") != "new"
+                        or (li.get("obs") or {}).get("id") == h["_id"]):
+                    continue
+                gone.append({"delete": {"_index": h["_index"], "_id": h["_id"]}})
+            if gone and not dry_run:
+                self._bulk(list(gone), refresh=False)
+            page.clear()
+            return len(gone)
+
+        for h in self._scan("observations", q, [{"last_seen": "asc"}, {"seq": "asc"}], ["key"]):
+            page.append(h)
+            if len(page) >= 2000:
+                done += flush()
+        if page:
+            done += flush()
+        if done and not dry_run:
+            self._refresh_now("observations")
+        return done
+
     # ---- reading -------------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
         d = self._mget("listings", [key]).get(key)

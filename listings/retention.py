@@ -1,5 +1,5 @@
-"""Evidence retention: which evidence files may be deleted, and deleting them (`tiswatch store
-prune-evidence`).
+"""Retention: which evidence files may be deleted, and deleting them (`tiswatch store prune-evidence`);
+which observations may be deleted (`tiswatch store prune-observations`, at the end of this file).
 
 What is pruned (the policy, `[store] evidence_retention_days` and `evidence_keep_latest_flagged`):
 an evidence capture (the files of one listing taken at one time, `evidence/<mp>/<item>/<time>/`) older
@@ -105,6 +105,43 @@ def prune(store: Any, root: Path, policy: Policy, decided: Iterable[str], now: d
                     shutil.rmtree(d, ignore_errors=True)
         store.mark_evidence_pruned(cap["key"], cap["created_at"], now)
     return rep
+
+
+def observation_cutoff(days: int, now: datetime) -> datetime | None:
+    """Observations last seen before this may be pruned; None when the policy keeps them all (days 0)."""
+    return None if days <= 0 else now - timedelta(days=days)
+
+
+def prune_observations(store: Any, days: int, decided: Iterable[str], now: datetime, dry_run: bool = False) -> int | None:
+    """The observation retention policy ([store] observation_retention_days): observations (distinct
+    views) last seen more than `days` ago are deleted, except the newest view of each listing (its
+    current state), and every view of a listing an officer has acted on (review status other than
+    new, or a decision in the event log: a case may rest on what it showed). Changes and verdicts stay,
+    so a listing's timeline still says what changed and when. None when the policy is off."""
+    c = observation_cutoff(days, now)
+    if c is None:
+        return None
+    return store.prune_observations(c, set(decided), dry_run=dry_run)
+
+
+def run_observation_retention(settings: Any, now: datetime) -> dict[str, Any]:
+    """For the scheduler's retention job (ops/jobs.py): apply [store] observation_retention_days."""
+    days = settings.store.observation_retention_days
+    if days <= 0:
+        return {"observations": "retention off ([store] observation_retention_days = 0)"}
+    from listings.events import open_events
+    from listings.store import open_store
+
+    events = open_events(settings)
+    try:
+        decided = decided_keys(events)
+    finally:
+        events.close()
+    store = open_store(settings)
+    try:
+        return {"observations_pruned": prune_observations(store, days, decided, now)}
+    finally:
+        store.close()
 
 
 def decided_keys(events: Any) -> set[str]:

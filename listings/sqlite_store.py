@@ -904,3 +904,28 @@ class SqliteStore:
         with self._lock:
             return self.db.execute("UPDATE evidence SET pruned_at=? WHERE key=? AND created_at=? AND pruned_at IS NULL",
                                    (_iso(at), key, created_at)).rowcount
+
+    def prune_observations(self, before: datetime, keep: Iterable[str] = (), dry_run: bool = False) -> int:
+        """The observation retention policy (see the protocol), in batches of one short transaction each
+        (a crawl writing meanwhile waits for one batch, not for the whole pass)."""
+        cut, kept, done, last = _iso(before), set(keep), 0, 0
+        sel = ("SELECT o.id, o.key FROM observations o JOIN listings l ON l.key = o.key "
+               "WHERE o.id > ? AND o.last_seen < ? AND l.review_status = 'new' AND o.id != "
+               "(SELECT o2.id FROM observations o2 WHERE o2.key = o.key ORDER BY o2.first_seen DESC, o2.id DESC LIMIT 1) "
+               "ORDER BY o.id LIMIT 2000")
+        while True:
+            with self._lock:
+                self.db.execute("BEGIN" if dry_run else "BEGIN IMMEDIATE")
+                try:
+                    rows = self.db.execute(sel, (last, cut)).fetchall()
+                    ids = [r[0] for r in rows if r[1] not in kept]
+                    if ids and not dry_run:
+                        self.db.execute(f"DELETE FROM observations WHERE id IN ({','.join('?' * len(ids))})", ids)
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+            if not rows:
+                return done
+            done += len(ids)
+            last = rows[-1][0]

@@ -391,8 +391,11 @@ def _retention(ctx: JobContext, spec: JobSpec) -> tuple[str, dict[str, Any], str
     ev = _evidence_retention(ctx)
     if ev is None:
         return "ok", {"job_runs_pruned": pruned}, "evidence retention is not available in this version (listings.retention)"
+    from listings.retention import run_observation_retention  # [store] observation_retention_days
+
+    obs = run_observation_retention(ctx.settings, ctx.clock())
     problems = ev.get("problems") or []
-    return "ok", {"job_runs_pruned": pruned, **ev}, ("; ".join(problems)[:500] or None)
+    return "ok", {"job_runs_pruned": pruned, **ev, **obs}, ("; ".join(problems)[:500] or None)
 
 
 HANDLERS: dict[str, Callable[[JobContext, JobSpec], tuple[str, dict[str, Any], str | None]]] = {

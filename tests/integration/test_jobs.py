@@ -115,6 +115,7 @@ def test_jobs_of_other_packages(tmp_path):
         assert "listings.retention" in out.error
     else:
         assert out.result["evidence"].startswith("retention off")
+        assert out.result["observations"].startswith("retention off")  # [store] observation_retention_days = 0
     # alerts/: nothing to deliver, no digest recipients, no removals to check
     for job in ("alerts", "digest", "removals"):
         out = run(ctx, job)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import cli
 from listings.model import Listing
-from listings.store import open_store
+from listings.store import SearchQuery, open_store
 from sandbox.history import simulate
 
 runner = CliRunner()
@@ -195,6 +195,35 @@ def test_prune_evidence_by_policy(tw, events):
     assert "nothing pruned" in tw("store", "prune-evidence").output  # retention off by default
 
 
+def test_prune_observations_by_policy(tw):
+    s = tw.settings
+    assert "every observation kept" in tw("store", "prune-observations").output  # retention off by default
+    st = open_store(s)
+    keys = [h["key"] for h in st.search(SearchQuery(limit=1000, facets=False)).hits]
+    decided = next(k for k in keys if len(st.history(k)["observations"]) > 1)
+    st.set_review_status(decided, "dismissed")
+    before = {k: st.history(k) for k in keys}
+    st.close()
+    n_obs = sum(len(h["observations"]) for h in before.values())
+    # every observation of the simulated history is older than a day: all but each listing's newest go
+    # (and all of the listing an officer dismissed)
+    want = sum(len(h["observations"]) - 1 for k, h in before.items() if k != decided)
+    assert want > 0
+    r = tw("store", "prune-observations", "--days", "1", "--dry-run")
+    assert f"would prune {want:,} observations" in " ".join(r.output.split())
+    st = open_store(s)
+    assert st.info()["counts"]["observations"] == n_obs
+    st.close()
+    r = tw("store", "prune-observations", "--days", "1")
+    assert f"pruned {want:,} observations" in " ".join(r.output.split())
+    st = open_store(s)
+    for k, h in before.items():
+        after = st.history(k)
+        assert after["observations"] == (h["observations"] if k == decided else h["observations"][-1:])
+        assert (after["changes"], after["verdicts"]) == (h["changes"], h["verdicts"])
+    st.close()
+
+
 @pytest.mark.server
 def test_reindex_to_a_cluster_and_back(tw, osmem, tmp_path):  # noqa: F811
     clone = osmem.clone()
@@ -274,3 +303,25 @@ def test_api_search_history_sellers(api, events):
     t = c.get("/api/v1/seller-history/shopee/s-evil").json()
     assert t["seller"]["listings"] == 1 and t["timeline"][0]["kind"] == "listed"
     assert c.get("/api/v1/seller-history/shopee/nobody").status_code == 404
+
+
+def test_the_retention_job_prunes_observations(tmp_path):
+    """The scheduler's retention job applies [store] observation_retention_days (ops/jobs.py calls
+    listings.retention.run_observation_retention)."""
+    from ops.jobs import JobContext, run
+    from settings import load_settings
+
+    s = load_settings(home=tmp_path / "home", environ={}, store={"observation_retention_days": 30})
+    s.ensure_home()
+    st = open_store(s)
+    for i, p in enumerate([100.0, 110.0, 120.0]):
+        x = Listing(marketplace="lazada", item_id="7", title="พัดลม", price=p)
+        st.ingest(x, None, datetime(2026, 1, 1 + i, tzinfo=UTC))
+    st.close()
+    ctx = JobContext(s)
+    out = run(ctx, "retention")
+    ctx.close()
+    assert out.status == "ok" and out.result["observations_pruned"] == 2, out
+    st = open_store(s)
+    assert [o["data"]["price"] for o in st.history("lazada:7")["observations"]] == [120.0]
+    st.close()

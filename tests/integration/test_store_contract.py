@@ -365,6 +365,41 @@ def _answers(st, keys):
     return out
 
 
+def test_observation_retention(store):
+    """prune_observations: views last seen before the cutoff go, except each listing's newest, every view
+    of a listing an officer acted on or that the caller keeps; changes and verdicts stay."""
+    def views(item, prices, start=T0):
+        for i, p in enumerate(prices):
+            x = L(item_id=item, price=p)
+            store.ingest(x, V(x), start + i * 10 * D)
+
+    views("1", [100.0, 110.0, 120.0])            # seen days 0, 10, 20
+    views("2", [100.0, 110.0, 120.0])            # the same, then confirmed by an officer
+    views("3", [100.0, 110.0, 120.0])            # the same, kept by the caller (a decision event)
+    views("4", [100.0, 110.0], start=T0 - 40 * D)  # days -40, -30: both old, the newest stays
+    store.set_review_status("shopee:2", "confirmed")
+    store.flush()
+    before = {k: store.history(k) for k in ("shopee:1", "shopee:2", "shopee:3", "shopee:4")}
+    cut = T0 + 15 * D
+    assert store.prune_observations(cut, {"shopee:3"}, dry_run=True) == 3
+    assert store.history("shopee:1") == before["shopee:1"]  # a dry run deletes nothing
+    assert store.prune_observations(cut, {"shopee:3"}) == 3
+    store.flush()
+    after = {k: store.history(k) for k in before}
+    assert [o["data"]["price"] for o in after["shopee:1"]["observations"]] == [120.0]
+    assert [o["data"]["price"] for o in after["shopee:4"]["observations"]] == [110.0]
+    assert after["shopee:2"] == before["shopee:2"] and after["shopee:3"] == before["shopee:3"]
+    for k in ("shopee:1", "shopee:4"):
+        assert (after[k]["changes"], after[k]["verdicts"]) == (before[k]["changes"], before[k]["verdicts"])
+    assert store.prune_observations(cut, {"shopee:3"}) == 0  # nothing left to prune
+    assert store.get("shopee:1")["price"] == 120.0
+    x = L(item_id="1", price=130.0)  # the listing lives on after pruning
+    r = store.ingest(x, V(x), T0 + 30 * D)
+    assert r.new_observation and ("price", 120.0, 130.0) in r.changes
+    store.flush()
+    assert [o["data"]["price"] for o in store.history("shopee:1")["observations"]] == [120.0, 130.0]
+
+
 def test_backends_agree(store, make_store, history_events):  # noqa: F811
     if store.backend == "sqlite":
         pytest.skip("the reference itself")

@@ -239,3 +239,9 @@ def test_retention_decide(c, decided, policy, want):
 def test_sub_words_fast_path_agrees_with_unicode61_categories():
     wrongly_plain = [cp for cp in range(0x20, 0x10000) if Q._PLAIN.fullmatch(chr(cp)) and not Q._is_word_char(chr(cp))]
     assert wrongly_plain == []
+
+
+@pytest.mark.parametrize("days, want", [(0, None), (1, datetime(2026, 11, 23, 3, tzinfo=UTC)),
+                                        (30, datetime(2026, 10, 25, 3, tzinfo=UTC))])
+def test_observation_cutoff(days, want):
+    assert R.observation_cutoff(days, datetime(2026, 11, 24, 3, tzinfo=UTC)) == want
