@@ -38,6 +38,7 @@ class StoreSettings(_Section):
     es_api_key: str = ""
     es_ca_certs: str = ""
     es_verify_certs: bool = True
+    es_timeout: float = Field(30, gt=0, le=3600)
     es_shards: int = Field(1, ge=1, le=64)
     es_replicas: int = Field(1, ge=0, le=10)
     es_rollover: Literal["auto", "ilm", "ism", "client", "off"] = "auto"

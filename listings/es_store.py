@@ -116,8 +116,8 @@ class ElasticStore:
     def __init__(self, url: str, prefix: str = "tiswatch", *, client: str = "auto", username: str = "", password: str = "",
                  api_key: str = "", ca_certs: str = "", verify_certs: bool = True, refresh: bool = False, shards: int = 1,
                  replicas: int = 1, rollover: str = "auto", rollover_max_age: str = "30d", rollover_max_docs: int = 50_000_000,
-                 rollover_max_size: str = "50gb", setup: bool = True):
-        self.http = EsClient(url, client, username, password, api_key, ca_certs, verify_certs)
+                 rollover_max_size: str = "50gb", setup: bool = True, timeout: float = 30.0):
+        self.http = EsClient(url, client, username, password, api_key, ca_certs, verify_certs, timeout)
         self.url = self.http.url
         self.prefix = prefix
         self.refresh = refresh
@@ -142,7 +142,8 @@ class ElasticStore:
         return cls(st.es_url, st.es_prefix, client=st.es_client, username=st.es_username, password=st.es_password,
                    api_key=st.es_api_key, ca_certs=st.es_ca_certs, verify_certs=st.es_verify_certs, shards=st.es_shards,
                    replicas=st.es_replicas, rollover=st.es_rollover, rollover_max_age=st.es_rollover_max_age,
-                   rollover_max_docs=st.es_rollover_max_docs, rollover_max_size=st.es_rollover_max_size, **kw)
+                   rollover_max_docs=st.es_rollover_max_docs, rollover_max_size=st.es_rollover_max_size,
+                   timeout=st.es_timeout, **kw)
 
     # ---- set-up --------------------------------------------------------------------------------
     def a(self, kind: str) -> str:

@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     ap.add_argument("--dir", default="", help="where the SQLite file goes (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the SQLite file (in --dir) afterwards")
     ap.add_argument("--es-url", default=os.environ.get("TISWATCH_ES_URL", ""))
+    ap.add_argument("--timeout", type=float, default=120, help="seconds per cluster request (a busy machine needs more)")
     a = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -252,7 +253,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
                 prefix = f"bench{random.randrange(1 << 30):x}"
                 try:
                     results.append(run_backend(label, lambda url=url, prefix=prefix: ElasticStore(url, prefix, replicas=0,
-                                                                                                 rollover="client"),
+                                                                                                 rollover="client",
+                                                                                                 timeout=a.timeout),
                                                evs, a.queries, a.seed, es_size))
                 finally:
                     if b == "es":

@@ -124,3 +124,20 @@ def test_errors_name_the_cluster():
         ElasticStore(f"http://127.0.0.1:{port}", "tw")
     with pytest.raises(StoreError, match="es_url"):
         ElasticStore("", "tw")
+
+
+def test_request_timeout_from_settings():
+    """[store] es_timeout bounds each request: a cluster that does not answer in time fails with an
+    error naming it (here a loopback server that accepts and stays silent)."""
+    from settings import load_settings
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}"
+    try:
+        s = load_settings(environ={}, store={"backend": "elasticsearch", "es_url": url, "es_timeout": 0.5})
+        with pytest.raises(StoreError, match=url.replace(".", r"\.") + ".*[Tt]ime"):
+            ElasticStore.from_settings(s.store)
+    finally:
+        srv.close()
