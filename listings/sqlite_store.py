@@ -99,40 +99,49 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_tri USING fts5(text, tokenize='trigram
 """
 # Facet counts kept up to date by triggers: how many listings have each combination of the columns
 # the review queue filters and counts by. A search that filters by these columns only (the queue, its
-# status tabs, the dashboard's counts) takes its total and facets from here, in time that grows with
-# the number of combinations rather than of listings. Not in SCHEMA: trigger bodies hold ';' and the
-# migrations run SCHEMA statement by statement. Derived data: rebuilt by _ensure_facet_counts when
-# missing (a database written by an older tiswatch).
-_FC_COLS = ("verdict", "marketplace", "review_status", "status", "tis_base", "tis_no", "seller")
+# status tabs, the dashboard's counts) takes its total and facets from here instead of reading every
+# matching listing. Two tables: `facet_counts` without the seller (a few hundred rows: total and the
+# marketplace, verdict, standard and review status facets), `seller_counts` with it (about one row a
+# seller and status: the seller facet, read in seller order through its covering index). Not in
+# SCHEMA: trigger bodies hold ';' and the migrations run SCHEMA statement by statement. Derived data,
+# rebuilt by _ensure_facet_counts when missing (a database written by an older tiswatch).
+_FC_COLS = ("verdict", "marketplace", "review_status", "status", "tis_base", "tis_no")
+_SC_COLS = ("seller", "verdict", "marketplace", "review_status", "status", "tis_base")
+_FC_VERSION = "2"
 
 
-def _fc_match(row: str) -> str:
-    return " AND ".join(f"{c} IS {row}.{c}" for c in _FC_COLS)
+def _fc_match(cols: tuple[str, ...], row: str) -> str:
+    return " AND ".join(f"{c} IS {row}.{c}" for c in cols)
 
 
-def _fc_add(row: str) -> str:
-    vals = ", ".join(f"{row}.{c}" for c in _FC_COLS)
-    return (f"INSERT INTO facet_counts({', '.join(_FC_COLS)}, n) SELECT {vals}, 0 WHERE NOT EXISTS "
-            f"(SELECT 1 FROM facet_counts WHERE {_fc_match(row)});\n"
-            f"  UPDATE facet_counts SET n = n + 1 WHERE {_fc_match(row)};\n")
+def _fc_add(table: str, cols: tuple[str, ...], row: str) -> str:
+    vals = ", ".join(f"{row}.{c}" for c in cols)
+    return (f"INSERT INTO {table}({', '.join(cols)}, n) SELECT {vals}, 0 WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {table} WHERE {_fc_match(cols, row)});\n"
+            f"  UPDATE {table} SET n = n + 1 WHERE {_fc_match(cols, row)};\n")
 
 
-def _fc_remove(row: str) -> str:
-    return (f"UPDATE facet_counts SET n = n - 1 WHERE {_fc_match(row)};\n"
-            f"  DELETE FROM facet_counts WHERE {_fc_match(row)} AND n <= 0;\n")
+def _fc_remove(table: str, cols: tuple[str, ...], row: str) -> str:
+    return (f"UPDATE {table} SET n = n - 1 WHERE {_fc_match(cols, row)};\n"
+            f"  DELETE FROM {table} WHERE {_fc_match(cols, row)} AND n <= 0;\n")
 
 
-FACET_COUNTS = f"""
-CREATE TABLE IF NOT EXISTS facet_counts ({', '.join(f'{c} TEXT' for c in _FC_COLS)}, n INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS facet_counts_all ON facet_counts({', '.join(_FC_COLS)});
-CREATE TRIGGER IF NOT EXISTS listings_fc_insert AFTER INSERT ON listings BEGIN
-  {_fc_add('NEW')}END;
-CREATE TRIGGER IF NOT EXISTS listings_fc_delete AFTER DELETE ON listings BEGIN
-  {_fc_remove('OLD')}END;
-CREATE TRIGGER IF NOT EXISTS listings_fc_update AFTER UPDATE OF {', '.join(_FC_COLS)} ON listings
-WHEN {' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in _FC_COLS)} BEGIN
-  {_fc_remove('OLD')}  {_fc_add('NEW')}END;
-"""
+def _fc_script() -> str:
+    out = []
+    both = tuple(dict.fromkeys(_FC_COLS + _SC_COLS))
+    for table, cols, extra in (("facet_counts", _FC_COLS, ""), ("seller_counts", _SC_COLS, ", n")):
+        out.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} TEXT' for c in cols)}, n INTEGER NOT NULL);\n"
+                   f"CREATE INDEX IF NOT EXISTS {table}_all ON {table}({', '.join(cols)}{extra});\n")
+    add = "".join(_fc_add(t, c, "NEW") for t, c in (("facet_counts", _FC_COLS), ("seller_counts", _SC_COLS)))
+    rem = "".join(_fc_remove(t, c, "OLD") for t, c in (("facet_counts", _FC_COLS), ("seller_counts", _SC_COLS)))
+    out.append(f"CREATE TRIGGER IF NOT EXISTS listings_fc_insert AFTER INSERT ON listings BEGIN\n  {add}END;\n"
+               f"CREATE TRIGGER IF NOT EXISTS listings_fc_delete AFTER DELETE ON listings BEGIN\n  {rem}END;\n"
+               f"CREATE TRIGGER IF NOT EXISTS listings_fc_update AFTER UPDATE OF {', '.join(both)} ON listings\n"
+               f"WHEN {' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in both)} BEGIN\n  {rem}  {add}END;\n")
+    return "".join(out)
+
+
+FACET_COUNTS = _fc_script()
 
 # what `get` and search hits show of a listing row (the internal columns stay in)
 INTERNAL = ("id", "tis_base", "seller_norm")
@@ -268,29 +277,40 @@ class SqliteStore:
         self.use_facet_counts = True  # False: every search counts by reading the listings (tests compare both)
 
     def _ensure_facet_counts(self) -> None:
-        """Create the facet count table and its triggers; fill it when this database has none yet (in
-        one transaction with the triggers in place, so a concurrent writer cannot be missed)."""
-        if self.db.execute("SELECT 1 FROM meta WHERE key='facet_counts'").fetchone():
+        """Create the facet count tables and their triggers; fill them when this database has none of
+        this version yet (in one transaction with the triggers in place, so a concurrent writer cannot
+        be missed)."""
+        def current() -> bool:
+            r = self.db.execute("SELECT value FROM meta WHERE key='facet_counts'").fetchone()
+            return bool(r) and r[0] == _FC_VERSION
+
+        if current():
             return
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                if not self.db.execute("SELECT 1 FROM meta WHERE key='facet_counts'").fetchone():
+                if not current():
+                    for t in ("insert", "delete", "update"):
+                        self.db.execute(f"DROP TRIGGER IF EXISTS listings_fc_{t}")
+                    self.db.execute("DROP TABLE IF EXISTS facet_counts")
+                    self.db.execute("DROP TABLE IF EXISTS seller_counts")
                     for stmt in _script_statements(FACET_COUNTS):
                         self.db.execute(stmt)
                     self.rebuild_facet_counts()
-                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('facet_counts', '1')")
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('facet_counts', ?)", (_FC_VERSION,))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
 
     def rebuild_facet_counts(self) -> int:
-        """Recount the facet count table from the listings (inside the caller's transaction)."""
-        cols = ", ".join(_FC_COLS)
-        self.db.execute("DELETE FROM facet_counts")
-        return self.db.execute(f"INSERT INTO facet_counts({cols}, n) SELECT {cols}, count(*) FROM listings "
-                               f"GROUP BY {cols}").rowcount
+        """Recount the facet count tables from the listings (inside the caller's transaction)."""
+        n = 0
+        for table, cols in (("facet_counts", _FC_COLS), ("seller_counts", _SC_COLS)):
+            c = ", ".join(cols)
+            self.db.execute(f"DELETE FROM {table}")
+            n += self.db.execute(f"INSERT INTO {table}({c}, n) SELECT {c}, count(*) FROM listings GROUP BY {c}").rowcount
+        return n
 
     def close(self) -> None:
         try:
@@ -755,7 +775,10 @@ class SqliteStore:
                 scan = f"listings INDEXED BY listings_filter WHERE {sql_where}"
             combos: list[Any] = []
             if from_counts:
-                combos = self.db.execute(f"SELECT {', '.join(FACETS)}, n FROM facet_counts WHERE {sql_where}", params).fetchall()
+                small = [f for f in FACETS if f != "seller"]
+                for r in self.db.execute(f"SELECT {', '.join(small)}, n FROM facet_counts WHERE {sql_where}", params):
+                    got = dict(zip(small, r, strict=False))
+                    combos.append((*(got.get(f) for f in FACETS), r[-1]))
                 total = sum(r[-1] for r in combos)
             elif not terms:
                 total = self.db.execute(f"SELECT count(*) FROM {scan}", sparams2).fetchone()[0]
@@ -774,6 +797,10 @@ class SqliteStore:
                     cols = ", ".join(FACETS)
                     combos = self.db.execute(f"SELECT {cols}, count(*) FROM {scan} GROUP BY {cols}", sparams2).fetchall()
                 facets = _facets(combos)
+                if from_counts:  # the seller facet: in seller order through seller_counts_all, top 20 kept
+                    facets["seller"] = [(r[0], r[1]) for r in self.db.execute(
+                        f"SELECT seller, sum(n) AS c FROM seller_counts WHERE seller IS NOT NULL AND {sql_where} "
+                        "GROUP BY seller ORDER BY c DESC, seller LIMIT 20", params)]
         hits = [self._row(rows[i]) for i in ids]
         if terms:
             for h in hits:
