@@ -60,29 +60,48 @@ class CheckPipeline(_Base):
 
 
 class StorePipeline(_Base):
+    """Stores the listing and its verdict, then writes the events (verdict change, relisting), then
+    notes what the next crawl compares its search card with.
+
+    The store and the event log are two databases, so a crawl killed (kill -9) between the two commits
+    has stored a verdict without its event. Such a page is fetched again by the resumed run (the fetch
+    is noted last, so the incremental crawl cannot skip it), and a resumed run writes the event that
+    is missing: the listing's stored verdict differs from its latest verdict event."""
+
     def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
         listing: Listing = item["_listing"]
-        res = self.ctx.store.ingest(listing, item["_verdict"], listing.observed_at)
+        v = item["_verdict"]
+        res = self.ctx.store.ingest(listing, v, listing.observed_at)
         self.ctx.seen.add(listing.key)
-        if item.get("_ref"):  # what the next crawl compares its search card with (crawlers/incremental.py)
-            self.ctx.store.record_fetch(listing.marketplace, item["_ref"], item.get("_ref_keys") or [listing.key],
-                                        item.get("_card"), listing.observed_at or datetime.now(UTC))
         self.crawler.stats.inc_value("tiswatch/listings")
         if res.new_listing:
             self.crawler.stats.inc_value("tiswatch/new_listings")
         item["_ingest"] = res
-        if res.verdict_changed:
+        previous: str | None = res.previous_verdict
+        missing = False
+        if not res.verdict_changed and self._resumed():
+            last = self.ctx.events.last_of("verdict", listing.key)
+            missing = last is None or last.data.get("verdict") != v.verdict
+            if missing:
+                previous = last.data.get("verdict") if last is not None else None
+                self.crawler.stats.inc_value("tiswatch/events_repaired")
+        if res.verdict_changed or missing:
             from listings.events import verdict_event
 
-            self.ctx.events.append("verdict", listing.key, verdict_event(item["_verdict"], res.previous_verdict,
-                                                                         listing.marketplace, "crawl"))
+            self.ctx.events.append("verdict", listing.key, verdict_event(v, previous, listing.marketplace, "crawl"))
             # structured logs carry the listing (ops/logs.py); a first verdict is no news at INFO
-            log.log(logging.INFO if res.previous_verdict else logging.DEBUG, "verdict of %s: %s → %s (risk %s)",
-                    listing.key, res.previous_verdict, item["_verdict"].verdict, item["_verdict"].risk,
-                    extra={"listing": listing.key})
+            log.log(logging.INFO if previous else logging.DEBUG, "verdict of %s: %s → %s (risk %s)",
+                    listing.key, previous, v.verdict, v.risk, extra={"listing": listing.key})
         if any(c[0] == "relisted" for c in res.changes):
             self.ctx.events.append("relisted", listing.key, {"marketplace": listing.marketplace})
+        if item.get("_ref"):  # what the next crawl compares its search card with (crawlers/incremental.py)
+            self.ctx.store.record_fetch(listing.marketplace, item["_ref"], item.get("_ref_keys") or [listing.key],
+                                        item.get("_card"), listing.observed_at or datetime.now(UTC))
         return item
+
+    def _resumed(self) -> bool:
+        run = getattr(getattr(self.ctx, "frontier", None), "run", None)
+        return bool(getattr(run, "resumed", False))
 
 
 class EvidencePipeline(_Base):

@@ -116,6 +116,15 @@ class EventLog:
         return [Event(r[0], datetime.fromisoformat(r[1]), r[2], r[3], json.loads(r[4]))
                 for r in self.db.execute(sql, params)]
 
+    def last_of(self, kind: str, key: str) -> Event | None:
+        """The latest event of `kind` for one listing (None when it has none)."""
+        with self._lock:
+            row = self.db.execute("SELECT id, at, kind, key, data FROM events WHERE key=? AND kind=? "
+                                  "ORDER BY id DESC LIMIT 1", (key, kind)).fetchone()
+        if row is None:
+            return None
+        return Event(row[0], datetime.fromisoformat(row[1]), row[2], row[3], json.loads(row[4]))
+
     def last_id(self) -> int:
         return self.db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
 
