@@ -20,7 +20,16 @@ from review import service
 from review.auth import DECIDERS, INTERNAL, require_role
 from review.db import ROLES, User, UserError
 from review.decisions import DISMISS_REASONS, TARGETS, DecisionError
-from review.pages import _evaluation_lines, _filters, _ip, _pack, _search_filters, export_response
+from review.pages import (
+    _evaluation_lines,
+    _filters,
+    _ip,
+    _pack,
+    _search_filters,
+    case_response,
+    export_response,
+    seller_export,
+)
 from review.service import BadParam, ListFilters
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
@@ -47,6 +56,17 @@ class UserIn(BaseModel):
     password: str = Field(min_length=10, max_length=1000)
     role: Literal["officer", "investigator", "partner_admin", "admin"]
     display_name: str = ""
+
+
+class CaseIn(BaseModel):
+    keys: list[str] = Field(min_length=1, max_length=200)
+    title: str = Field("", max_length=200)
+
+
+class UserChangeIn(BaseModel):
+    active: bool | None = Field(None, description="false disables the account (its sessions and tokens end)")
+    role: Literal["officer", "investigator", "partner_admin", "admin"] | None = None
+    unlock: bool = Field(False, description="true lifts a lock-out")
 
 
 class SavedSearchIn(BaseModel):
@@ -178,6 +198,36 @@ def api_add_user(request: Request, body: UserIn, user: User = Depends(admin)) ->
         return request.app.state.appdb.add_user(body.username, body.password, body.role, body.display_name, by=user).public()
     except UserError as e:
         raise HTTPException(400, str(e)) from None
+
+
+@router.patch("/users/{name}", summary="Disable, enable, unlock a user or change the role (administrators)")
+def api_change_user(request: Request, name: str, body: UserChangeIn, user: User = Depends(admin)) -> dict[str, Any]:
+    db = request.app.state.appdb
+    try:
+        if body.active is False and name.casefold() == user.username.casefold():
+            raise UserError("you cannot disable yourself")
+        if body.active is not None:
+            db.set_active(name, body.active, by=user)
+        if body.unlock:
+            db.unlock(name, by=user)
+        if body.role is not None:
+            db.set_role(name, body.role, by=user)
+    except UserError as e:
+        raise HTTPException(404 if str(e).startswith("no user") else 400, str(e)) from None
+    u = db.user(name)
+    if u is None:
+        raise HTTPException(404, f"no user {name!r}")
+    return u.public()
+
+
+@router.post("/export/case.zip", summary="The evidence pack of several listings (a case), as one ZIP")
+def api_case(request: Request, body: CaseIn, user: User = Depends(internal)):
+    return case_response(request, user, body.keys, body.title)
+
+
+@router.get("/export/seller/{marketplace}/{seller_id}.{fmt}", summary="A seller's listings as CSV or XLSX")
+def api_export_seller(request: Request, marketplace: str, seller_id: str, fmt: str, user: User = Depends(internal)):
+    return seller_export(request, user, marketplace, seller_id, fmt)
 
 
 @router.get("/export/queue.{fmt}", summary="The queue as CSV or XLSX")

@@ -549,6 +549,11 @@ def export_search(request: Request, fmt: str, user: User = Depends(internal), f:
 
 @router.get("/export/seller/{marketplace}/{seller_id:path}.{fmt}")
 def export_seller(request: Request, marketplace: str, seller_id: str, fmt: str, user: User = Depends(internal)):
+    return seller_export(request, user, marketplace, seller_id, fmt)
+
+
+def seller_export(request: Request, user: User, marketplace: str, seller_id: str, fmt: str):
+    """A seller's listings as CSV or XLSX (the seller page's export; the API's too)."""
     s = request.app.state.store.seller(marketplace, seller_id)
     if s is None:
         raise HTTPException(404, "no such seller")
@@ -569,11 +574,16 @@ def export_seller(request: Request, marketplace: str, seller_id: str, fmt: str, 
 def case_pack(request: Request, user: User = Depends(internal), key: Annotated[list[str], Form()] = [],  # noqa: B006
               title: Annotated[str, Form(max_length=200)] = ""):
     """An evidence pack of several listings (a case): the queue's or search's selection."""
-    if not key:
+    return case_response(request, user, key, title)
+
+
+def case_response(request: Request, user: User, keys: list[str], title: str) -> Response:
+    if not keys:
         raise HTTPException(400, "select listings first")
-    data = _pack(request, key[:200], user, title or f"case of {len(key)} listings")
+    keys = list(dict.fromkeys(keys))[:200]
+    data = _pack(request, keys, user, title or f"case of {len(keys)} listings")
     return Response(data, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="tiswatch-case-{len(key)}.zip"'})
+                    headers={"Content-Disposition": f'attachment; filename="tiswatch-case-{len(keys)}.zip"'})
 
 
 @router.get("/export/evaluation.jsonl")

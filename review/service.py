@@ -119,16 +119,17 @@ def listing_page(store: Any, decider: Any, key: str, lang: str = "th") -> dict[s
     for e in evidence:
         if e["kind"] not in latest or e["created_at"] >= latest[e["kind"]]["created_at"]:
             latest[e["kind"]] = e
+    decisions = decider.for_listing(key)
     timeline = sorted(
         [{"at": c["at"], "kind": "change", **c} for c in history.get("changes", [])]
         + [{"at": v["at"], "kind": "verdict", **v} for v in history.get("verdicts", [])]
-        + [{"at": x["at"], "kind": "decision", **x} for x in decider.for_listing(key)],
+        + [{"at": x["at"], "kind": "decision", **x} for x in decisions],
         key=lambda x: x["at"])
     return {
         "l": d, "history": history, "evidence": evidence, "latest_evidence": latest, "seller": seller,
         "claims": claims, "claim_texts": [c.get("text") or c.get("value") for c in claims if c.get("where") == "title"],
         "standards": detail.get("standards") or ([d["tis_no"]] if d.get("tis_no") else []),
-        "candidates": detail.get("candidates") or [], "prices": prices, "decisions": decider.for_listing(key),
+        "candidates": detail.get("candidates") or [], "prices": prices, "decisions": decisions,
         "timeline": timeline,
         "other_listings": [x for x in (seller or {}).get("items", []) if x["key"] != key][:20],
     }

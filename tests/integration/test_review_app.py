@@ -361,6 +361,32 @@ def test_status_page_in_the_nav_for_administrators_only(app):
         assert c.get("/ops/status", follow_redirects=False).status_code == 403
 
 
+def test_api_does_what_the_pages_do_for_cases_sellers_and_users(app):
+    a, _ = client(app, "adm")
+    tok = a.post("/account/tokens", data={"name": "t", "csrf": client(app, "adm")[1]}).text
+    admin_h = {"Authorization": "Bearer " + re.search(r'id="new-token">([^<]+)<', tok).group(1)}
+    api = TestClient(app)
+    keys = flagged_keys(app)[:2]
+    r = api.post("/api/v1/export/case.zip", json={"keys": keys, "title": "case"}, headers=admin_h)
+    assert r.status_code == 200 and verify_pack(r.content) == []
+    assert json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("manifest.json"))["title"] == "case"
+    assert api.post("/api/v1/export/case.zip", json={"keys": []}, headers=admin_h).status_code == 422
+    s = app.state.store.get(keys[0])
+    r = api.get(f"/api/v1/export/seller/{s['marketplace']}/{s['seller_id']}.csv", headers=admin_h)
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert r.status_code == 200 and len(rows) - 1 == app.state.store.seller(s["marketplace"], s["seller_id"])["listings"]
+    api.post("/api/v1/users", json={"username": "apiuser", "password": "apiuser-pass-1", "role": "officer"}, headers=admin_h)
+    assert api.patch("/api/v1/users/apiuser", json={"role": "investigator"}, headers=admin_h).json()["role"] == "investigator"
+    assert api.patch("/api/v1/users/apiuser", json={"active": False}, headers=admin_h).json()["active"] is False
+    assert api.patch("/api/v1/users/apiuser", json={"active": True, "unlock": True}, headers=admin_h).json()["active"] is True
+    assert api.patch("/api/v1/users/nobody", json={"active": False}, headers=admin_h).status_code == 404
+    assert api.patch("/api/v1/users/adm", json={"active": False}, headers=admin_h).status_code == 400
+    actions = [r["action"] for r in app.state.appdb.audit_rows(target="user:apiuser")]
+    assert {"user.role", "user.disable", "user.enable", "user.unlock"} <= set(actions)
+    c, _ = client(app, "off")
+    assert c.patch("/api/v1/users/apiuser", json={"active": False}).status_code == 403
+
+
 def test_api_docs_page_and_token_scheme(app):
     c = TestClient(app)
     r = c.get("/api/docs")
