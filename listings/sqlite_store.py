@@ -741,9 +741,9 @@ class SqliteStore:
 
     def _counted(self, q: SearchQuery) -> bool:
         """Whether the facet count table answers this query's total and facets: it filters by none but
-        the table's columns (no text, seller, dates or prices)."""
+        the table's columns (no text, seller, dates, prices or flag age)."""
         return (self.use_facet_counts and not q.seller and q.date_from is None and q.date_to is None
-                and q.price_min is None and q.price_max is None)
+                and q.price_min is None and q.price_max is None and q.flagged_before is None)
 
     def search(self, q: SearchQuery) -> SearchResult:
         q = Q.normalized(q)
