@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from matching.claims import Claim, read_claims
 from matching.licence import NO_BRAND, LicenceFinding, brand_index, find_licence
-from matching.normalise import brand_key, fold
+from matching.normalise import brand_key, fold, model_key
 from matching.product import ProductMatch, decide_product
 from matching.reasons import code
 from matching.translit import names_sound_alike
@@ -103,6 +103,12 @@ def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = No
                     product.standards.append(o)
                     product.reasons.append(code("also_standard", o.tis_no))
 
+    if product.status == "not_controlled" and product.reasons == ["no_controlled_product"]:
+        # no product word, but a brand and a model that a licence lists: that licence says what it is
+        # ("Fisher-Price Laugh & Learn Smart Phone HVY73" is the toy on the toy licence of HVY73)
+        found = _product_from_model(listing, registry, vocab)
+        if found is not None:
+            product = found
     if product.status == "not_controlled":
         return _set(v, "not_controlled", 0, product.reasons + claim_reasons)
     std = product.primary
@@ -113,6 +119,14 @@ def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = No
         # a claim of this very standard (or a licence under it) says the listed form is the covered one
         product.status = "controlled"
         product.reasons = [r for r in product.reasons if not r.startswith("form_unclear")]
+    if product.status == "unclear":
+        # a brand and model that a licence under this standard lists: the licence says it is the form
+        # the standard covers (an electric grill on an electric-grill licence)
+        f = find_licence(listing.brand, listing.title, std.base, registry, _model_text(listing), vocab)
+        if f.model_named and f.model_licence is not None:
+            product.status = "controlled"
+            product.reasons = [r for r in product.reasons if not r.startswith("form_unclear")] + [
+                code("form_from_licence", f.model_named, f.model_licence.licence_no)]
     if product.status == "unclear":
         return _set(v, "needs_review", _exposure(45, listing), product.reasons + claim_reasons)
 
@@ -195,7 +209,7 @@ def _licence_brand_shown(lic: Licence, listing, finding: LicenceFinding, registr
     groups = set().union(*(vocab.brand_group(k) for k in keys)) if keys else set()
     if finding.brand.key and finding.brand.key in groups:
         return True
-    names = [listing.brand or "", listing.title]
+    names = [listing.brand or "", listing.title, listing.description or ""]
     squeezed = brand_key(" ".join(names))
     for k in groups:
         if len(k) >= 2 and k in squeezed and (not k.isascii() or _latin_word_in(k, " ".join(names))):
@@ -225,8 +239,8 @@ def _why_no_licence(v: Verdict, finding: LicenceFinding, std: Standard, registry
             if ml is not None and not ml.active:
                 v.licence_no = ml.licence_no
                 return [code("model_licence_inactive", finding.model_named, ml.licence_no, ml.status)]
-            if any(x.active for x in finding.brand_licences):
-                return [code("model_not_licensed", finding.model_named)]
+            # the model is on none of the brand's licences: whatever their status, none concerns it
+            return [code("model_not_licensed", finding.model_named)]
         inactive = sorted((x for x in finding.brand_licences if not x.active),
                           key=lambda x: (x.status_date or x.issued or _MIN), reverse=True)
         if inactive:
@@ -264,6 +278,35 @@ def _covered(v: Verdict, listing, reasons: list[str], finding: LicenceFinding, p
             return _set(v, "unlicensed", _exposure(65, listing), reasons + why)
     reasons.append(code("brand_licensed", finding.brand.name or lic.trademarks[0] if lic.trademarks else ""))
     return _set(v, "licensed", 5, reasons)
+
+
+def _product_from_model(listing, registry: Registry, vocab: Vocabulary) -> ProductMatch | None:
+    """The standard of the licence that lists the listing's brand and model, when exactly one does."""
+    from matching.licence import model_codes
+
+    codes = {model_key(c): c for c in model_codes(listing.title)}
+    if not codes:
+        return None
+    words = [brand_key(w) for w in _LATIN_WORD.findall(fold(listing.title))]
+    keys = {brand_key(listing.brand)} if listing.brand else set()
+    keys |= {"".join(words[i:i + n]) for n in (1, 2) for i in range(len(words) - n + 1)}
+    found: dict[str, tuple[Standard, str]] = {}
+    for k in keys:
+        for base in registry.all_brands.get(k, ()) if k else ():
+            std = registry.catalogue.by_base(base)
+            if std is None or not std.consumer or base in found:
+                continue
+            per_licence, _ = brand_index(registry, base, vocab).models(k)
+            hit = next((codes[c] for c in codes if any(c in mk for mk in per_licence.values())), None)
+            if hit:
+                found[base] = (std, hit)
+    if len(found) != 1:
+        return None
+    std, model = next(iter(found.values()))
+    standards = [std] + [o for o in (registry.catalogue.find(w) for w in std.with_) if o is not None]
+    return ProductMatch("controlled", standards, None,
+                        [code("product_from_model", std.tis_no, model)] + [code("also_standard", o.tis_no) for o in standards[1:]],
+                        "model")
 
 
 def _claims_standard(tis_claims: list[Claim], lic_claims: list[Claim], std: Standard, registry: Registry) -> bool:

@@ -142,12 +142,26 @@ class BrandIndex:
         self._root = {k: root(k) for k in brands}
 
         self.latin = [k for k in brands if k.isascii()]
-        self.thai_by_prefix: dict[str, list[str]] = {}
+        # Thai spellings (the registry's, and aliases of its brands) by their first two letters
+        self.thai_by_prefix: dict[str, list[tuple[str, str]]] = {}
         for k in brands:
-            if not k.isascii() and len(k) >= 3:
-                self.thai_by_prefix.setdefault(k[:2], []).append(k)
+            names = {k} | {a for a in vocab.brand_group(k) if not a.isascii()}
+            for name in names:
+                if not name.isascii() and len(name) >= 3:
+                    self.thai_by_prefix.setdefault(name[:2], []).append((name, k))
         for lst in self.thai_by_prefix.values():
-            lst.sort(key=len, reverse=True)
+            lst.sort(key=lambda x: len(x[0]), reverse=True)
+        # the first word of a trademark of several words, when it is distinctive and no other brand
+        # under the standard starts so: sellers write "Schneider" for "Schneider Electric"
+        firsts: dict[str, set[str]] = {}
+        for k, lics in brands.items():
+            for lic in lics:
+                for t in lic.trademarks:
+                    words = [brand_key(w) for w in re.split(r"[\s\-_]+", t) if brand_key(w)]
+                    if len(words) >= 2 and brand_key(t) == k:
+                        firsts.setdefault(words[0], set()).add(k)
+        self.short = {w: next(iter(ks)) for w, ks in firsts.items()
+                      if len(ks) == 1 and len(w) >= 5 and w.isascii() and w not in vocab.common and w not in brands}
         self._sound: dict[str, list[tuple[str, str]]] | None = None
         self._models: dict[str, tuple[dict[str, frozenset[str]], set[str]]] = {}
 
@@ -182,12 +196,15 @@ class BrandIndex:
         return got
 
     def lookup(self, key: str) -> tuple[str, str] | None:
-        """(registry key, how) for a brand key: itself or one of its aliases."""
+        """(registry key, how) for a brand key: itself, one of its aliases, or the distinctive first
+        word of a longer trademark."""
         if key in self.keys:
             return key, "brand"
         for alt in self.vocab.brand_group(key):
             if alt in self.keys:
                 return alt, "alias"
+        if key in self.short:
+            return self.short[key], "brand"
         return None
 
     def by_sound(self, name: str) -> str | None:
@@ -254,15 +271,20 @@ def _field_brand(given: str, idx: BrandIndex) -> BrandFinding | None:
     return None
 
 
-def _title_brands(title: str, idx: BrandIndex, words: tuple[str, ...]) -> list[BrandFinding]:
+def _title_brands(title: str, idx: BrandIndex, words: tuple[str, ...], for_words: tuple[str, ...] = ()) -> list[BrandFinding]:
     """Licensed brands (under the standard) named in the title, in the order they appear. `words` are
-    the Thai title words a Thai brand may be glued to (product words, "รุ่น", "ของแท้", ...)."""
-    t = fold(title)
+    the Thai title words a Thai brand may be glued to (product words, "รุ่น", "ของแท้", ...). Brands
+    named after "for" / "สำหรับ" are what the item fits ("… charger for iPhone Samsung Xiaomi"), not
+    its maker."""
+    c = clean(title)
+    aligned = len(c.casefold()) == len(c)  # positions in the folded title are those of the clean one
+    t = c.casefold() if aligned else fold(title)
+    cut = _for_position(t, for_words)
     out: list[tuple[int, BrandFinding]] = []
     seen: set[str] = set()
 
     def add(pos: int, name: str, key: str, how: str, score: float = 100.0) -> None:
-        if key not in seen:
+        if key not in seen and pos < cut:
             seen.add(key)
             out.append((pos, BrandFinding(name, key, how, True, score)))
 
@@ -276,7 +298,10 @@ def _title_brands(title: str, idx: BrandIndex, words: tuple[str, ...]) -> list[B
                 continue
             hit = idx.lookup(k)
             if hit:
-                add(latin[i][0], " ".join(w for _, w in latin[i:i + n]), hit[0], "title" if hit[1] == "brand" else hit[1])
+                pos = latin[i][0]
+                if k in idx.vocab.common and aligned and not c[pos:pos + 1].isupper():
+                    continue  # "ของแท้ real 100%" is no brand Real
+                add(pos, " ".join(w for _, w in latin[i:i + n]), hit[0], "title" if hit[1] == "brand" else hit[1])
     # Thai: a run of Thai letters is the brand, or holds it between title words ("พัดลมฮาตาริรุ่นใหม่");
     # a licensed brand inside another run of letters is part of another name (โพโน in โพโนทอร์)
     for m in _THAI_RUN.finditer(t):
@@ -290,18 +315,39 @@ def _title_brands(title: str, idx: BrandIndex, words: tuple[str, ...]) -> list[B
         for i in range(len(run) - 1):
             if i and not run[:i].endswith(words):
                 continue
-            for k in idx.thai_by_prefix.get(run[i:i + 2], ()):
-                j = i + len(k)
-                if run.startswith(k, i) and (j == len(run) or run.startswith(words, j)):
-                    add(m.start() + i, k, k, "title")
+            for name, k in idx.thai_by_prefix.get(run[i:i + 2], ()):
+                j = i + len(name)
+                if run.startswith(name, i) and (j == len(run) or run.startswith(words, j)):
+                    add(m.start() + i, name, k, "title" if name == k else "alias")
                     break
-        # a Thai spelling of a brand the registry writes in Latin letters only, by its sound
-        if 3 <= len(run) <= 14 and not _common(run, words):
-            k = idx.by_sound(run)
-            if k:
-                add(m.start(), run, k, "sound")
+        # a Thai spelling of a brand the registry writes in Latin letters only, by its sound: the run
+        # itself, or what follows a title word it starts with ("พัดลมฮาตาริ")
+        parts = [(run, m.start())]
+        head = next((w for w in words if run.startswith(w) and len(w) < len(run)), None)
+        if head:
+            parts.append((run[len(head):], m.start() + len(head)))
+        for part, at in parts:
+            if 3 <= len(part) <= 14 and not _common(part, words):
+                k = idx.by_sound(part)
+                if k:
+                    add(at, part, k, "sound")
+                    break
     out.sort(key=lambda x: x[0])
     return [b for _, b in out]
+
+
+def _for_position(t: str, for_words: tuple[str, ...]) -> int:
+    """Where the first "for" word of the folded title stands (its length when there is none)."""
+    cut = len(t)
+    for w in for_words:
+        i = t.find(w)
+        while 0 <= i < cut:
+            j = i + len(w)
+            if not ((w[0].isascii() and i > 0 and t[i - 1].isalnum()) or (w[-1].isascii() and j < len(t) and t[j].isalnum())):
+                cut = i
+                break
+            i = t.find(w, i + 1)
+    return cut
 
 
 _THAI_RUN = re.compile(r"[\u0e01-\u0e4e]+")
@@ -327,7 +373,11 @@ def find_brand(listing_brand: str | None, title: str, base: str, registry: Regis
         if found:
             return found
     # (no title, no catalogue needed: registry/check.py asks about a brand field alone)
-    titled = _title_brands(title, idx, product_index(registry.catalogue, vocab).title_words) if title else []
+    if title:
+        pidx = product_index(registry.catalogue, vocab)
+        titled = _title_brands(title, idx, pidx.title_words, registry.catalogue.for_words)
+    else:
+        titled = []
     if titled:
         return titled[0]
     if given_key and given_key not in NO_BRAND:

@@ -21,6 +21,7 @@ inside a Thai word are read as Thai ("Vองเล่น" is ของเล่
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
@@ -93,6 +94,22 @@ class Text:
     def contains(self, word: str) -> bool:
         return next(iter(self.find_all(word)), None) is not None
 
+    def find_words(self, word: str) -> Iterable[int]:
+        """Where a word of a word list stands, as squeezed positions. A word written without spaces
+        must appear without spaces ("แก๊สเติม" is not in "แก๊ส เติมได้"); one written with spaces may
+        appear with or without them ("ear plug", "earplug")."""
+        if " " in word:
+            yield from self.find_all(_squeeze(word))
+            return
+        f = self.folded
+        i = f.find(word)
+        while i >= 0:
+            j = i + len(word)
+            if not ((_is_latin(word[0]) and i > 0 and _is_latin(f[i - 1]))
+                    or (_is_latin(word[-1]) and j < len(f) and _is_latin(f[j]))):
+                yield bisect_left(self.pos, i)
+            i = f.find(word, i + 1)
+
     def before(self, i: int, chars: int) -> str:
         """Up to `chars` squeezed characters before position i."""
         return self.squeezed[max(0, i - chars):i]
@@ -125,9 +142,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class _Std:
-    exclude: tuple[tuple[str, str], ...]  # (squeezed, as written)
+    exclude: tuple[str, ...]  # folded, as written in the catalogue
     requires: tuple[str, ...]
-    not_form: tuple[tuple[str, str], ...]
+    not_form: tuple[str, ...]
 
 
 class ProductIndex:
@@ -150,14 +167,14 @@ class ProductIndex:
             lst.sort(key=lambda x: -len(x[0]))
         self.by_prefix = by_prefix
         self.std: dict[str, _Std] = {
-            s.base: _Std(tuple((_squeeze(w), w) for w in s.exclude), tuple(_squeeze(w) for w in s.requires),
-                         tuple((_squeeze(w), w) for w in s.not_form))
+            s.base: _Std(tuple(s.exclude), tuple(s.requires), tuple(s.not_form))
             for s in catalogue.standards}
         self.accessory = tuple((_squeeze(w), w) for w in catalogue.accessory_words)
         self.for_words = tuple((_squeeze(w), w) for w in catalogue.for_words)
         self.gift = tuple(_squeeze(w) for w in vocab.gift)
         self.negation = tuple(_squeeze(w) for w in vocab.negation)
-        self.not_controlled_categories = tuple(_squeeze(w) for w in vocab.not_controlled_categories)
+        self.not_controlled_categories = tuple(vocab.not_controlled_categories)
+        self.other_products = tuple(vocab.other_products)
         # Thai words a brand may be glued to in a title: the product words and common title words
         thai = {_squeeze(w) for s in catalogue.standards for w in s.words if not w.isascii()}
         thai |= {_squeeze(w) for w in vocab.title if not w.isascii()}
@@ -206,30 +223,39 @@ class ProductIndex:
     def is_denied(self, text: Text, start: int) -> bool:
         return self._preceded_by(text, start, self.negation, gap=1)
 
-    def present(self, text: Text, words: Iterable[tuple[str, str]]) -> str | None:
+    def present(self, text: Text, words: Iterable[str]) -> str | None:
         """The first of the words that appears neither as a gift nor denied; as written."""
-        for sq, w in words:
-            for i in text.find_all(sq):
+        for w in words:
+            for i in text.find_words(w):
                 if not self.is_gift(text, i) and not self.is_denied(text, i):
                     return w
         return None
 
     def accessory_before(self, text: Text, hit: Hit) -> str | None:
-        """An accessory word before the product word ("เคส พาวเวอร์แบงค์"), or a "for" word close
-        before it ("สำหรับ หม้อหุงข้าว"), makes the item an accessory."""
+        """An accessory word close before the product word ("เคส พาวเวอร์แบงค์", "Cable … Charger"),
+        or a "for" word close before it ("สำหรับ หม้อหุงข้าว"), makes the item an accessory. Far before
+        it, or after it ("พัดลม แถมผ้าคลุม"), the accessory is one part of the offer."""
         if hit.start == 0:
             return None
         before = text.squeezed[:hit.start]
         window = before[-16:]
+        off = len(before) - len(window)
         for sq, w in self.for_words:
             j = window.rfind(sq)
-            if j >= 0:
-                k = len(before) - len(window) + j
-                if text.bounded(k, k + len(sq), sq):
-                    return w
+            if j >= 0 and text.bounded(off + j, off + j + len(sq), sq):
+                return w
         for sq, w in self.accessory:
-            for k in text.find_all(sq):
-                if k + len(sq) <= hit.start and not self.is_gift(text, k):
+            j = window.rfind(sq)
+            if j >= 0 and text.bounded(off + j, off + j + len(sq), sq) and not self.is_gift(text, off + j):
+                return w
+        return None
+
+    def other_product_before(self, text: Text, hit: Hit) -> str | None:
+        """A thing no standard covers, named before the product word: it is what is sold, the product
+        word a part or a feature of it ("แท็บเล็ต … ลำโพง 6 ตัว")."""
+        for w in self.other_products:
+            for i in text.find_words(w):
+                if i < hit.start:
                     return w
         return None
 
@@ -255,7 +281,7 @@ def decide_product(title: str, category: list[str] | None, attributes: dict[str,
     # the marketplace says this is food, a pet product, a book: no compulsory product
     for level in category or []:
         lv = Text(level)
-        veto = next((w for w in idx.not_controlled_categories if lv.contains(w)), None)
+        veto = next((w for w in idx.not_controlled_categories if next(iter(lv.find_words(w)), None) is not None), None)
         if veto:
             return ProductMatch("not_controlled", reasons=[f"category_not_controlled:{level.strip()}"])
 
@@ -270,7 +296,7 @@ def decide_product(title: str, category: list[str] | None, attributes: dict[str,
         accepted: list[Hit] = []
         unclear: list[Hit] = []
         for h in hits:
-            why = _reject(idx, text, h, ctx)
+            why = _reject(idx, text, h, ctx, hits)
             if why:
                 rejected.append(why)
                 continue
@@ -278,7 +304,7 @@ def decide_product(title: str, category: list[str] | None, attributes: dict[str,
             if st.requires:
                 # the seller must state the form; a category like "เครื่องใช้ไฟฟ้า" is too coarse to
                 form_ctx = [t, attr_text, Text(description)] if description else [t, attr_text]
-                if not any(x.contains(w) for x in form_ctx for w in st.requires):
+                if not any(next(iter(x.find_words(w)), None) is not None for x in form_ctx for w in st.requires):
                     unclear.append(h)
                     continue
             accepted.append(h)
@@ -302,23 +328,45 @@ def decide_product(title: str, category: list[str] | None, attributes: dict[str,
     return ProductMatch("not_controlled", reasons=rejected[:1] or ["no_controlled_product"])
 
 
-def _reject(idx: ProductIndex, text: Text, h: Hit, ctx: list[Text]) -> str | None:
+def _reject(idx: ProductIndex, text: Text, h: Hit, ctx: list[Text], hits: list[Hit]) -> str | None:
     """Why a product-word hit does not make the listing that product, or None."""
     if idx.is_denied(text, h.start):
         return f"denied:{h.word}"
     if idx.is_gift(text, h.start):
         return f"gift:{h.word}"
     st = idx.std[h.standard.base]
+    # a title that names the product again and again is about it: a word that would rule it out,
+    # standing between two names of it, is one more search keyword ("power bank … power station …
+    # power bank"); before the first name or after the last it still rules it out
+    same = [x for x in hits if x.standard.base == h.standard.base]
+    between = (same[0].end, same[-1].start, tuple(x.end for x in same)) if len(same) >= 2 and same[0] is h else None
     for x in ctx:
-        excl = idx.present(x, st.exclude)
+        excl = _present_first(idx, x, st.exclude, between if x is text else None)
         if excl:
             return f"accessory:{excl}"
     acc = idx.accessory_before(text, h)
     if acc:
         return f"accessory:{acc}"
+    other = idx.other_product_before(text, h)
+    if other:
+        return f"other_product:{other}"
     for x in ctx:
         nf = idx.present(x, st.not_form)
         if nf:
             return f"not_form:{h.standard.tis_no}:{nf}"
     return None
 
+
+def _present_first(idx: ProductIndex, text: Text, words: tuple[str, ...],
+                   between: tuple[int, int, tuple[int, ...]] | None) -> str | None:
+    """The first word of the list present (not as a gift, not denied). With `between` (the end of the
+    first name of the product, the start of the last, the ends of all), an occurrence between two
+    names is a search keyword and does not count, unless it is glued to a name it qualifies
+    ("ของเล่นสัตว์เลี้ยง", "โคมไฟโซล่าเซลล์")."""
+    for w in words:
+        for i in text.find_words(w):
+            if between is not None and between[0] <= i < between[1] and not any(0 <= i - e <= 1 for e in between[2]):
+                continue
+            if not idx.is_gift(text, i) and not idx.is_denied(text, i):
+                return w
+    return None

@@ -38,8 +38,10 @@ class _Words(BaseModel):
     negation: list[str] = []
     no_tis: list[str] = []
     title: list[str] = []
+    other_products: list[str] = []
+    common: list[str] = []
 
-    _f = field_validator("gift", "negation", "no_tis", "title")(_fold_all)
+    _f = field_validator("gift", "negation", "no_tis", "title", "other_products", "common")(_fold_all)
 
 
 class _Categories(BaseModel):
@@ -77,6 +79,8 @@ class Vocabulary:
     negation: tuple[str, ...] = ()
     no_tis: tuple[str, ...] = ()
     title: tuple[str, ...] = ()
+    other_products: tuple[str, ...] = ()
+    common: frozenset[str] = frozenset()
     not_controlled_categories: tuple[str, ...] = ()
     # brand key -> the keys of every spelling of that brand (itself included)
     aliases: dict[str, frozenset[str]] | None = None
@@ -100,7 +104,8 @@ def parse_vocabulary(raw: dict, source: str = "matching.toml") -> Vocabulary:
         for k in merged:
             aliases[k] = merged
     return Vocabulary(tuple(data.words.gift), tuple(data.words.negation), tuple(data.words.no_tis),
-                      tuple(data.words.title), tuple(data.categories.not_controlled),
+                      tuple(data.words.title), tuple(data.words.other_products),
+                      frozenset(brand_key(w) for w in data.words.common), tuple(data.categories.not_controlled),
                       {k: frozenset(v) for k, v in aliases.items()})
 
 
