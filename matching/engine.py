@@ -390,4 +390,7 @@ def prepare(registry: Registry) -> None:
 
     product_index(registry.catalogue)
     for base in list(registry.brands):
-        brand_index(registry, base).sound  # noqa: B018 (built on first use)
+        idx = brand_index(registry, base)
+        idx.sound  # noqa: B018 (built on first use)
+        for key in idx.keys:
+            idx.models(key)

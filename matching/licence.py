@@ -22,13 +22,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from weakref import WeakKeyDictionary
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from matching.normalise import brand_key, clean, fold, model_key
-from matching.product import product_index
+from matching.product import WordIndex, product_index
 from matching.translit import is_thai, sound_keys, sounds_alike
 from matching.vocab import Vocabulary, load_vocabulary
 from registry.index import Registry
@@ -52,6 +53,11 @@ _EPOCH = date(1900, 1, 1)
 
 def model_codes(text: str | None) -> list[str]:
     """Model-like codes in text (PB-2001, X9 Pro, 5000A), without units and common spec words."""
+    return list(_model_codes(text or ""))
+
+
+@lru_cache(maxsize=8192)
+def _model_codes(text: str) -> tuple[str, ...]:
     out: list[str] = []
     keys: set[str] = set()
     for m in _MODEL.finditer(clean(text)):
@@ -65,7 +71,7 @@ def model_codes(text: str | None) -> list[str]:
                 continue  # "Anker 735" is a brand and a number, "PD 20W" a spec; "PB 2001" is a model
         keys.add(k)
         out.append(code)
-    return out
+    return tuple(out)
 
 
 def licence_model_keys(lic: Licence) -> frozenset[str]:
@@ -271,11 +277,13 @@ def _field_brand(given: str, idx: BrandIndex) -> BrandFinding | None:
     return None
 
 
-def _title_brands(title: str, idx: BrandIndex, words: tuple[str, ...], for_words: tuple[str, ...] = ()) -> list[BrandFinding]:
+def _title_brands(title: str, idx: BrandIndex, words: tuple[str, ...], for_words: tuple[str, ...] = (),
+                  windex: WordIndex | None = None) -> list[BrandFinding]:
     """Licensed brands (under the standard) named in the title, in the order they appear. `words` are
     the Thai title words a Thai brand may be glued to (product words, "รุ่น", "ของแท้", ...). Brands
     named after "for" / "สำหรับ" are what the item fits ("… charger for iPhone Samsung Xiaomi"), not
     its maker."""
+    windex = windex or WordIndex(words)
     c = clean(title)
     aligned = len(c.casefold()) == len(c)  # positions in the folded title are those of the clean one
     t = c.casefold() if aligned else fold(title)
@@ -323,11 +331,11 @@ def _title_brands(title: str, idx: BrandIndex, words: tuple[str, ...], for_words
         # a Thai spelling of a brand the registry writes in Latin letters only, by its sound: the run
         # itself, or what follows a title word it starts with ("พัดลมฮาตาริ")
         parts = [(run, m.start())]
-        head = next((w for w in words if run.startswith(w) and len(w) < len(run)), None)
-        if head:
+        head = windex.at(run, 0)
+        if head and len(head) < len(run):
             parts.append((run[len(head):], m.start() + len(head)))
         for part, at in parts:
-            if 3 <= len(part) <= 14 and not _common(part, words):
+            if 3 <= len(part) <= 14 and not _common(part, windex):
                 k = idx.by_sound(part)
                 if k:
                     add(at, part, k, "sound")
@@ -353,12 +361,12 @@ def _for_position(t: str, for_words: tuple[str, ...]) -> int:
 _THAI_RUN = re.compile(r"[\u0e01-\u0e4e]+")
 
 
-def _common(run: str, words: tuple[str, ...]) -> bool:
+def _common(run: str, windex: WordIndex) -> bool:
     """A run of Thai that is an ordinary word, not a name: a dictionary word ("ลดราคา", "ประกัน"), or
     one holding a title word ("ประกันศูนย์", "ส่งไว")."""
     from pythainlp.corpus import thai_words
 
-    return run in thai_words() or any(w in run for w in words if len(w) >= 3)
+    return run in thai_words() or windex.inside(run, 3)
 
 
 def find_brand(listing_brand: str | None, title: str, base: str, registry: Registry,
@@ -375,7 +383,7 @@ def find_brand(listing_brand: str | None, title: str, base: str, registry: Regis
     # (no title, no catalogue needed: registry/check.py asks about a brand field alone)
     if title:
         pidx = product_index(registry.catalogue, vocab)
-        titled = _title_brands(title, idx, pidx.title_words, registry.catalogue.for_words)
+        titled = _title_brands(title, idx, pidx.title_words, registry.catalogue.for_words, pidx.title_index)
     else:
         titled = []
     if titled:

@@ -115,6 +115,35 @@ class Text:
         return self.squeezed[max(0, i - chars):i]
 
 
+class WordIndex:
+    """Words grouped by their first two letters, longest first: which word starts at a position, and
+    whether any word is inside a text, without trying every word at every place."""
+
+    def __init__(self, words: Iterable[str]):
+        by: dict[str, list[str]] = {}
+        for w in words:
+            if len(w) >= 2:
+                by.setdefault(w[:2], []).append(w)
+        for lst in by.values():
+            lst.sort(key=len, reverse=True)
+        self.by = by
+
+    def at(self, s: str, i: int) -> str | None:
+        """The longest word that starts at s[i]."""
+        for w in self.by.get(s[i:i + 2], ()):
+            if s.startswith(w, i):
+                return w
+        return None
+
+    def inside(self, s: str, min_len: int = 1) -> bool:
+        """Some word of at least min_len letters is inside s."""
+        for i in range(len(s) - 1):
+            for w in self.by.get(s[i:i + 2], ()):
+                if len(w) >= min_len and s.startswith(w, i):
+                    return True
+        return False
+
+
 def _squeeze(w: str) -> str:
     return w.replace(" ", "")
 
@@ -179,6 +208,7 @@ class ProductIndex:
         thai = {_squeeze(w) for s in catalogue.standards for w in s.words if not w.isascii()}
         thai |= {_squeeze(w) for w in vocab.title if not w.isascii()}
         self.title_words = tuple(sorted(thai, key=len, reverse=True))
+        self.title_index = WordIndex(self.title_words)
 
     def scan(self, text: Text) -> list[Hit]:
         """Product words in the text, leftmost-longest, not overlapping."""
