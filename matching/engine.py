@@ -28,7 +28,7 @@ from matching.vocab import Vocabulary, load_vocabulary
 from registry.catalogue import Standard
 from registry.index import Registry
 from registry.licences import Licence
-from registry.tisno import parse_tis
+from registry.tisno import TisNo, parse_tis
 
 _MIN = date(1900, 1, 1)
 _LATIN_WORD = re.compile(r"[a-z0-9][a-z0-9&'’.+\-]*")
@@ -175,7 +175,7 @@ def _licence_claimed(v: Verdict, listing, lic_claims: list[Claim], finding: Lice
         if lic is None:
             faults.append((95, code("licence_not_found", c.value), None))
             continue
-        if lic.base not in bases:
+        if _licence_base(lic, registry) not in bases:
             faults.append((92, code("licence_other_standard", lic.licence_no, lic.tis_no), lic))
             continue
         shown = _licence_brand_shown(lic, listing, finding, registry, vocab)
@@ -309,14 +309,29 @@ def _product_from_model(listing, registry: Registry, vocab: Vocabulary) -> Produ
                         "model")
 
 
+def _licence_base(lic: Licence, registry: Registry) -> str:
+    """The base of the standard a licence is filed under in the catalogue: a licence issued under an
+    older edition with another number (1985-2549) counts under the current one (60335 เล่ม 2(23))."""
+    return registry.base_of.get(lic.licence_no) or lic.base
+
+
+def _tis_names(t: TisNo, bases: set[str], numbers: set[str], registry: Registry) -> bool:
+    """Does a claimed TIS number name one of these standards: its base (any year), its number without
+    a part, or an older edition the catalogue links to one of them (1985-2549 of 60335 เล่ม 2(23)-2564)?"""
+    if t.base in bases or (t.part is None and t.number in numbers):
+        return True
+    s = registry.catalogue.find(t)
+    return s is not None and s.base in bases
+
+
 def _claims_standard(tis_claims: list[Claim], lic_claims: list[Claim], std: Standard, registry: Registry) -> bool:
     for c in lic_claims:
         lic = registry.licence(c.value)
-        if lic is not None and lic.base == std.base:
+        if lic is not None and _licence_base(lic, registry) == std.base:
             return True
     for c in tis_claims:
         t = parse_tis(c.value)
-        if t is not None and (t.base == std.base or (t.part is None and t.number == std.tis.number)):
+        if t is not None and _tis_names(t, {std.base}, {std.tis.number}, registry):
             return True
     return False
 
@@ -339,14 +354,15 @@ def _claimed_standard(tis_claims: list[Claim], lic_claims: list[Claim], registry
 
 
 def _wrong_tis_claim(tis_claims: list[Claim], product: ProductMatch, registry: Registry) -> str | None:
-    """A claimed TIS number that does not exist, or exists but is not this product's standard."""
+    """A claimed TIS number that does not exist, or exists but is not this product's standard (an
+    older edition the catalogue links to the product's standard is that standard)."""
     bases = {s.base for s in product.standards}
     numbers = {s.tis.number for s in product.standards}
     for c in tis_claims:
         t = parse_tis(c.value)
         if t is None:
             continue
-        if t.base in bases or (t.part is None and t.number in numbers):
+        if _tis_names(t, bases, numbers, registry):
             continue
         if registry.catalogue.find(t) is None and not registry.catalogue.bases_for_number(t.number):
             return code("tis_unknown", c.value)

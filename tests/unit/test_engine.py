@@ -125,3 +125,38 @@ def test_url_slug_claims_only_when_the_text_claims_nothing(reg):
     url = "https://www.lazada.co.th/products/tis-11-3-2553-i1.html"  # "11 เล่ม 3-2553" without its Thai
     v = check(Listing(marketplace="lazada", item_id="1", title="พาวเวอร์แบงค์ Zenmo", url=url), reg)
     assert v.verdict == "unlicensed"
+
+
+@pytest.fixture(scope="module")
+def dryers(catalogue):
+    """Hair dryers: the current standard 60335 เล่ม 2(23)-2564 replaced 1985-2549 (another base number,
+    linked as an older edition in config/standards.toml); one licence is still filed under the old one."""
+    return Registry([
+        lic("ท2001-1/64", "60335 เล่ม 2(23)-2564", ["Dyzo"], ["DZ-1"]),
+        lic("น2002-1/52", "1985-2549", ["Oldco"], ["OC-7"]),
+        lic("ท2003-1/60", "2879-2560", ["Dyzo"], ["DZ-PB"]),
+    ], catalogue, "test")
+
+
+@pytest.mark.parametrize("title, want, licence, has, has_not", [
+    # a claim of the older edition is a claim of the product's standard, in every spelling
+    ("ไดร์เป่าผม Dyzo DZ-1 มอก. 1985-2549", "licensed", "ท2001-1/64", "claims_tis:1985-2549", "tis_not_for_product"),
+    ("ไดร์เป่าผม Dyzo DZ-1 ม.อ.ก. ๑๙๘๕-๒๕๔๙", "licensed", "ท2001-1/64", "claims_tis:1985-2549", "tis_not_for_product"),
+    ("Hair dryer Dyzo TIS 1985-2006", "licensed", "ท2001-1/64", "licence_match:ท2001-1/64", "tis_not_for_product"),
+    ("ไดร์เป่าผม Dyzo มอก.1985", "licensed", "ท2001-1/64", "licence_match:ท2001-1/64", "tis_not_for_product"),
+    ("ไดร์เป่าผม Dyzo มอก. 60335 เล่ม 2(23)-2564", "licensed", "ท2001-1/64", "licence_match:ท2001-1/64", "tis_not_for_product"),
+    # an unlicensed brand claiming the older edition is mislabeled for the claim, not for a wrong number
+    ("ไดร์เป่าผม Zenmo มอก. 1985-2549", "mislabeled", None, "claims_tis:1985-2549", "tis_not_for_product"),
+    # a licence issued under the older edition backs the product under the current one
+    ("ไดร์เป่าผม Oldco OC-7 ใบอนุญาต น2002-1/52", "licensed", "น2002-1/52", "model_licensed:OC-7", "licence_other_standard"),
+    ("ไดร์เป่าผม Oldco OC-7 มอก. 1985-2549", "licensed", "น2002-1/52", "licence_match:น2002-1/52", "tis_not_for_product"),
+    # another standard's number is still wrong, old edition or not
+    ("ไดร์เป่าผม Dyzo DZ-1 มอก. 2879-2560", "mislabeled", "ท2001-1/64", "tis_not_for_product:2879-2560:60335 เล่ม 2(23)-2564", ""),
+    ("พาวเวอร์แบงค์ Dyzo DZ-PB มอก. 1985-2549", "mislabeled", "ท2003-1/60", "tis_not_for_product:1985-2549:2879-2560", ""),
+    ("พาวเวอร์แบงค์ Dyzo ใบอนุญาต น2002-1/52", "mislabeled", "น2002-1/52", "licence_other_standard:น2002-1/52:1985-2549", ""),
+])
+def test_older_edition_with_another_number(dryers, title, want, licence, has, has_not):
+    v = verdict(dryers, title)
+    assert (v.verdict, v.licence_no) == (want, licence), v.reasons
+    assert has in v.reasons, v.reasons
+    assert not has_not or not any(r.startswith(has_not) for r in v.reasons), v.reasons
