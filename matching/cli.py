@@ -105,12 +105,10 @@ def check(
 ) -> None:
     """Check listings against the licence registry: listings in, verdicts out, in the same order.
 
-    Each output line is a verdict (DOMAIN.md §4.3): verdict, risk 0–100, the standard, the licence and
-    reason codes. A line that is not a valid listing is reported on standard error as file:line and
-    gets no verdict line; the others go on.
+    Each output line is a verdict (DOMAIN.md §4.3): verdict, risk 0–100, the standard, the licence and reason codes. A line that is not a valid listing is reported on standard error as file:line and gets no verdict line; the others go on.
 
-    With --title (and --brand, --description, --category) one listing is checked and explained in
-    words: e.g. tiswatch check --title "พาวเวอร์แบงค์ 20000mAh มอก. 2879-2560" --brand Eloop"""
+    With --title (and --brand, --description, --category) one listing is checked and explained in words, e.g. tiswatch check --title "พาวเวอร์แบงค์ 20000mAh มอก. 2879-2560" --brand Eloop
+    """  # paragraphs on one line each: Typer's rich help keeps a docstring's line breaks
     from listings.model import Listing
     from matching.engine import check as check_listing
 
@@ -190,13 +188,12 @@ def eval_(
     worst: Annotated[int, typer.Option(help="how many of the worst mistakes to list")] = 20,
     lang: Annotated[str, typer.Option(help="language of the reasons of the mistakes: th or en")] = "en",
 ) -> None:
-    """Measure the engine on labeled listings (each line a listing with
-    "expected": {"verdict", "tis_no", "licence_no"}).
+    """Measure the engine on labeled listings (each line a listing with "expected": {"verdict", "tis_no", "licence_no"}).
 
-    Prints flag precision and recall (flagged = unlicensed, mislabeled, needs_review), precision,
-    recall and F1 per verdict and their macro average, the accuracy of the standard and of the
-    licence, the confusion matrix and the worst mistakes with their reasons. Several files are
-    measured one by one. Exit status 1 when a file holds no labeled listing."""
+    Prints flag precision and recall (flagged = unlicensed, mislabeled, needs_review), precision, recall and F1 per verdict and their macro average, the accuracy of the standard and of the licence, the confusion matrix and the worst mistakes with their reasons. Several files are measured one by one. Exit status 1 when a file holds no labeled listing.
+
+    The labeled set of the repository (tests/data/README.md), held-out parts first: tiswatch eval tests/data/heldout.jsonl --registry tests/data/dev_registry.csv and tiswatch eval tests/data/real_heldout.jsonl --registry tests/data/real_registry.csv
+    """
     from matching.engine import check as check_listing
     from matching.evaluate import Case, evaluate
 
