@@ -130,7 +130,7 @@ def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = No
     if product.status == "unclear":
         return _set(v, "needs_review", _exposure(45, listing), product.reasons + claim_reasons)
 
-    reasons = list(product.reasons) + claim_reasons
+    reasons = list(product.reasons) + claim_reasons + _older_editions(tis_claims, product, registry)
     finding = find_licence(listing.brand, listing.title, std.base, registry, _model_text(listing), vocab)
     v.candidates = finding.candidates[:10]
     v.brand = finding.brand.name
@@ -322,6 +322,19 @@ def _tis_names(t: TisNo, bases: set[str], numbers: set[str], registry: Registry)
         return True
     s = registry.catalogue.find(t)
     return s is not None and s.base in bases
+
+
+def _older_editions(tis_claims: list[Claim], product: ProductMatch, registry: Registry) -> list[str]:
+    """A note for each claimed older edition with another base number that the catalogue links to the
+    product's standard: the officer sees why "มอก. 1985-2549" on a hair dryer is no wrong number."""
+    bases = {s.base for s in product.standards}
+    out = []
+    for c in tis_claims:
+        t = parse_tis(c.value)
+        s = registry.catalogue.find(t) if t is not None and t.base not in bases else None
+        if s is not None and s.base in bases:
+            out.append(code("tis_older_edition", c.value, s.tis_no))
+    return out
 
 
 def _claims_standard(tis_claims: list[Claim], lic_claims: list[Claim], std: Standard, registry: Registry) -> bool:

@@ -41,6 +41,7 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "no_claim": ("ไม่มีการแสดงเลข มอก. หรือเลขใบอนุญาต", "no TIS number or licence number is shown"),
     "states_no_tis": ("ประกาศระบุเองว่าสินค้าไม่มี มอก.", "the listing itself says the product has no TIS mark"),
     "tis_unknown": ("เลข มอก. {0} ที่อ้างไม่มีอยู่ในทะเบียนมาตรฐาน", "the claimed TIS {0} does not exist in the catalogue"),
+    "tis_older_edition": ("มอก. {0} ที่อ้างเป็นฉบับเดิมที่ มอก. {1} ฉบับปัจจุบันใช้แทนแล้ว", "the claimed TIS {0} is an older edition, replaced by TIS {1}"),
     "tis_not_for_product": ("มอก. {0} ที่อ้างไม่ครอบคลุมสินค้านี้ (ควรเป็น มอก. {1})", "the claimed TIS {0} does not cover this product (it should be TIS {1})"),
     # the licence
     "licence_not_found": ("ไม่พบใบอนุญาตเลขที่ {0} ในทะเบียน", "licence {0} does not exist in the registry"),
