@@ -16,7 +16,7 @@ from rich.console import Console
 
 from settings import ConfigError, Settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   help="tiswatch: watches Thai online marketplaces for products sold without a valid TIS (มอก.) licence.")
 console = Console()
 err = Console(stderr=True)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich",
+app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
                   help="Partners (ETDA, platforms) and their alert feeds: accounts, API keys, webhooks, deliveries, digests.")
 console = Console()
 err = Console(stderr=True)
