@@ -65,7 +65,9 @@ def worker(
     batch: Annotated[int | None, typer.Option(help="listings indexed at once (default \\[distributed] worker_batch)")] = None,
     drain: Annotated[bool, typer.Option(help="stop once the stream is empty instead of waiting for more")] = False,
 ) -> None:
-    """A worker of the distributed mode: check and index crawled listings (role check, any number on
+    """Check and index crawled listings from Redis (or relay events and the registry).
+
+    A worker of the distributed mode: check and index crawled listings (role check, any number on
     any machines), or relay events and the registry (role relay, one, beside `tiswatch run`, which runs
     a relay itself when \\[distributed] enabled is true).
 
@@ -182,7 +184,9 @@ def _jsonable(d: Any) -> Any:
 
 @app.command("status")
 def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Crawl runs (queued, leased, done, processes and their heartbeats), the listing stream (backlog,
+    """Crawl runs, queues, crawlers, workers, backlog, dead letters, registry, Redis memory.
+
+    Crawl runs (queued, leased, done, processes and their heartbeats), the listing stream (backlog,
     workers and what each holds, dead letters), the event stream, the published registry."""
     s = _settings()
     r, keys = _redis(s)
@@ -217,8 +221,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] =
 
 @app.command("publish-registry")
 def publish_registry(force: Annotated[bool, typer.Option(help="publish even when Redis has this version")] = False) -> None:
-    """Publish this data directory's licence registry to Redis for the crawlers and workers on other
-    machines (the relay does it by itself after every import that changes something)."""
+    """Publish this data directory's licence registry to Redis for the other machines.
+
+    The crawlers and workers on other machines check against it; the relay does it by itself after
+    every import that changes something."""
     from cluster.registry import publish, published_version
 
     s = _settings()
@@ -237,8 +243,10 @@ def dead(
     replay: Annotated[bool, typer.Option(help="put the dead letters back on the listing stream (after fixing the cause)")] = False,
     limit: Annotated[int, typer.Option(help="at most this many")] = 50,
 ) -> None:
-    """Listing stream entries no worker could process (unreadable, invalid, or failing every time),
-    with why; --replay sends them to the workers again."""
+    """Listings no worker could process (dead letters), with why; --replay retries them.
+
+    Entries unreadable, invalid, or failing every time; --replay sends those that hold a listing back
+    to the workers (after the cause is fixed) and keeps the rest."""
     s = _settings()
     r, keys = _redis(s)
     rows = r.xrange(keys.dead, count=limit)
@@ -276,8 +284,10 @@ def replayable(d: bytes | None) -> dict[str, Any] | None:
 @app.command("forget")
 def forget(marketplace: Annotated[str, typer.Argument(help="shopee, lazada or shop")],
            yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
-    """Abandon the marketplace's open crawl run (its queue, leases and duplicate filter are dropped);
-    the next `tiswatch crawl --distributed` starts a new one. Crawler processes still on it stop."""
+    """Abandon the marketplace's open crawl run.
+
+    Its queue, leases and duplicate filter are dropped; the next `tiswatch crawl --distributed` starts
+    a new one. Crawler processes still on it stop."""
     from cluster.frontier import FilterSpec, RedisFrontier, _pairs
 
     s = _settings()
