@@ -1,6 +1,7 @@
 """Scale-out benchmark (issue 10): the distributed mode's figures on this machine.
 
     .venv/bin/python -m tests.bench.bench_scaleout [--fingerprints N] [--listings N] [--processes 1,2,4]
+        [--parts filters,crawls,shopee,workers] [--json FILE]
     make bench            # all benchmarks (this one with its defaults)
 
 1. Redis memory per million request fingerprints, for the duplicate filters a crawl run can use: the
@@ -70,9 +71,8 @@ def filter_memory(r, n: int, batch: int = 20_000) -> list[dict[str, Any]]:
                     pipe.sadd("df", k)                      # what RFPDupeFilter.request_seen does
                 else:
                     suffix, args = spec.locate(k)
-                    if spec.mode == "bloom":
-                        for off in args:
-                            pipe.setbit("df:" + suffix, off, 1)
+                    if spec.mode == "bloom":   # all of a key's bits in one command
+                        pipe.execute_command("BITFIELD", "df:" + suffix, *[x for off in args for x in ("SET", "u1", off, 1)])
                     else:
                         pipe.hsetnx("df:" + suffix, args[0], "")
             pipe.execute()
@@ -84,11 +84,8 @@ def filter_memory(r, n: int, batch: int = 20_000) -> list[dict[str, Any]]:
             for i in range(0, len(unseen), batch):
                 pipe = r.pipeline(transaction=False)
                 for k in unseen[i:i + batch]:
-                    for off in spec.locate(k)[1]:
-                        pipe.getbit("df:bloom", off)
-                res = pipe.execute()
-                for j in range(0, len(res), spec.hashes):
-                    hits += all(res[j:j + spec.hashes])
+                    pipe.execute_command("BITFIELD_RO", "df:bloom", *[x for off in spec.locate(k)[1] for x in ("GET", "u1", off)])
+                hits += sum(all(bits) for bits in pipe.execute())
             fp = hits / len(unseen)
         rows.append({"filter": name, "bytes": mem, "per_key": mem / n, "mb_per_million": mem / n, "secs": secs,
                      "false_positives": fp})
@@ -364,7 +361,11 @@ def workers_alone(base, world, redis_url: str, es_factory, counts=(1, 2), n_list
 
 
 # ---- running and reporting -------------------------------------------------------------------------------
-def run(fingerprints: int = 1_000_000, n_listings: int = 1200, processes: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
+PARTS = ("filters", "crawls", "shopee", "workers")
+
+
+def run(fingerprints: int = 1_000_000, n_listings: int = 1200, processes: tuple[int, ...] = (1, 2, 4),
+        parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     from osmem_server import OsmemServer
     from redis_helpers import RedisServer
 
@@ -376,27 +377,32 @@ def run(fingerprints: int = 1_000_000, n_listings: int = 1200, processes: tuple[
     out: dict[str, Any] = {"cores": os.cpu_count(), "load_before": os.getloadavg()}
     try:
         r = red.client()
-        out["filters"] = filter_memory(r, fingerprints)
-        out["ops"] = frontier_ops(r)
+        if "filters" in parts:
+            out["filters"] = filter_memory(r, fingerprints)
+            out["ops"] = frontier_ops(r)
         world = build_world(seed=13, n_licences=1000, n_listings=n_listings, vanish_share=0)
         hits = Hits()
-        srv = start_sandbox(world, hits)
+        srv = start_sandbox(world, hits) if "crawls" in parts else None
         try:
-            cats = [f"{srv.url}/lazada/{c[2]}/" for c in srv.sandbox.categories("lazada")]
-            out["lazada_listings"] = len(world.for_marketplace("lazada"))
-            out["startup_cpu"] = startup_cpu(base, world, srv)
-            rows = [embedded(base, world, srv, hits, cats)]
-            for n in processes:
-                clone = osm.clone()
-                try:
-                    rows.append(distributed(base, world, srv, hits, cats, n, red.url, clone.url))
-                finally:
-                    clone.close()
-            out["crawls"] = rows
+            if srv is not None:
+                cats = [f"{srv.url}/lazada/{c[2]}/" for c in srv.sandbox.categories("lazada")]
+                out["lazada_listings"] = len(world.for_marketplace("lazada"))
+                out["startup_cpu"] = startup_cpu(base, world, srv)
+                rows = [embedded(base, world, srv, hits, cats)]
+                for n in processes:
+                    clone = osm.clone()
+                    try:
+                        rows.append(distributed(base, world, srv, hits, cats, n, red.url, clone.url))
+                    finally:
+                        clone.close()
+                out["crawls"] = rows
         finally:
-            srv.stop()
-        out["shopee"] = shopee(base, red.url, osm.clone)
-        out["workers"] = workers_alone(base, world, red.url, osm.clone)
+            if srv is not None:
+                srv.stop()
+        if "shopee" in parts:
+            out["shopee"] = shopee(base, red.url, osm.clone)
+        if "workers" in parts:
+            out["workers"] = workers_alone(base, world, red.url, osm.clone)
         out["load_after"] = os.getloadavg()
     finally:
         osm.close()
@@ -408,6 +414,17 @@ def run(fingerprints: int = 1_000_000, n_listings: int = 1200, processes: tuple[
 def report(o: dict[str, Any]) -> None:
     print(f"\nscale-out benchmark on {o['cores']} cores (load average before {o['load_before'][0]:.1f}, "
           f"after {o['load_after'][0]:.1f}: a shared machine)")
+    if "filters" in o:
+        report_filters(o)
+    if "crawls" in o:
+        report_crawls(o)
+    if "shopee" in o:
+        report_shopee(o)
+    if "workers" in o:
+        report_workers(o)
+
+
+def report_filters(o: dict[str, Any]) -> None:
     print("\n1. Redis memory of a crawl run's duplicate filter")
     base = o["filters"][0]["per_key"]
     print(f"{'filter':<30} {'MB per million':>15} {'vs baseline':>12} {'inserts/s':>10} {'false positives':>16}")
@@ -418,6 +435,9 @@ def report(o: dict[str, Any]) -> None:
     ops = o["ops"]
     print(f"frontier scripts, one client on loopback: push {ops['push']:,.0f}/s, pop {ops['pop']:,.0f}/s, ack "
           f"{ops['ack']:,.0f}/s: {ops['page']:,.0f} pages/s of frontier work (one push, pop and ack a page)")
+
+
+def report_crawls(o: dict[str, Any]) -> None:
     rows = o["crawls"]
     b = rows[0]
     st = o["startup_cpu"]
@@ -434,6 +454,9 @@ def report(o: dict[str, Any]) -> None:
         peak = f"{x['redis_peak_mb']:.1f}" if "redis_peak_mb" in x else "-"
         print(f"{x['what'] + ('' if x['ok'] else ' FAILED'):<36} {x['pages']:>6} {pps:>17.1f} {pps / base_pps:>8.2f} "
               f"{x['pages'] / x['e2e_s']:>12.1f} {x['listings'] / x['indexed_s']:>11.1f} {cpu_page:>20.1f} {wcpu:>22} {peak:>14}")
+
+
+def report_shopee(o: dict[str, Any]) -> None:
     print("\n   Shopee in Chromium (sandbox; pages are browser navigations; a crawler's start-up included)")
     print(f"{'run':<36} {'pages':>6} {'listings':>9} {'seconds':>8} {'pages/s':>8} {'CPU s/page':>11}")
     for x in o["shopee"]:
@@ -441,6 +464,9 @@ def report(o: dict[str, Any]) -> None:
         what += "" if x["ok"] and x["listings"] == x["expected"] else f" (listings {x['listings']}/{x['expected']}, check)"
         print(f"{what:<36} {x['pages']:>6} {x['listings']:>9} {x['secs']:>8.1f} {x['pages'] / x['secs']:>8.2f} "
               f"{x['cpu'] / max(1, x['pages']):>11.2f}")
+
+
+def report_workers(o: dict[str, Any]) -> None:
     print("\n3. workers alone: a preloaded listing stream drained by `tiswatch worker --drain` processes")
     w0 = o["workers"][0]
     print(f"{'workers':>8} {'listings':>9} {'listings/s':>11} {'vs 1':>6} {'CPU ms/listing':>15}")
@@ -458,9 +484,13 @@ def main() -> None:
     ap.add_argument("--fingerprints", type=int, default=1_000_000)
     ap.add_argument("--listings", type=int, default=1200, help="listings in the sandbox world (a third on Lazada)")
     ap.add_argument("--processes", default="1,2,4")
+    ap.add_argument("--parts", default=",".join(PARTS), help="which parts to run (comma-separated): " + ", ".join(PARTS))
     ap.add_argument("--json", default="", help="also write the figures to this file")
     a = ap.parse_args()
-    o = run(a.fingerprints, a.listings, tuple(int(x) for x in a.processes.split(",")))
+    parts = tuple(x for x in a.parts.split(",") if x)
+    if set(parts) - set(PARTS):
+        ap.error(f"--parts: unknown {sorted(set(parts) - set(PARTS))}; choose from {', '.join(PARTS)}")
+    o = run(a.fingerprints, a.listings, tuple(int(x) for x in a.processes.split(",")), parts)
     report(o)
     if a.json:
         Path(a.json).write_text(json.dumps(o, indent=1, default=str))
