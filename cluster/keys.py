@@ -78,3 +78,23 @@ def from_settings(settings: Any):
     """(client, Keys) of a tiswatch Settings' [distributed] section."""
     d = settings.distributed
     return connect(d.redis_url), Keys(d.namespace)
+
+
+def readiness(settings: Any) -> dict[str, Any]:
+    """The Redis check of /readyz in distributed mode ({"ok", "detail"}): without Redis no crawl run can
+    start or be joined, no listing is checked and no event reaches the alerts."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    d = settings.distributed
+    where = d.redis_url.split("@")[-1]
+    r = connect(d.redis_url, socket_timeout=3, socket_connect_timeout=3, retry=Retry(NoBackoff(), 0), retry_on_error=[])
+    try:
+        r.ping()
+        backlog = int(r.xlen(Keys(d.namespace).listings))
+        return {"ok": True, "detail": f"Redis {where}, {backlog} listings in the stream"}
+    except redis.RedisError as e:
+        return {"ok": False, "detail": f"Redis {where} does not answer ([distributed] redis_url): {type(e).__name__}: {e}"}
+    finally:
+        r.close()

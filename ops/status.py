@@ -275,6 +275,10 @@ def readiness(settings: Any, store: Any = None, scheduler: Any = None) -> dict[s
         checks["browser"] = {"ok": ok, "detail": detail}
     if scheduler is not None:
         checks["scheduler"] = {"ok": bool(scheduler.running), "detail": "running" if scheduler.running else "stopped"}
+    if settings.distributed.enabled:  # the distributed mode's Redis (cluster/keys.py)
+        from cluster.keys import readiness as redis_readiness
+
+        checks["redis"] = redis_readiness(settings)
     return checks
 
 

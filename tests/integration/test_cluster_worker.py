@@ -337,3 +337,18 @@ def test_the_relay_appends_each_event_once(tmp_path, r, es, redis_url):  # noqa:
     sel.append("verdict", "lazada:1", {"verdict": "unlicensed"}, dedupe="verdict:lazada:1:t1")
     relay.run(drain=True, block_ms=100)
     assert [(e.kind, e.key) for e in ev.read()][3:] == [("decision", "lazada:4")]
+
+
+def test_readiness_checks_redis_in_distributed_mode(tmp_path, r, es, redis_url, world):  # noqa: F811
+    from redis_helpers import free_port
+
+    from ops.status import readiness
+
+    s = make_settings(tmp_path, redis_url, es.url, registry=world.licences, enabled=True)
+    push(r, entries(world, n=2))
+    checks = readiness(s)
+    assert checks["redis"]["ok"] and "2 listings in the stream" in checks["redis"]["detail"]
+    gone = make_settings(tmp_path, f"redis://127.0.0.1:{free_port()}/0", es.url, name="gone", enabled=True)
+    bad = readiness(gone)["redis"]
+    assert not bad["ok"] and "does not answer ([distributed] redis_url)" in bad["detail"]
+    assert "redis" not in readiness(make_settings(tmp_path, redis_url, es.url, name="alone"))  # embedded mode: no check
