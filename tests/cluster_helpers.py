@@ -74,6 +74,8 @@ def server(world):
 def start_points(server, marketplace):
     if marketplace == "lazada":
         return {"categories": [f"{server.url}/lazada/{c[2]}/" for c in server.sandbox.categories("lazada")]}
+    if marketplace == "shopee":
+        return {"categories": [f"{server.url}/shopee/x-cat.{c[0]}" for c in server.sandbox.categories("shopee")]}
     seeds = json.load(urllib.request.urlopen(server.url + "/_sandbox/seeds.json"))
     return {"sitemap": seeds["shop"]["sitemap"]}
 
