@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
                   help="The distributed mode: crawl runs and listing streams in Redis, workers, dead letters.")
 console = Console()
 err = Console(stderr=True)
