@@ -483,7 +483,7 @@ class DistributedCrawlReport(CrawlReport):
 
         period = max(0.5, min(10.0, ctx.settings.distributed.lease_seconds / 3))
         self._beat = task.LoopingCall(self._heartbeat)
-        self._beat.start(period, now=False)
+        self._beat.start(period, now=True)  # at once: the process shows on the run (cluster status) as it joins
 
     def request_scheduled(self, request, spider):
         """The scheduler records requests in the shared run (and drops those it has)."""
