@@ -105,6 +105,37 @@ class SandboxSettings(_Section):
     seed: int = 7
     listings: int = Field(240, ge=10, le=100_000)
     licences: int = Field(600, ge=50, le=1_000_000)
+    image_only_share: float = Field(0.25, ge=0, le=1)
+
+
+class ImageSettings(_Section):
+    """Reading the listings' pictures in the crawl (images/): QR codes, printed text, perceptual hashes."""
+
+    enabled: bool = True
+    max_images: int = Field(6, ge=0, le=50)
+    max_bytes: int = Field(5_000_000, ge=10_000, le=100_000_000)
+    max_pixels: int = Field(25_000_000, ge=10_000, le=400_000_000)
+    timeout: float = Field(20, gt=0)
+    qr: bool = True
+    ocr: bool = True
+    ocr_languages: str = "tha"
+    ocr_images: int = Field(2, ge=0, le=50)
+    ocr_min_score: float = Field(0.2, ge=0, le=1)
+    ocr_min_conf: float = Field(60, ge=0, le=100)
+    ocr_timeout: float = Field(20, gt=0)
+    preprocess: bool = True
+    workers: int = Field(1, ge=1, le=32)
+    keep: bool = True
+    reuse_distance: int = Field(4, ge=0, le=16)
+
+    @field_validator("ocr_languages")
+    @classmethod
+    def _langs(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[a-z_]{3,}(?:\+[a-z_]{3,})*", v):
+            raise ValueError("Tesseract languages joined by +, e.g. tha or tha+eng")
+        return v
 
 
 class ReviewSettings(_Section):
@@ -313,6 +344,7 @@ class Settings(_Section):
     sandbox: SandboxSettings = SandboxSettings()
     review: ReviewSettings = ReviewSettings()
     alerts: AlertSettings = AlertSettings()
+    images: ImageSettings = ImageSettings()
     log: LogSettings = LogSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     ops: OpsSettings = OpsSettings()
@@ -334,6 +366,10 @@ class Settings(_Section):
     @property
     def jobs_db(self) -> Path:
         return self.home / "jobs.sqlite"
+
+    @property
+    def images_db(self) -> Path:
+        return self.home / "images.sqlite"
 
     @property
     def evidence_dir(self) -> Path:

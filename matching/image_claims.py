@@ -204,11 +204,14 @@ def ocr_text(words: Sequence[OcrWord]) -> tuple[str, list[tuple[int, int, int]]]
     pos = 0
     order = sorted(range(len(words)), key=lambda i: (words[i].line, words[i].box[0]))
     prev: int | None = None
+    right = 0  # the right edge of the line so far (a Thai tone mark's box sits inside its letter's)
+    height = 0
     for i in order:
         w = words[i]
         t = clean(w.text)
         if not t:
             continue
+        h = w.box[3] - w.box[1]
         if prev is not None:
             p = words[prev]
             if p.line[0] != w.line[0]:
@@ -216,23 +219,38 @@ def ocr_text(words: Sequence[OcrWord]) -> tuple[str, list[tuple[int, int, int]]]
             elif p.line != w.line:
                 sep = " "
             else:
-                h = max(1, min(p.box[3] - p.box[1], w.box[3] - w.box[1]))
-                sep = " " if w.box[0] - p.box[2] > h / 4 else ""
+                sep = " " if w.box[0] - right > max(1, max(height, h)) / 4 else ""
             parts.append(sep)
             pos += len(sep)
+            if sep:
+                right, height = 0, 0
         parts.append(t)
         spans.append((pos, pos + len(t), i))
         pos += len(t)
         prev = i
-    return "".join(parts), spans
+        right = max(right, w.box[2])
+        height = max(height, h)
+    return _ocr_fixes("".join(parts)), spans
+
+
+# confusions Tesseract makes in the words of a claim; each keeps the length, so spans stay true
+_OCR_FIXES = ((re.compile(r"แล่ม(?=\s*\d)"), "เล่ม"), (re.compile(r"(?<=\d)\s?[lI|](?=\d)"), lambda m: m.group(0).replace("l", "1").replace("I", "1").replace("|", "1")))
+
+
+def _ocr_fixes(text: str) -> str:
+    for rx, rep in _OCR_FIXES:
+        text = rx.sub(rep, text)  # type: ignore[arg-type]
+    return text
 
 
 def claims_from_words(index: int, words: Sequence[OcrWord], vague_words: tuple[str, ...] = (),
                       min_conf: float = 0.0, image_size: tuple[int, int] = (0, 0)) -> list[ImageClaim]:
     """Claims in the text Tesseract read from image `index`, each with the box of the words it covers.
 
-    A claim is kept only when every word it covers was read with at least `min_conf` confidence: a
-    misread digit would otherwise become a claim of a standard that does not exist."""
+    A claim is kept only when every word it covers was read with at least `min_conf` confidence (a
+    misread digit would otherwise become a claim of a standard that does not exist), a TIS number only
+    with its year and a licence number only whole (ท5137-2/10): a label prints them so, and a number
+    without its tail was read in part."""
     text, spans = ocr_text(words)
     if not text:
         return []
@@ -241,6 +259,8 @@ def claims_from_words(index: int, words: Sequence[OcrWord], vague_words: tuple[s
         text = clean(text)
     out: list[ImageClaim] = []
     for c in read_claims({where: text}, vague_words):
+        if (c.kind == "tis" and "-" not in c.value) or (c.kind == "licence" and "/" not in c.value):
+            continue  # printed marks and licences are whole; a number without its tail was read in part
         if c.kind == "vague":
             covered = [words[i] for (a, b, i) in spans]
         else:

@@ -186,6 +186,7 @@ class World:
     brands: dict[str, list[Brand]]  # standard base -> licensed brands
     sellers: list[Seller]
     listings: list[WorldListing]
+    images: dict[str, Any] = field(default_factory=dict)  # image name -> sandbox.images.ImageSpec
 
     def for_marketplace(self, marketplace: str, round_no: int = 1) -> list[WorldListing]:
         return [w for w in self.listings if w.marketplace == marketplace and w.visible(round_no)]
@@ -475,13 +476,15 @@ def _description(rng: random.Random, title: str, claim_in_desc: str, vague: bool
 
 def build_world(seed: int = 7, n_licences: int = 600, n_listings: int = 240, catalogue: Catalogue | None = None,
                 marketplaces: Iterable[str] = MARKETPLACES, weights: dict[str, float] | None = None,
-                hard: bool = True, vanish_share: float = 0.05) -> World:
+                hard: bool = True, vanish_share: float = 0.05, image_only_share: float = 0.0) -> World:
     """The world: licences following the real registry, sellers on each marketplace, listings with truth.
 
     `hard` (the default) writes titles the harder ways sellers do: claims in Thai digits, CE years and
     with zero-width characters; models in other case and spacing; เเ typed for แ, a tone mark before
     its vowel, zero-width characters inside words; a Thai brand glued to the product word; titles
-    stuffed with several names of the product. `hard=False` gives the plain titles."""
+    stuffed with several names of the product. `hard=False` gives the plain titles. `image_only_share`
+    moves that share of the text claims into the listings' pictures (sandbox/images.py), where only a
+    reader of images finds them."""
     cat = catalogue or load_catalogue()
     rng = random.Random(f"world:{seed}")
     licences, brands = generate_licences(n_licences, seed, cat, minimum_per_consumer=3)
@@ -517,7 +520,11 @@ def build_world(seed: int = 7, n_licences: int = 600, n_listings: int = 240, cat
         if rng.random() < 0.15 and listing.get("price"):
             wl.price_by_round[2] = round(listing["price"] * rng.choice((0.8, 0.9, 1.1)), 0)
         listings.append(wl)
-    return World(seed, cat, licences, brands, sellers, listings)
+    world = World(seed, cat, licences, brands, sellers, listings)
+    from sandbox.images import plan_images
+
+    plan_images(world, image_only_share)
+    return world
 
 
 def _marketplace_fields(rng: random.Random, seller: Seller, listing: dict[str, Any], n: int) -> dict[str, Any]:
