@@ -52,8 +52,9 @@ class CheckPipeline(_Base):
     def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
         from matching import check
 
-        if item.get("_verdict") is None:
-            item["_verdict"] = check(item["_listing"], self.ctx.registry)
+        # claims read from the listing's pictures (images/pipeline.py) join the text's: check again
+        if item.get("_verdict") is None or item.get("_image_claims"):
+            item["_verdict"] = check(item["_listing"], self.ctx.registry, image_claims=item.get("_image_claims"))
         v = item["_verdict"]
         self.crawler.stats.inc_value(f"tiswatch/verdict/{v.verdict}")
         return item
@@ -124,11 +125,12 @@ class EvidencePipeline(_Base):
             files["html"] = ("page.html", item["_html"].encode() if isinstance(item["_html"], str) else item["_html"])
         if item.get("_screenshot"):
             files["screenshot"] = ("screenshot.png", item["_screenshot"])
+        files.update(item.get("_evidence_files") or {})  # other stages' files, e.g. the pictures (images/)
         files["verdict"] = ("verdict.json", json.dumps(v.detail(), ensure_ascii=False, indent=1).encode())
         files["listing"] = ("listing.json", json.dumps(listing.record(), ensure_ascii=False, indent=1).encode())
         at = listing.observed_at or datetime.now(UTC)
         _, written = self.ctx.evidence.save(listing.marketplace, listing.item_id, listing.url, files, at,
-                                                 {"source_urls": item.get("_sources", [])})
+                                                 {"source_urls": item.get("_sources", []), **(item.get("_evidence_extra") or {})})
         for f in written:
             self.ctx.store.add_evidence(listing.key, f.kind, str(f.path.relative_to(self.ctx.settings.home)), f.sha256, f.size, at)
         self.crawler.stats.inc_value("tiswatch/evidence")

@@ -40,6 +40,7 @@ TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = "INFO"
 ITEM_PIPELINES = {
     "crawlers.pipelines.ValidatePipeline": 300,
+    "images.pipeline.ImagePipeline": 350,
     "crawlers.pipelines.CheckPipeline": 400,
     "crawlers.pipelines.StorePipeline": 500,
     "crawlers.pipelines.EvidencePipeline": 600,

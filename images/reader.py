@@ -49,11 +49,12 @@ class ReadOptions:
     small_side: int = 700
     max_side: int = 2400         # and one over max_side down to it
     max_pixels: int = 25_000_000
+    psm: int = 11                # Tesseract page segmentation: 11 = sparse text, as labels are
 
     def key(self) -> str:
         """The options that change what OCR reads: a cached reading made with others is not reused."""
         pre = f"{int(self.upright)}{int(self.rescale)}{int(self.binarize)}" if self.preprocess else "000"
-        return f"v1:{self.languages}:{pre}:{self.target_side}:{self.small_side}:{self.max_side}"
+        return f"v1:{self.languages}:{pre}:{self.psm}:{self.target_side}:{self.small_side}:{self.max_side}"
 
 
 @dataclass
@@ -79,15 +80,15 @@ class ImageReading:
                 "height": self.height, "text_score": round(self.text_score, 4), "ocr": self.ocr_done,
                 "angle": round(self.angle, 1), "qr_orientation": self.qr_orientation,
                 "qr": [{"payload": q.payload, "box": list(q.box)} for q in f.qr],
-                "words": [{"text": w.text, "box": list(w.box), "conf": round(w.conf, 1), "line": list(w.line)}
-                          for w in f.words]}
+                "words": [{"text": w.text, "box": list(w.box), "conf": round(w.conf, 1), "line": list(w.line),
+                           "ubox": list(w.ubox) if w.ubox else None} for w in f.words]}
 
     @classmethod
     def from_record(cls, d: dict[str, Any], index: int) -> ImageReading:
         f = ImageFindings(index, d["width"], d["height"],
                           [QrCode(q["payload"], tuple(q["box"])) for q in d.get("qr", [])],  # type: ignore[arg-type]
-                          [OcrWord(w["text"], tuple(w["box"]), w["conf"], tuple(w["line"]))  # type: ignore[arg-type]
-                           for w in d.get("words", [])])
+                          [OcrWord(w["text"], tuple(w["box"]), w["conf"], tuple(w["line"]),  # type: ignore[arg-type]
+                                   tuple(w["ubox"]) if w.get("ubox") else None) for w in d.get("words", [])])
         return cls(d["sha256"], d["phash"], d["format"], d["width"], d["height"], f, d.get("text_score", 0.0),
                    d.get("ocr", False), d.get("angle", 0.0), d.get("qr_orientation"))
 
@@ -119,7 +120,7 @@ class _Qr:
 def read_qr_codes(img: Image.Image) -> list[_Qr]:
     import zxingcpp
 
-    fmt = zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.MicroQRCode
+    fmt = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.MicroQRCode)
     out = []
     seen = set()
     for r in zxingcpp.read_barcodes(img, formats=fmt):
@@ -267,7 +268,7 @@ def ocr_words(img: Image.Image, angle: float, opts: ReadOptions) -> list[OcrWord
     import pytesseract
 
     prepared, tf = prepare(img, angle, opts)
-    data = pytesseract.image_to_data(prepared, lang=opts.languages, config="--oem 1 --psm 11",
+    data = pytesseract.image_to_data(prepared, lang=opts.languages, config=f"--oem 1 --psm {opts.psm}",
                                      output_type=pytesseract.Output.DICT, timeout=opts.timeout)
     out: list[OcrWord] = []
     for i, text in enumerate(data["text"]):
@@ -276,7 +277,7 @@ def ocr_words(img: Image.Image, angle: float, opts: ReadOptions) -> list[OcrWord
         if not text or conf < 0:
             continue
         b = (data["left"][i], data["top"][i], data["left"][i] + data["width"][i], data["top"][i] + data["height"][i])
-        out.append(OcrWord(text, tf.box(b), conf, (data["block_num"][i], data["par_num"][i], data["line_num"][i])))
+        out.append(OcrWord(text, tf.box(b), conf, (data["block_num"][i], data["par_num"][i], data["line_num"][i]), b))
     return out
 
 

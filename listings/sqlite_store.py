@@ -94,6 +94,16 @@ CREATE TABLE IF NOT EXISTS crawl_state (
   fetched_at TEXT NOT NULL, PRIMARY KEY (marketplace, ref)
 );
 CREATE INDEX IF NOT EXISTS crawl_state_key ON crawl_state(key);
+CREATE TABLE IF NOT EXISTS listing_images (
+  key TEXT NOT NULL, idx INTEGER NOT NULL, url TEXT, sha256 TEXT NOT NULL, phash TEXT NOT NULL,
+  p0 INTEGER NOT NULL, p1 INTEGER NOT NULL, p2 INTEGER NOT NULL, p3 INTEGER NOT NULL,
+  width INTEGER, height INTEGER, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, PRIMARY KEY (key, idx)
+);
+CREATE INDEX IF NOT EXISTS listing_images_p0 ON listing_images(p0);
+CREATE INDEX IF NOT EXISTS listing_images_p1 ON listing_images(p1);
+CREATE INDEX IF NOT EXISTS listing_images_p2 ON listing_images(p2);
+CREATE INDEX IF NOT EXISTS listing_images_p3 ON listing_images(p3);
+CREATE INDEX IF NOT EXISTS listing_images_sha ON listing_images(sha256);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_words USING fts5(words, tokenize="unicode61 remove_diacritics 0 categories 'L* N* Co M*'");
 CREATE VIRTUAL TABLE IF NOT EXISTS search_tri USING fts5(text, tokenize='trigram');
 """
@@ -195,6 +205,19 @@ def _j(v: Any) -> str:
 
 def _dt(s: str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s else None
+
+
+def _phash_int(phash: str | int) -> int:
+    v = phash if isinstance(phash, int) else int(phash, 16)
+    if not 0 <= v < 1 << 64:
+        raise ValueError(f"{phash!r} is not a 64-bit perceptual hash")
+    return v
+
+
+def _phash_parts(ph: int) -> tuple[int, int, int, int]:
+    """The hash in four 16-bit parts: two hashes within 3 bits share at least one part (pigeonhole),
+    so near-duplicates are found through four indexes instead of a scan."""
+    return (ph >> 48) & 0xFFFF, (ph >> 32) & 0xFFFF, (ph >> 16) & 0xFFFF, ph & 0xFFFF
 
 
 def _chunks(items: list[Any], n: int = 500) -> Iterator[list[Any]]:
@@ -563,6 +586,67 @@ class SqliteStore:
         for r in rows:  # a listing found under two refs (a shop page that moved) is revisited once
             out.setdefault(r["key"], dict(r))
         return list(out.values())
+
+    # ---- the listings' pictures (perceptual hashes: re-used photos) -----------------------------
+    def add_images(self, key: str, images: list[dict[str, Any]], seen_at: datetime | None = None) -> None:
+        at = _iso(seen_at)
+        rows = []
+        for im in images:
+            ph = _phash_int(im["phash"])
+            rows.append((key, int(im["index"]), im.get("url"), im["sha256"], f"{ph:016x}", *_phash_parts(ph),
+                         im.get("width"), im.get("height"), at, at))
+        with self._lock:
+            cur = self.db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                old = {(r["idx"], r["sha256"]): r["first_seen"]
+                       for r in cur.execute("SELECT idx, sha256, first_seen FROM listing_images WHERE key=?", (key,))}
+                cur.execute("DELETE FROM listing_images WHERE key=?", (key,))
+                for r in rows:
+                    first = min(old.get((r[1], r[3]), at), at)
+                    cur.execute("INSERT INTO listing_images(key, idx, url, sha256, phash, p0, p1, p2, p3, width, height,"
+                                " first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*r[:11], first, r[12]))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def images_of(self, key: str) -> list[dict[str, Any]]:
+        return [{"index": r["idx"], "url": r["url"], "sha256": r["sha256"], "phash": r["phash"], "width": r["width"],
+                 "height": r["height"], "first_seen": r["first_seen"], "last_seen": r["last_seen"]}
+                for r in self.db.execute("SELECT * FROM listing_images WHERE key=? ORDER BY idx", (key,))]
+
+    def find_images(self, phash: str, max_distance: int = 4, limit: int = 100, exclude_key: str | None = None) -> list[dict[str, Any]]:
+        ph = _phash_int(phash)
+        parts = _phash_parts(ph)
+        rows = self.db.execute(
+            "SELECT i.key, i.idx, i.url, i.sha256, i.phash, l.marketplace, l.item_id, l.title, l.seller, l.seller_id,"
+            " l.verdict, l.risk, l.url AS listing_url, l.status FROM listing_images i JOIN listings l ON l.key=i.key"
+            " WHERE (i.p0=? OR i.p1=? OR i.p2=? OR i.p3=?) LIMIT 20000", parts).fetchall()
+        out = []
+        for r in rows:
+            if r["key"] == exclude_key:
+                continue
+            dist = (int(r["phash"], 16) ^ ph).bit_count()
+            if dist <= max_distance:
+                out.append({"key": r["key"], "index": r["idx"], "image_url": r["url"], "sha256": r["sha256"],
+                            "phash": r["phash"], "distance": dist, "marketplace": r["marketplace"], "item_id": r["item_id"],
+                            "title": r["title"], "seller": r["seller"], "seller_id": r["seller_id"], "verdict": r["verdict"],
+                            "risk": r["risk"], "url": r["listing_url"], "status": r["status"]})
+        out.sort(key=lambda d: (d["distance"], d["key"], d["index"]))
+        return out[:limit]
+
+    def same_images(self, key: str, max_distance: int = 4, limit: int = 100) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        seen: set[tuple[str, int]] = set()
+        for im in self.images_of(key):
+            for hit in self.find_images(im["phash"], max_distance, limit, exclude_key=key):
+                if (hit["key"], hit["index"]) in seen:
+                    continue
+                seen.add((hit["key"], hit["index"]))
+                out.append({**hit, "image": im["index"]})
+        out.sort(key=lambda d: (d["distance"], d["key"], d["index"]))
+        return out[:limit]
 
     def add_evidence(self, key: str, kind: str, path: str, sha256: str, size: int, created_at: datetime | None = None) -> None:
         with self._lock:

@@ -74,9 +74,11 @@ def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = No
     claims = read_claims(_claim_fields(listing), cat.vague_claims, vocab.no_tis)
     if not any(c.kind in ("tis", "licence") for c in claims):
         claims += _url_claims(listing, registry)
+    doubtful: list[str] = []
     if image_claims:
-        from matching.image_claims import merge_claims
+        from matching.image_claims import drop_doubtful, merge_claims
 
+        image_claims, doubtful = drop_doubtful(image_claims, registry)
         claims = merge_claims(claims, image_claims)
     tis_claims = [c for c in claims if c.kind == "tis"]
     lic_claims = [c for c in claims if c.kind == "licence"]
@@ -84,10 +86,10 @@ def check(listing, registry: Registry, image_claims: Sequence[Claim] | None = No
     denies = any(c.kind == "no_tis" for c in claims)
     v = Verdict(listing.marketplace, listing.item_id, "not_controlled", 0,
                 claims=[_claim_detail(c) for c in claims], registry_version=registry.version)
-    if image_claims:
-        from matching.image_claims import claim_reasons as image_claim_reasons
+    if image_claims or doubtful:
+        from matching.image_claims import claim_reasons as _image_claim_reasons
 
-        claim_reasons = image_claim_reasons(claims)  # says in which image each claim was read
+        claim_reasons = _image_claim_reasons(claims) + doubtful  # says in which image each was read
     else:
         claim_reasons = [code("claims_tis", c.value) for c in tis_claims] + [code("claims_licence", c.value) for c in lic_claims]
 
@@ -173,7 +175,10 @@ def _licence_claimed(v: Verdict, listing, lic_claims: list[Claim], finding: Lice
     for c in lic_claims:
         lic = registry.licence(c.value)
         if lic is None:
-            faults.append((95, code("licence_not_found", c.value), None))
+            from matching.image_claims import misread_licence
+
+            near = misread_licence(c, registry, sorted(bases))  # only numbers OCR read are doubted
+            faults.append((-1, near, None) if near else (95, code("licence_not_found", c.value), None))
             continue
         if _licence_base(lic, registry) not in bases:
             faults.append((92, code("licence_other_standard", lic.licence_no, lic.tis_no), lic))
@@ -198,6 +203,8 @@ def _licence_claimed(v: Verdict, listing, lic_claims: list[Claim], finding: Lice
         return _covered(v, listing, reasons, finding, product, registry, match, claimed=lic)
     risk, why, lic = faults[0]
     v.licence_no = lic.licence_no if lic else None
+    if risk < 0:  # OCR may have misread one character of a real licence: a person looks at the picture
+        return _set(v, "needs_review", _exposure(60, listing), reasons + [why])
     return _set(v, "mislabeled", _exposure(risk, listing), reasons + [why])
 
 

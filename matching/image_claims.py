@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from matching.claims import Claim, read_claims
 from matching.normalise import clean
+from matching.reasons import code
 from registry.tisno import parse_licence_no, parse_tis
 
 TISI_HOST = "tisi.go.th"
@@ -164,13 +165,19 @@ class QrCode:
 
 @dataclass(frozen=True, slots=True)
 class OcrWord:
-    """A word Tesseract read: its text, box in the original image, confidence 0-100, and the
-    (block, paragraph, line) it belongs to."""
+    """A word Tesseract read: its text, box in the original image, confidence 0-100, the (block,
+    paragraph, line) it belongs to, and its box in the picture as Tesseract saw it (turned upright,
+    scaled), by which words are put in reading order."""
 
     text: str
     box: Box
     conf: float
     line: tuple[int, int, int] = (0, 0, 0)
+    ubox: Box | None = None
+
+    @property
+    def layout(self) -> Box:
+        return self.ubox or self.box
 
 
 @dataclass
@@ -193,43 +200,73 @@ def union(boxes: Iterable[Box]) -> Box:
     return (min(b[0] for b in bs), min(b[1] for b in bs), max(b[2] for b in bs), max(b[3] for b in bs))
 
 
+def _height(b: Box) -> int:
+    return max(1, b[3] - b[1])
+
+
+def visual_lines(words: Sequence[OcrWord]) -> list[list[int]]:
+    """Word indices by line as a person reads them: Tesseract's lines (which keep a Thai letter's
+    vowel and tone marks with it) merged when they sit on one row of the picture (sparse-text mode cuts
+    a row into blocks), rows top to bottom, each left to right."""
+    units: dict[tuple[int, int, int], list[int]] = {}
+    for i, w in enumerate(words):
+        units.setdefault(w.line, []).append(i)
+    boxes = {k: union(words[i].layout for i in v) for k, v in units.items()}
+    rows: list[tuple[Box, list[tuple[int, int, int]]]] = []
+    for k in sorted(units, key=lambda k: (boxes[k][1] + boxes[k][3]) / 2):
+        b = boxes[k]
+        for n, (rb, members) in enumerate(rows):
+            overlap = min(rb[3], b[3]) - max(rb[1], b[1])
+            if overlap >= 0.5 * min(_height(rb), _height(b)):
+                members.append(k)
+                rows[n] = (union([rb, b]), members)
+                break
+        else:
+            rows.append((b, [k]))
+    rows.sort(key=lambda r: r[0][1])
+    out = []
+    for _, members in rows:
+        line: list[int] = []
+        for k in sorted(members, key=lambda k: boxes[k][0]):
+            line.extend(sorted(units[k], key=lambda i: words[i].layout[0]) if len(members) > 1 else units[k])
+        out.append(line)
+    return out
+
+
 def ocr_text(words: Sequence[OcrWord]) -> tuple[str, list[tuple[int, int, int]]]:
     """The words as one text, and (start, end, word index) of each word in it.
 
-    Words of a line are joined with a space only where the gap between them is wider than a quarter of
-    the line's height (Tesseract cuts Thai, which has no spaces, into many short "words"); lines are
-    joined by a space, blocks by " ; " so that a claim is never read across two unrelated blocks."""
+    Within a row, words are joined with a space only where the gap between them is wider than a quarter
+    of the row's height (Tesseract cuts Thai, which has no spaces, into many short "words"). Rows that
+    follow each other closely (a paragraph) are joined by a space, others by " ; ", so that a claim is
+    never read across unrelated parts of a picture."""
     parts: list[str] = []
     spans: list[tuple[int, int, int]] = []
     pos = 0
-    order = sorted(range(len(words)), key=lambda i: (words[i].line, words[i].box[0]))
-    prev: int | None = None
-    right = 0  # the right edge of the line so far (a Thai tone mark's box sits inside its letter's)
-    height = 0
-    for i in order:
-        w = words[i]
-        t = clean(w.text)
-        if not t:
-            continue
-        h = w.box[3] - w.box[1]
-        if prev is not None:
-            p = words[prev]
-            if p.line[0] != w.line[0]:
-                sep = " ; "
-            elif p.line != w.line:
-                sep = " "
-            else:
-                sep = " " if w.box[0] - right > max(1, max(height, h)) / 4 else ""
+    prev_row: Box | None = None
+    for row in visual_lines(words):
+        row_box = union(words[i].layout for i in row)
+        h = _height(row_box)
+        if prev_row is not None:
+            close = row_box[1] - prev_row[3] < 1.0 * max(h, _height(prev_row)) and \
+                min(row_box[2], prev_row[2]) > max(row_box[0], prev_row[0])
+            sep = " " if close else " ; "
             parts.append(sep)
             pos += len(sep)
-            if sep:
-                right, height = 0, 0
-        parts.append(t)
-        spans.append((pos, pos + len(t), i))
-        pos += len(t)
-        prev = i
-        right = max(right, w.box[2])
-        height = max(height, h)
+        right: int | None = None
+        for i in row:
+            w = words[i]
+            t = clean(w.text)
+            if not t:
+                continue
+            if right is not None and w.layout[0] - right > h / 4:
+                parts.append(" ")
+                pos += 1
+            parts.append(t)
+            spans.append((pos, pos + len(t), i))
+            pos += len(t)
+            right = w.layout[2] if right is None else max(right, w.layout[2])
+        prev_row = row_box
     return _ocr_fixes("".join(parts)), spans
 
 
@@ -352,11 +389,46 @@ def claim_reasons(claims: Sequence[Claim]) -> list[str]:
             seen.add((kind, c.value))
             n = image_number(c.where)
             if kind in NOTE_KINDS:
-                out.append(f"{kind}:{c.value}:{n or 0}")
+                out.append(code(kind, c.value, n or 0))
             elif n is None:
-                out.append(f"claims_{kind}:{c.value}")
+                out.append(code(f"claims_{kind}", c.value))
             elif getattr(c, "source", "") == "qr":
-                out.append(f"qr_{kind}:{c.value}:{n}")
+                out.append(code(f"qr_{kind}", c.value, n))
             else:
-                out.append(f"claims_{kind}_image:{c.value}:{n}")
+                out.append(code(f"claims_{kind}_image", c.value, n))
     return out
+
+
+# ---- what OCR may have misread --------------------------------------------------------------------
+def drop_doubtful(claims: Sequence[Claim], registry) -> tuple[list[Claim], list[str]]:
+    """OCR-read TIS numbers that are no standard at all are far more often a misread digit than a
+    seller's invention: they are dropped from the claims and noted (tis_doubtful_image:V:N) instead of
+    making the listing mislabeled. Numbers from QR codes and from text are kept as they are."""
+    from registry.tisno import parse_tis
+
+    kept: list[Claim] = []
+    notes: list[str] = []
+    cat = registry.catalogue
+    for c in claims:
+        if c.kind == "tis" and getattr(c, "source", "") == "ocr":
+            t = parse_tis(c.value)
+            if t is None or (cat.find(t) is None and not cat.bases_for_number(t.number)):
+                notes.append(code("tis_doubtful_image", c.value, image_number(c.where) or 0))
+                continue
+        kept.append(c)
+    return kept, notes
+
+
+def misread_licence(claim: Claim, registry, bases: Sequence[str]) -> str | None:
+    """For a licence number read by OCR that the registry does not have: the reason
+    licence_misread:READ:NEAR:N when a licence of the product's standards differs from it by one
+    character (a 1 read as 7, a lost digit), else None. Exact sources (text, QR codes) are never doubted."""
+    if getattr(claim, "source", "") != "ocr":
+        return None
+    from rapidfuzz.distance import Levenshtein
+
+    choices = {x.licence_no for b in bases for x in registry.licences_for(b)}
+    best = min(choices, key=lambda x: (Levenshtein.distance(claim.value, x), x), default=None)
+    if best is not None and Levenshtein.distance(claim.value, best) <= 1:
+        return code("licence_misread", claim.value, best, image_number(claim.where) or 0)
+    return None

@@ -37,6 +37,11 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "qr_tisi": ("คิวอาร์โค้ดในภาพที่ {1} ชี้ไปที่ {0} ของ สมอ. แต่ไม่ได้ระบุเลขใบอนุญาต",
                 "a QR code in image {1} points to TISI ({0}) but names no licence"),
     "qr_elsewhere": ("คิวอาร์โค้ดในภาพที่ {1} ชี้ไปที่ {0} ไม่ใช่ สมอ.", "a QR code in image {1} points to {0}, not to TISI"),
+    "tis_doubtful_image": ("อ่านได้ มอก. {0} จากภาพที่ {1} แต่ไม่มีมาตรฐานเลขนี้ อาจอ่านผิด จึงไม่นับเป็นการอ้าง",
+                           "TIS {0} read from image {1} is no standard; probably misread, it is not counted as a claim"),
+    "licence_misread": ("เลขใบอนุญาต {0} ที่อ่านจากภาพที่ {2} ไม่มีในทะเบียน แต่ต่างจากใบอนุญาต {1} เพียงหนึ่งตัวอักษร อาจอ่านผิด ควรตรวจดูภาพ",
+                        "licence {0} read from image {2} is not in the registry but one character from licence {1}: "
+                        "perhaps misread, look at the picture"),
     "vague_claim": ("อ้างว่า “มี มอก.” โดยไม่ระบุเลข ซึ่งนับว่าไม่มีการอ้าง", "a vague “has TIS” claim with no number, which counts as no claim"),
     "no_claim": ("ไม่มีการแสดงเลข มอก. หรือเลขใบอนุญาต", "no TIS number or licence number is shown"),
     "states_no_tis": ("ประกาศระบุเองว่าสินค้าไม่มี มอก.", "the listing itself says the product has no TIS mark"),

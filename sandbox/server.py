@@ -34,12 +34,14 @@ from aiohttp import web
 
 from matching.normalise import fold
 from sandbox import shapes
+from sandbox.images import ImageBook
 from sandbox.world import World, WorldListing, build_world
 
 STATIC = Path(__file__).parent / "static"
 SHOPEE_SECRET = "tiswatch-sandbox-7f3a"
 PAGE_SIZE = {"shopee": 60, "lazada": 40, "shop": 50}
 SB: web.AppKey[Sandbox] = web.AppKey("sb", "Sandbox")  # type: ignore[type-arg]
+IMAGES: web.AppKey[ImageBook] = web.AppKey("images", ImageBook)  # the listings' pictures (sandbox/images.py)
 
 
 def sap_sec(path_and_query: str, token: str) -> str:
@@ -143,6 +145,7 @@ def make_app(world: World | None = None, base_url: str = "") -> web.Application:
     sb = Sandbox(world or build_world(), base_url)
     app = web.Application(middlewares=[_middleware])
     app[SB] = sb
+    app[IMAGES] = ImageBook(sb.world)
     r = app.router
     r.add_get("/", index)
     r.add_get("/robots.txt", robots)
@@ -151,8 +154,10 @@ def make_app(world: World | None = None, base_url: str = "") -> web.Application:
     r.add_get("/_sandbox/stats", stats)
     r.add_post("/_sandbox/round", set_round)
     r.add_post("/_sandbox/config", set_config)
-    r.add_get("/img/{name}", image)
+    r.add_get("/img/{name}", image)     # the marketplaces' picture CDN (sandbox/images.py draws them)
     r.add_get("/file/{name}", image)
+    r.add_get("/shopee/file/{name}", image)
+    r.add_get("/shop/img/{name}", image)
     # shopee-like
     r.add_get("/shopee/", shopee_home)
     r.add_get("/shopee/search", shopee_shell)
@@ -269,28 +274,17 @@ async def set_config(request: web.Request) -> web.Response:
                               "huge_page_mb": sb.modes.huge_page_mb, "truncate_json": sb.modes.truncate_json})
 
 
-_PNG_CACHE: dict[str, bytes] = {}
-
-
 async def image(request: web.Request) -> web.Response:
-    """A small product-like picture for every image id (deterministic), so evidence has images."""
+    """A listing's picture by the name its pages give it: a product photo, a label with the TIS mark,
+    a licence QR code (sandbox/images.py), drawn once and kept."""
+    sb = request.app[SB]
     name = request.match_info["name"].rsplit(".", 1)[0]
-    if name not in _PNG_CACHE:
-        import io
-
-        from PIL import Image, ImageDraw
-
-        h = hashlib.sha256(name.encode()).digest()
-        img = Image.new("RGB", (160, 160), (h[0], h[1], h[2]))
-        d = ImageDraw.Draw(img)
-        d.rectangle((30, 30, 130, 130), fill=(255 - h[0], 255 - h[1], 255 - h[2]))
-        buf = io.BytesIO()
-        img.save(buf, "PNG")
-        if len(_PNG_CACHE) < 5000:
-            _PNG_CACHE[name] = buf.getvalue()
-        else:
-            return web.Response(body=buf.getvalue(), content_type="image/png")
-    return web.Response(body=_PNG_CACHE[name], content_type="image/png")
+    sb.stats["requests:images"] += 1
+    got = await asyncio.get_running_loop().run_in_executor(None, request.app[IMAGES].get, name)
+    if got is None:
+        raise web.HTTPNotFound(text="no such picture")
+    body, ctype = got
+    return web.Response(body=body, content_type=ctype, headers={"Cache-Control": "public, max-age=86400"})
 
 
 # ---- shopee --------------------------------------------------------------------------------------
@@ -403,7 +397,7 @@ async def lazada_catalog(request: web.Request) -> web.Response:
         items = sb.search("lazada", q.get("q", ""))
     size = PAGE_SIZE["lazada"]
     chunk = items[(page - 1) * size: page * size]
-    data = shapes.lazada_catalog([shapes.lazada_list_item(w, sb.data(w), sb.cat(w), sb.seller(w).name) for w in chunk],
+    data = shapes.lazada_catalog([shapes.lazada_list_item(w, sb.data(w), sb.cat(w), sb.seller(w).name, _base(request) + "/img") for w in chunk],
                                  len(items), page, size, q.get("q", ""))
     if q.get("ajax") == "true":
         if sb.modes.truncate_json > 0:
@@ -426,7 +420,7 @@ async def lazada_product(request: web.Request) -> web.Response:
     w = sb.by_key.get(("lazada", m.group(1))) if m else None
     if w is None or not w.visible(sb.round):
         raise web.HTTPNotFound(text="<html><body>ขออภัย ไม่พบหน้าที่คุณต้องการ</body></html>", content_type="text/html")
-    fields = shapes.lazada_fields(w, sb.data(w), sb.cat(w), sb.seller(w).name)
+    fields = shapes.lazada_fields(w, sb.data(w), sb.cat(w), sb.seller(w).name, _base(request) + "/img")
     body = json.dumps({"data": {"root": {"fields": fields}}}, ensure_ascii=False).replace("</", "<\\/")
     title = fields["product"]["title"]
     import html as h

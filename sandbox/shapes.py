@@ -156,11 +156,15 @@ def lazada_url(wl: WorldListing, d: dict[str, Any]) -> str:
     return f"/products/{s}-i{d['item_id']}-s{int(d['item_id']) + 7}.html"
 
 
-def lazada_list_item(wl: WorldListing, d: dict[str, Any], cat: tuple[int, str, str], seller_name: str) -> dict[str, Any]:
+LAZADA_IMG = "https://th-live-01.slatic.net/p"  # the real CDN; the sandbox passes its own /img
+
+
+def lazada_list_item(wl: WorldListing, d: dict[str, Any], cat: tuple[int, str, str], seller_name: str,
+                     img_base: str = LAZADA_IMG) -> dict[str, Any]:
     p = f"{d['price']:.0f}" if float(d["price"]).is_integer() else str(d["price"])
     item = {
         "name": d["title"], "nid": d["item_id"], "itemId": d["item_id"], "icons": [],
-        "image": f"https://th-live-01.slatic.net/p/{image_id(wl)}.jpg", "isSmartImage": False,
+        "image": f"{img_base}/{image_id(wl)}.jpg", "isSmartImage": False,
         "originalPriceShow": "", "priceShow": f"฿{d['price']:,.2f}", "ratingScore": "4.8", "review": "3",
         "location": d.get("location") or "", "thumbs": [], "sellerName": seller_name, "sellerId": d["seller_id"],
         "brandName": d.get("brand") or "No Brand", "brandId": "0", "cheapest_sku": f"{d['item_id']}_TH-1",
@@ -185,7 +189,8 @@ def lazada_catalog(items: list[dict[str, Any]], total: int, page: int, page_size
     }
 
 
-def lazada_fields(wl: WorldListing, d: dict[str, Any], cat: tuple[int, str, str], seller_name: str) -> dict[str, Any]:
+def lazada_fields(wl: WorldListing, d: dict[str, Any], cat: tuple[int, str, str], seller_name: str,
+                  img_base: str = LAZADA_IMG) -> dict[str, Any]:
     sku = str(int(d["item_id"]) + 7)
     desc = "".join(f"<p>{html.escape(line)}</p>" for line in (d.get("description") or "").splitlines())
     features = {"แบรนด์": d.get("brand") or "No Brand", "SKU": f"{d['item_id']}_TH-{sku}"}
@@ -204,7 +209,7 @@ def lazada_fields(wl: WorldListing, d: dict[str, Any], cat: tuple[int, str, str]
                      "seller_name": seller_name, "pdt_category": [cat[1]]},
         "Breadcrumb": [{"title": cat[1], "url": f"https://www.lazada.co.th/{cat[2]}/"}],
         "review": {"ratings": {"average": 4.8, "rateCount": 3}},
-        "skuGalleries": {sku: [{"src": f"https://th-live-01.slatic.net/p/{image_id(wl, i)}.jpg"} for i in range(2)]},
+        "skuGalleries": {sku: [{"src": f"{img_base}/{image_id(wl, i)}.jpg"} for i in range(2)]},
     }
 
 

@@ -69,6 +69,16 @@ class ShopeeSpider(TiswatchSpider):
     default_base = "https://shopee.co.th"
     render_for_evidence = False  # the page is in a browser already: screenshots are taken there
 
+    @property
+    def img_base(self) -> str:
+        """Where the pictures named in the JSON live: Shopee's CDN, or /file on a replica's own host."""
+        if self.base_url == self.default_base:
+            return "https://down-th.img.susercontent.com/file"
+        from urllib.parse import urlsplit
+
+        u = urlsplit(self.base_url)
+        return f"{u.scheme}://{u.netloc}/file"
+
     def _meta(self, marker: str, **extra: Any) -> dict[str, Any]:
         return {"playwright": True, "playwright_include_page": True, "playwright_page_init_callback": _init_page,
                 "playwright_page_methods": [PageMethod(wait_for_api, marker, 20.0)], **extra}
@@ -164,7 +174,7 @@ class ShopeeSpider(TiswatchSpider):
                     found = True
                     break
                 found = True
-                cards = shopee.parse_search_items(data, self.base_url, url)
+                cards = shopee.parse_search_items(data, self.base_url, url, img_base=self.img_base)
                 for card, h in self.plan(cards):
                     key = f"shopee:{card['item_id']}"
                     follow.append(self._product(card["url"], card, h, key, card["item_id"]))
@@ -213,7 +223,7 @@ class ShopeeSpider(TiswatchSpider):
             if data is None:
                 retry = True
                 continue
-            parsed = shopee.parse_get_pc(data, self.base_url, url)
+            parsed = shopee.parse_get_pc(data, self.base_url, url, img_base=self.img_base)
             raw = json.dumps(data, ensure_ascii=False).encode()
             if parsed is None:
                 gone = True

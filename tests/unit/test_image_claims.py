@@ -193,3 +193,31 @@ def test_image_claim_repeating_text_adds_no_reason(world, world_registry):
 def test_image_claim_is_a_claim():
     c = ImageClaim("tis", "166-2549", "image:4", box=(1, 2, 3, 4), source="ocr")
     assert c.number == "166" and c.image == 4
+
+
+# ---- what OCR may have misread ------------------------------------------------------------------
+def _ocr(kind, value, n=2):
+    return ImageClaim(kind, value, f"image:{n}", box=(1, 1, 9, 9), source="ocr")
+
+
+def test_ocr_tis_that_is_no_standard_is_noted_not_claimed(world, world_registry):
+    _w, lst = _listing(world, "unlicensed_unknown_brand")
+    v = check(lst, world_registry, image_claims=[_ocr("tis", "12271-2558")])
+    assert v.verdict == "unlicensed" and "tis_doubtful_image:12271-2558:2" in v.reasons
+    # the same number in the title is the seller's own claim: mislabeled
+    text = lst.model_copy(update={"title": lst.title + " มอก. 12271-2558"})
+    assert check(text, world_registry).verdict == "mislabeled"
+
+
+def test_ocr_licence_one_character_from_a_real_one_needs_review(world, world_registry):
+    w, lst = _listing(world, "unlicensed_unknown_brand")
+    real = next(x for x in world_registry.licences_for(world.catalogue.find(w.expected["tis_no"]).base))
+    misread = real.licence_no[:-1] + ("7" if real.licence_no[-1] != "7" else "1")
+    v = check(lst, world_registry, image_claims=[_ocr("licence", misread)])
+    assert v.verdict == "needs_review" and f"licence_misread:{misread}:{real.licence_no}:2" in v.reasons
+    assert "one character" in sentence(v.reasons[-1], "en")
+    # from a QR code (error-corrected) the number is what the seller printed: mislabeled
+    qr = ImageClaim("licence", misread, "image:2", box=(1, 1, 9, 9), source="qr")
+    assert check(lst, world_registry, image_claims=[qr]).verdict == "mislabeled"
+    # far from any real licence, OCR or not: mislabeled
+    assert check(lst, world_registry, image_claims=[_ocr("licence", "ท99999-9/99")]).verdict == "mislabeled"
