@@ -160,6 +160,10 @@ def test_a_listing_without_pictures_costs_nothing(home):
     crawler.tiswatch = CrawlContext(home, "shop")
     p = ImagePipeline(crawler)
     item = {"_listing": Listing(marketplace="shop", item_id="1", title="พัดลม", images=[])}
-    out = asyncio.run(p.process_item(dict(item)))
+    # a fresh thread: another test in this process may have left an event loop running in this one
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as ex:
+        out = ex.submit(lambda: asyncio.run(p.process_item(dict(item)))).result()
     assert out == item and crawler.stats.values == {}
     assert p._cache is None and crawler.tiswatch._store is None and crawler.tiswatch._registry is None
