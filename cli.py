@@ -123,7 +123,7 @@ def sandbox(
 
     s = state.settings()
     w = build_world(seed=seed if seed is not None else s.sandbox.seed, n_licences=s.sandbox.licences,
-                    n_listings=listings or s.sandbox.listings)
+                    n_listings=listings or s.sandbox.listings, image_only_share=s.sandbox.image_only_share)
     if write_registry:
         from registry.licences import write_licence_csv
 

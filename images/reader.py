@@ -8,10 +8,13 @@ many per listing.
 
 Pre-processing for OCR, each step measured by tests/bench/bench_images.py (figures in the README):
 - upright: a QR code's orientation (zxing reports it) gives the label's; without a QR the skew is
-  estimated from the projection profile of edges (text lines make sharp peaks), within ±15° of
-  horizontal or vertical; vertical text is turned by Tesseract's orientation detection;
-- scale: to a long side of about 1,600 px (Tesseract reads strokes 20-40 px high best), at most ×3;
-- clean: grey, a 3x3 median filter (salt noise and JPEG ringing), then Otsu's threshold.
+  estimated from the projection profile of edges (text lines make sharp peaks) within ±15°, and a
+  reading that says little asks Tesseract's orientation detection whether the picture is sideways;
+- scale: a picture under 700 px is scaled up to a long side of 1,600 px (Tesseract reads strokes
+  20-40 px high best; at most ×3), one over 2,400 px down to it (bounds the cost);
+- mask: decoded QR codes are painted white (their modules otherwise read as letters glued to the
+  TIS number beside them);
+- threshold (off by default, measured worse): grey, a 3x3 median filter, then Otsu's threshold.
 Boxes of the words read are mapped back to the original picture's pixels.
 """
 
@@ -221,6 +224,21 @@ class _Transform:
         return (x0, y0, x1, y1)
 
 
+def mask_codes(img: Image.Image, boxes: list[Box]) -> Image.Image:
+    """The picture with its decoded QR codes painted white: their modules read as stray letters glued
+    to the TIS number printed beside them ("2217-254868"), and what they say is known already."""
+    if not boxes:
+        return img
+    from PIL import ImageDraw
+
+    out = img.copy()
+    d = ImageDraw.Draw(out)
+    for x0, y0, x1, y1 in boxes:
+        m = max(4, (x1 - x0) // 12)  # the quiet zone around the code
+        d.rectangle((x0 - m, y0 - m, x1 + m, y1 + m), fill=(255, 255, 255))
+    return out
+
+
 def prepare(img: Image.Image, angle: float, opts: ReadOptions) -> tuple[Image.Image, _Transform]:
     """The picture as Tesseract should see it, and how to map its pixels back."""
     src = img.size
@@ -286,10 +304,14 @@ def _quality(words: list[OcrWord]) -> float:
     return sum(len(w.text) for w in words if w.conf >= 60)
 
 
-def ocr_upright(img: Image.Image, opts: ReadOptions, qr_orientation: int | None) -> tuple[list[OcrWord], float]:
+def ocr_upright(img: Image.Image, opts: ReadOptions, qr_orientation: int | None,
+                qr_boxes: list[Box] | None = None) -> tuple[list[OcrWord], float]:
     """OCR with the picture turned upright. A QR code's orientation settles it when there is one;
     otherwise the small skew is estimated, and if that reading says little, Tesseract's orientation
-    detection is asked whether the picture is sideways or upside down (paid only for such pictures)."""
+    detection is asked whether the picture is sideways or upside down (paid only for such pictures).
+    Decoded QR codes are masked first (mask_codes)."""
+    if opts.preprocess and qr_boxes:
+        img = mask_codes(img, qr_boxes)
     if not (opts.preprocess and opts.upright):
         return ocr_words(img, 0.0, opts), 0.0
     if qr_orientation is not None and qr_orientation % 360:
@@ -347,7 +369,8 @@ def look(data: bytes, index: int, opts: ReadOptions | None = None) -> tuple[Imag
 def add_ocr(reading: ImageReading, decoded: Decoded, opts: ReadOptions) -> ImageReading:
     """The slow pass: the printed text, with the picture turned upright (see ocr_upright)."""
     t = time.perf_counter()
-    reading.findings.words, reading.angle = ocr_upright(decoded.image, opts, reading.qr_orientation)
+    reading.findings.words, reading.angle = ocr_upright(decoded.image, opts, reading.qr_orientation,
+                                                        [q.box for q in reading.findings.qr])
     reading.ocr_done = True
     reading.seconds["ocr"] = time.perf_counter() - t
     return reading

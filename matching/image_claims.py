@@ -204,10 +204,11 @@ def _height(b: Box) -> int:
     return max(1, b[3] - b[1])
 
 
-def visual_lines(words: Sequence[OcrWord]) -> list[list[int]]:
-    """Word indices by line as a person reads them: Tesseract's lines (which keep a Thai letter's
-    vowel and tone marks with it) merged when they sit on one row of the picture (sparse-text mode cuts
-    a row into blocks), rows top to bottom, each left to right."""
+def visual_lines(words: Sequence[OcrWord]) -> list[list[list[int]]]:
+    """Word indices as a person reads them: rows top to bottom, each a list of runs left to right, a
+    run a list of words. Tesseract's lines (which keep a Thai letter's vowel and tone marks with it)
+    are merged into one row when they sit side by side (sparse-text mode cuts a row into blocks); a
+    wide gap starts a new run (a photo's caption beside a label's text is not the same line)."""
     units: dict[tuple[int, int, int], list[int]] = {}
     for i, w in enumerate(words):
         units.setdefault(w.line, []).append(i)
@@ -224,60 +225,106 @@ def visual_lines(words: Sequence[OcrWord]) -> list[list[int]]:
         else:
             rows.append((b, [k]))
     rows.sort(key=lambda r: r[0][1])
-    out = []
+    out: list[list[list[int]]] = []
     for _, members in rows:
-        line: list[int] = []
+        runs: list[list[int]] = []
+        prev: Box | None = None
         for k in sorted(members, key=lambda k: boxes[k][0]):
-            line.extend(sorted(units[k], key=lambda i: words[i].layout[0]) if len(members) > 1 else units[k])
-        out.append(line)
+            b = boxes[k]
+            if prev is None or b[0] - prev[2] > 2.5 * max(_height(prev), _height(b)):
+                runs.append([])
+            runs[-1].extend(units[k])
+            prev = b if prev is None else union([prev, b])
+        out.append(runs)
     return out
 
 
-def ocr_text(words: Sequence[OcrWord]) -> tuple[str, list[tuple[int, int, int]]]:
-    """The words as one text, and (start, end, word index) of each word in it.
+_MARK_END = re.compile(r"(?:ม\s*\.?\s*อ\s*\.?\s*ก\s*\.?|TIS|ใบอนุญาต|เลขที่|licen[cs]e(?:\s*no\.?)?)\s*[:：#]?$", re.IGNORECASE)
 
-    Within a row, words are joined with a space only where the gap between them is wider than a quarter
-    of the row's height (Tesseract cuts Thai, which has no spaces, into many short "words"). Rows that
-    follow each other closely (a paragraph) are joined by a space, others by " ; ", so that a claim is
-    never read across unrelated parts of a picture."""
-    parts: list[str] = []
-    spans: list[tuple[int, int, int]] = []
-    pos = 0
-    prev_row: Box | None = None
-    for row in visual_lines(words):
-        row_box = union(words[i].layout for i in row)
-        h = _height(row_box)
-        if prev_row is not None:
-            close = row_box[1] - prev_row[3] < 1.0 * max(h, _height(prev_row)) and \
-                min(row_box[2], prev_row[2]) > max(row_box[0], prev_row[0])
-            sep = " " if close else " ; "
-            parts.append(sep)
-            pos += len(sep)
-        right: int | None = None
-        for i in row:
-            w = words[i]
-            t = clean(w.text)
-            if not t:
+
+def ocr_segments(words: Sequence[OcrWord]) -> list[tuple[str, list[tuple[int, int, int]]]]:
+    """The words as pieces of text that are each read for claims on their own, with (start, end,
+    word index) of each word in its piece.
+
+    A piece is one run of a row (see visual_lines): claims and the clues around them ("ปี" before a
+    number makes it a date) never cross from one row to another, except that a row ending in a mark or
+    a licence label ("มอก.", "ใบอนุญาตเลขที่") goes on with the next row, as a printed mark does. Within
+    a run, words are joined with a space only where the gap is wide: more than a quarter of their height,
+    or most of it between two Thai letters (Tesseract cuts Thai, which has no spaces, into short words)."""
+    pieces: list[tuple[str, list[tuple[int, int, int]]]] = []
+    carry: tuple[str, list[tuple[int, int, int]]] | None = None
+    for runs in visual_lines(words):
+        for run in runs:
+            text, spans = carry if carry is not None else ("", [])
+            carry = None
+            if text:
+                text += " "
+            right: int | None = None
+            last_h = 0
+            for i in run:
+                w = words[i]
+                t = clean(w.text)
+                if not t:
+                    continue
+                h = _height(w.layout)
+                if right is not None:
+                    gap = w.layout[0] - right
+                    thai = _is_thai(text[-1:]) and _is_thai(t[:1])
+                    if gap > max(h, last_h) * (0.8 if thai else 0.25):
+                        text += " "
+                spans.append((len(text), len(text) + len(t), i))
+                text += t
+                if right is None or w.layout[2] > right:
+                    right, last_h = w.layout[2], h
+            if not spans:
                 continue
-            if right is not None and w.layout[0] - right > h / 4:
-                parts.append(" ")
-                pos += 1
-            parts.append(t)
-            spans.append((pos, pos + len(t), i))
-            pos += len(t)
-            right = w.layout[2] if right is None else max(right, w.layout[2])
-        prev_row = row_box
-    return _ocr_fixes("".join(parts)), spans
+            if _MARK_END.search(text):
+                carry = (text, spans)
+            else:
+                pieces.append((text, spans))
+    if carry is not None:
+        pieces.append(carry)
+    return pieces
 
 
-# confusions Tesseract makes in the words of a claim; each keeps the length, so spans stay true
-_OCR_FIXES = ((re.compile(r"แล่ม(?=\s*\d)"), "เล่ม"), (re.compile(r"(?<=\d)\s?[lI|](?=\d)"), lambda m: m.group(0).replace("l", "1").replace("I", "1").replace("|", "1")))
+def _is_thai(ch: str) -> bool:
+    return bool(ch) and "\u0e00" <= ch <= "\u0e7f"
 
 
-def _ocr_fixes(text: str) -> str:
+def ocr_text(words: Sequence[OcrWord]) -> str:
+    """All the text read, pieces joined by " ; " (for logs and debugging)."""
+    return " ; ".join(fix_ocr(t)[0] for t, _ in ocr_segments(words))
+
+
+# confusions Tesseract makes around claims
+_OCR_FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"แล่ม(?=\s*\d)"), "เล่ม"),                           # แ for เ in "เล่ม"
+    (re.compile(r"(?<=\d)[lI|](?=\d)"), "1"),                         # l, I, | between digits
+    (re.compile(r"ใ\s*บ\s*อ\s*น\s*ุ\s*ญ\s*า\s*ต"), "ใบอนุญาต"),      # a label word cut in pieces
+    (re.compile(r"เ\s*ล\s*ข\s*ท\s*ี\s*่"), "เลขที่"),
+    (re.compile(r"(?<=ใบอนุญาต)\s+(?=เลขที่)"), ""),
+)
+
+
+def fix_ocr(text: str) -> tuple[str, list[int]]:
+    """The text with OCR's usual confusions around claims repaired, and for each character of the
+    result its position in `text` (so that a claim found in the result maps back to the words)."""
+    pos = list(range(len(text)))
     for rx, rep in _OCR_FIXES:
-        text = rx.sub(rep, text)  # type: ignore[arg-type]
-    return text
+        out: list[str] = []
+        newpos: list[int] = []
+        last = 0
+        for m in rx.finditer(text):
+            out.append(text[last:m.start()])
+            newpos.extend(pos[last:m.start()])
+            r = m.expand(rep)
+            out.append(r)
+            newpos.extend(pos[min(m.start() + k, max(m.end() - 1, m.start()))] for k in range(len(r)))
+            last = m.end()
+        out.append(text[last:])
+        newpos.extend(pos[last:])
+        text, pos = "".join(out), newpos
+    return text, pos
 
 
 def claims_from_words(index: int, words: Sequence[OcrWord], vague_words: tuple[str, ...] = (),
@@ -288,27 +335,33 @@ def claims_from_words(index: int, words: Sequence[OcrWord], vague_words: tuple[s
     misread digit would otherwise become a claim of a standard that does not exist), a TIS number only
     with its year and a licence number only whole (ท5137-2/10): a label prints them so, and a number
     without its tail was read in part."""
-    text, spans = ocr_text(words)
-    if not text:
-        return []
     where = f"image:{index}"
-    if clean(text) != text:  # read_claims reports spans in clean(text); keep them comparable
-        text = clean(text)
     out: list[ImageClaim] = []
-    for c in read_claims({where: text}, vague_words):
-        if (c.kind == "tis" and "-" not in c.value) or (c.kind == "licence" and "/" not in c.value):
-            continue  # printed marks and licences are whole; a number without its tail was read in part
-        if c.kind == "vague":
-            covered = [words[i] for (a, b, i) in spans]
-        else:
-            covered = [words[i] for (a, b, i) in spans if a < c.span[1] and b > c.span[0]]
-        if not covered:
+    seen: set[tuple[str, str]] = set()
+    vague_done = False
+    for raw, spans in ocr_segments(words):
+        text, pos = fix_ocr(raw)
+        if clean(text) != text:  # read_claims reports spans in clean(text); keep them comparable
             continue
-        conf = min(w.conf for w in covered)
-        if c.kind != "vague" and conf < min_conf:
-            continue
-        box = union(w.box for w in covered) if c.kind != "vague" else (0, 0, 0, 0)
-        out.append(ImageClaim(c.kind, c.value, where, c.span, c.text, box, "ocr", image_size, conf))
+        for c in read_claims({where: text}, vague_words):
+            if (c.kind == "tis" and "-" not in c.value) or (c.kind == "licence" and "/" not in c.value):
+                continue  # printed marks and licences are whole; a number without its tail was read in part
+            if c.kind == "vague":
+                if vague_done:
+                    continue
+                vague_done = True
+                covered = [words[i] for (_, _, i) in spans]
+            else:
+                a, b = pos[c.span[0]], pos[max(c.span[0], c.span[1] - 1)] + 1
+                covered = [words[i] for (s0, s1, i) in spans if s0 < b and s1 > a]
+            if not covered or ((c.kind, c.value) in seen and c.kind != "vague"):
+                continue
+            conf = min(w.conf for w in covered)
+            if c.kind != "vague" and conf < min_conf:
+                continue
+            seen.add((c.kind, c.value))
+            box = union(w.box for w in covered) if c.kind != "vague" else (0, 0, 0, 0)
+            out.append(ImageClaim(c.kind, c.value, where, c.span, c.text, box, "ocr", image_size, conf))
     return out
 
 

@@ -69,7 +69,7 @@ def run_demo(settings: Settings, console: Console, serve: bool = True, review_po
     s.ensure_home()
     t0 = time.monotonic()
     world = build_world(seed=seed if seed is not None else s.sandbox.seed, n_licences=s.sandbox.licences,
-                        n_listings=n_listings or s.sandbox.listings)
+                        n_listings=n_listings or s.sandbox.listings, image_only_share=s.sandbox.image_only_share)
     port = s.sandbox.port if sandbox_port is None else sandbox_port
     if port and not _free(s.sandbox.host, port):
         console.print(f"[yellow]port {port} is busy; the sandbox takes a free port instead[/yellow]")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 FONT_DIR = Path("/usr/share/fonts/truetype/tlwg")
 LABEL_FONTS = ("Loma.ttf", "Loma-Bold.ttf", "Garuda.ttf", "Garuda-Bold.ttf", "Waree.ttf", "Waree-Bold.ttf",
                "Norasi.ttf", "Sawasdee-Bold.ttf", "Umpush.ttf", "Kinnari-Bold.ttf")
+CLEAR_FONTS = ("Loma.ttf", "Garuda.ttf", "Waree.ttf", "Umpush.ttf")
 VARIANTS = ("clean", "rotated", "scaled", "jpeg", "noisy")
 # images per listing as the sandbox pages show them (sandbox/shapes.py: image_id(wl, 0..n-1))
 IMAGES_PER_LISTING = {"shopee": 2, "lazada": 2, "shop": 1}
@@ -64,6 +65,7 @@ class ImageSpec:
     font: str = "Loma.ttf"
     shows: list[tuple[str, str]] = field(default_factory=list)  # the claims a perfect reader finds
     reused_from: str | None = None   # the name of the picture this one copies (one operator, many shops)
+    big: bool = False                # the claim printed a size larger (a claim made only in the picture)
 
     @property
     def content_type(self) -> str:
@@ -176,10 +178,10 @@ def _plan_listing(world: World, wl: WorldListing, rng: random.Random, image_only
             wl.listing["title"], wl.listing["description"] = before
         else:
             wl.scenario = scen + "/image_only"
-            label = _label_for(claims, rng, qr_share=0.5)
+            label = {**_label_for(claims, rng, qr_share=0.5), "only": True}
     elif scen == "unlicensed_unknown_brand" and fake_qr_share and rng.random() < fake_qr_share:
         fake = f"{rng.choice('ทน')}{rng.randrange(90000, 99999)}-{rng.randrange(1, 9)}/{rng.randrange(1, 70)}"
-        label = {"qr_licence": fake, "tis": wl.expected.get("tis_no") if rng.random() < 0.5 else None}
+        label = {"qr_licence": fake, "tis": wl.expected.get("tis_no") if rng.random() < 0.5 else None, "only": True}
         wl.scenario = scen + "/fake_qr"
         wl.expected = {**wl.expected, "verdict": "mislabeled"}
     elif scen.startswith("licensed") and wl.expected.get("licence_no") and rng.random() < 0.5:
@@ -217,7 +219,18 @@ def _spec(name: str, kind: str, rng: random.Random, brand: str, model: str, labe
           wl: WorldListing) -> ImageSpec:
     variant = rng.choice(VARIANTS)
     spec = ImageSpec(name, kind, variant, rng.randrange(1 << 30), brand, model, font=rng.choice(LABEL_FONTS))
-    if variant == "rotated":
+    if label and label.get("only"):
+        # a claim shown only in a picture is shown to be read: clean, or mildly compressed or scaled
+        # (the hard variants are measured by tests/bench/bench_images.py, not made into verdicts)
+        # and printed as the mark's number is: "มอก. NNNN-YYYY" in a plain bold face, a size larger
+        spec.variant = rng.choice(("clean", "clean", "jpeg", "scaled"))
+        spec.font = rng.choice(CLEAR_FONTS)
+        spec.big = True
+        if spec.variant == "jpeg":
+            spec.quality = rng.randrange(55, 80)
+        elif spec.variant == "scaled":
+            spec.scale = rng.uniform(0.75, 0.9)
+    elif variant == "rotated":
         spec.angle = rng.choice((-1, 1)) * rng.uniform(4, 14) if rng.random() < 0.75 else rng.choice((90.0, -90.0))
     elif variant == "scaled":
         spec.scale = rng.uniform(0.35, 0.6)
@@ -228,7 +241,7 @@ def _spec(name: str, kind: str, rng: random.Random, brand: str, model: str, labe
     if label:
         if label.get("tis"):
             spec.tis = label["tis"]
-            spec.tis_form = rng.choice(("มอก. {}", "มอก.{}", "มอก. {}", "TIS {}"))
+            spec.tis_form = "มอก. {}" if spec.big else rng.choice(("มอก. {}", "มอก.{}", "มอก. {}", "TIS {}"))
             spec.shows.append(("tis", label["tis"]))
         if label.get("licence_text"):
             spec.licence_text = label["licence_text"]
@@ -342,11 +355,11 @@ def _label(d, img, rng: random.Random, spec: ImageSpec, x0: int, y0: int, w: int
         if spec.licence_text:
             lines.append(f"ใบอนุญาตเลขที่ {spec.licence_text}")
         for text in lines:
-            lf = f
+            lf = _font(spec.font, int(fs * 1.3)) if spec.big else f
             while d.textlength(text, font=lf) > w - 2 * pad and lf.size > 10:  # never cut a number off
                 lf = _font(spec.font, lf.size - 2)
             d.text((x0 + pad, ty), text, font=lf, fill=(0, 0, 0))
-            ty += int(fs * 1.5)
+            ty += int(lf.size * 1.5)
     if spec.qr:
         q = _qr_image(spec.qr, qs)
         # beside the mark, clear of the text under it
@@ -368,8 +381,10 @@ def render(spec: ImageSpec, size: int = 800) -> bytes:
     rng = random.Random(spec.seed)
     if spec.kind == "combo":
         img = Image.new("RGB", (size * 2, size), (255, 255, 255))
+        photo = Image.new("RGB", (size, size), (255, 255, 255))  # drawn apart: its props stay in its half
+        _photo(ImageDraw.Draw(photo), photo, rng, spec, 0, 0, size, size)
+        img.paste(photo, (0, 0))
         d = ImageDraw.Draw(img)
-        _photo(d, img, rng, spec, 0, 0, size, size)
         _label(d, img, rng, spec, size + 10, 40, size - 50, size - 80)
     else:
         img = Image.new("RGB", (size, size), (255, 255, 255))
