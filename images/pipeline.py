@@ -36,9 +36,16 @@ class Fetched:
 
 
 def choose_for_ocr(readings: list[Any], budget: int, min_score: float) -> list[Any]:
-    """The pictures worth OCR, most text-like first, at most `budget`: pictures already read by OCR
-    (from the cache) cost nothing and are not counted. Pure."""
-    todo = [r for r in readings if not r.ocr_done and r.text_score >= min_score]
+    """The pictures worth OCR, most text-like first, at most `budget`. Pictures already read by OCR
+    (from the cache) cost nothing and are not counted; a picture whose TISI licence QR code was read
+    is not read again (the code names the licence exactly; the number printed beside it is that
+    licence's standard). Pure."""
+    from matching.image_claims import read_qr
+
+    def has_licence_qr(r) -> bool:
+        return any(read_qr(q.payload).kind == "tisi_licence" for q in r.findings.qr)
+
+    todo = [r for r in readings if not r.ocr_done and r.text_score >= min_score and not has_licence_qr(r)]
     todo.sort(key=lambda r: (-r.text_score, r.findings.index))
     return todo[:max(0, budget)]
 

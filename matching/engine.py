@@ -212,6 +212,8 @@ def _licence_brand_shown(lic: Licence, listing, finding: LicenceFinding, registr
                          vocab: Vocabulary) -> bool | None:
     """Does the listing show the brand of the licence it claims? True: yes; False: it shows another
     brand; None: it names no brand at all."""
+    if finding.brand.known and any(x.licence_no == lic.licence_no for x in finding.brand_licences):
+        return True  # the brand found in the listing, in whatever spelling, holds this very licence
     keys = {brand_key(t) for t in lic.trademarks}
     groups = set().union(*(vocab.brand_group(k) for k in keys)) if keys else set()
     if finding.brand.key and finding.brand.key in groups:

@@ -184,13 +184,13 @@ def _plan_listing(world: World, wl: WorldListing, rng: random.Random, image_only
         label = {"qr_licence": fake, "tis": wl.expected.get("tis_no") if rng.random() < 0.5 else None, "only": True}
         wl.scenario = scen + "/fake_qr"
         wl.expected = {**wl.expected, "verdict": "mislabeled"}
-    elif scen.startswith("licensed") and wl.expected.get("licence_no") and rng.random() < 0.5:
+    elif scen.startswith("licensed") and wl.expected.get("licence_no") and rng.random() < 0.35:
         lic = next((x for x in world.licences if x.licence_no == wl.expected["licence_no"]), None)
         label = {"qr_licence": wl.expected["licence_no"], "tis": lic.tis_no if lic and rng.random() < 0.7 else None}
-    elif claims and rng.random() < 0.4:
+    elif claims and rng.random() < 0.2:
         label = _label_for(claims, rng, qr_share=0.3)
     r = rng.random()
-    extra = "line_qr" if r < 0.15 else "lookalike" if r < 0.2 and not wl.expected.get("licence_no") else None
+    extra = "line_qr" if r < 0.08 else "lookalike" if r < 0.12 and not wl.expected.get("licence_no") else None
 
     specs: list[ImageSpec] = []
     for i in range(n):

@@ -46,6 +46,10 @@ def test_http_spiders_store_every_listing_with_the_right_verdict(sandbox, world,
     assert _verdicts_match(st, world, marketplace) == []
     flagged = [w for w in world.for_marketplace(marketplace) if w.expected["verdict"] in ("unlicensed", "mislabeled", "needs_review")]
     ev = st.evidence(f"{marketplace}:{flagged[0].item_id}")
+    # the listing's pictures are kept with the evidence too (images/, one kind "image:N" each)
+    pictures = [e for e in ev if e["kind"].startswith("image:")]
+    assert [e["kind"] for e in pictures] == [f"image:{i}" for i in range(1, len(st.get(f"{marketplace}:{flagged[0].item_id}")["images"]) + 1)]
+    ev = [e for e in ev if e not in pictures]
     if marketplace == "shop":
         assert {e["kind"] for e in ev} == {"raw", "verdict", "listing", "manifest"}
     else:  # plain-HTTP pages of flagged listings are rendered in Chromium for the screenshot

@@ -167,3 +167,13 @@ def test_a_listing_without_pictures_costs_nothing(home):
         out = ex.submit(lambda: asyncio.run(p.process_item(dict(item)))).result()
     assert out == item and crawler.stats.values == {}
     assert p._cache is None and crawler.tiswatch._store is None and crawler.tiswatch._registry is None
+
+
+def test_a_picture_with_a_tisi_licence_qr_is_not_read_again_by_ocr():
+    from matching.image_claims import QrCode, licence_qr_url
+
+    r = _reading(1, 0.9)
+    r.findings.qr = [QrCode(licence_qr_url("ท5137-2/10"), (0, 0, 9, 9))]
+    other = _reading(2, 0.5)
+    other.findings.qr = [QrCode("https://line.me/R/ti/p/@x", (0, 0, 9, 9))]
+    assert [x.findings.index for x in choose_for_ocr([r, other], 2, 0.2)] == [2]
