@@ -85,6 +85,9 @@ def _mount() -> None:
     from crawlers.cli import app as evidence_app
 
     app.add_typer(evidence_app, name="evidence")
+    from images.cli import app as images_app
+
+    app.add_typer(images_app, name="images")
 
 
 # ---- demo ---------------------------------------------------------------------------------------

@@ -216,6 +216,15 @@ def evidence_file(request: Request, key: str, eid: int, user: User = Depends(int
     kind = rec["kind"]
     if kind == "screenshot":
         return FileResponse(p, media_type="image/png")
+    if kind.startswith("image:"):  # a listing's picture (images/): served as the image its bytes are, or not
+        from images.decode import sniff
+
+        with p.open("rb") as f:
+            fmt = sniff(f.read(16))
+        if fmt is None:
+            raise HTTPException(404, "not a picture")
+        return FileResponse(p, media_type=f"image/{fmt.lower()}",
+                            headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"})
     # a saved page or response is the seller's content: shown as an inert document (no script, no
     # network), or as plain text
     headers = {"Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'",

@@ -132,7 +132,14 @@ def listing_page(store: Any, decider: Any, key: str, lang: str = "th") -> dict[s
         "candidates": detail.get("candidates") or [], "prices": prices, "decisions": decisions,
         "timeline": timeline,
         "other_listings": [x for x in (seller or {}).get("items", []) if x["key"] != key][:20],
+        "pictures": _pictures(store, key, evidence, claims, lang),  # images/: claims drawn over the pictures
     }
+
+
+def _pictures(store: Any, key: str, evidence: list[dict[str, Any]], claims: list[dict[str, Any]], lang: str) -> dict[str, Any]:
+    from images.review import picture_panel
+
+    return picture_panel(store, key, evidence, claims, lang)
 
 
 def evidence_file(store: Any, home: Any, key: str, eid: int) -> tuple[Any, dict[str, Any]] | None:
