@@ -22,7 +22,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-KINDS = ("listings", "observations", "changes", "verdicts", "evidence", "crawl", "meta")
+KINDS = ("listings", "observations", "changes", "verdicts", "evidence", "crawl", "meta", "images")
 INDEX_VERSION = "v2"
 
 ANALYSIS = {
@@ -61,6 +61,11 @@ MAPPINGS: dict[str, dict[str, Any]] = {
                  "pruned_at": _DATE, "seq": {"type": "long"}},
     "crawl": {"marketplace": _KW, "ref": _LONG_KW, "key": _KW, "keys": _KW, "card_hash": _KW, "fetched_at": _DATE},
     "meta": {"schema_version": {"type": "integer"}, "created_at": _DATE, "rollover": _KW},
+    # the listings' pictures (images/): the perceptual hash whole and in four 16-bit parts (near-duplicates)
+    "images": {"key": _KW, "idx": {"type": "integer"}, "url": {"type": "keyword", "index": False, "doc_values": False},
+               "sha256": _KW, "phash": _KW, "p0": {"type": "integer"}, "p1": {"type": "integer"}, "p2": {"type": "integer"},
+               "p3": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "first_seen": _DATE,
+               "last_seen": _DATE},
 }
 
 

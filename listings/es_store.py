@@ -647,6 +647,78 @@ class ElasticStore:
                       "must_not": [{"terms": {"field": ["stock", "delisted"]}}]}}
         return {h["_source"]["key"] for h in self._scan("changes", q, [{"key": "asc"}, {"seq": "asc"}], ["key"])}
 
+    # ---- the listings' pictures (perceptual hashes: re-used photos) -----------------------------
+    def add_images(self, key: str, images: list[dict[str, Any]], seen_at: datetime | None = None) -> None:
+        from listings.sqlite_store import _phash_int, _phash_parts
+
+        at = _iso(seen_at)
+        old = {h["_source"]["idx"]: h["_source"] for h in self._images_hits(key)}
+        actions: list[dict[str, Any] | None] = []
+        new_idx = set()
+        for im in images:
+            ph = _phash_int(im["phash"])
+            idx = int(im["index"])
+            new_idx.add(idx)
+            prev = old.get(idx)
+            first = min(prev["first_seen"], at) if prev and prev.get("sha256") == im["sha256"] else at
+            p0, p1, p2, p3 = _phash_parts(ph)
+            actions += [{"index": {"_index": self.a("images"), "_id": _hid(key, idx)}},
+                        {"key": key, "idx": idx, "url": im.get("url"), "sha256": im["sha256"], "phash": f"{ph:016x}",
+                         "p0": p0, "p1": p1, "p2": p2, "p3": p3, "width": im.get("width"), "height": im.get("height"),
+                         "first_seen": first, "last_seen": at}]
+        actions += [x for idx in old if idx not in new_idx
+                    for x in ({"delete": {"_index": self.a("images"), "_id": _hid(key, idx)}}, None)]
+        self._bulk(actions)
+
+    def _images_hits(self, key: str) -> list[dict[str, Any]]:
+        self._refresh_now("images")
+        return list(self._scan("images", {"term": {"key": key}}, [{"idx": "asc"}]))
+
+    def images_of(self, key: str) -> list[dict[str, Any]]:
+        return [{"index": s["idx"], "url": s.get("url"), "sha256": s["sha256"], "phash": s["phash"], "width": s.get("width"),
+                 "height": s.get("height"), "first_seen": _iso(s["first_seen"]), "last_seen": _iso(s["last_seen"])}
+                for s in (h["_source"] for h in self._images_hits(key))]
+
+    def find_images(self, phash: str, max_distance: int = 4, limit: int = 100, exclude_key: str | None = None) -> list[dict[str, Any]]:
+        from listings.sqlite_store import _phash_int, _phash_parts
+
+        ph = _phash_int(phash)
+        parts = _phash_parts(ph)
+        self._refresh_now("images")
+        q = {"bool": {"should": [{"term": {f"p{i}": v}} for i, v in enumerate(parts)], "minimum_should_match": 1}}
+        found = []
+        for n, h in enumerate(self._scan("images", q, [{"key": "asc"}, {"idx": "asc"}])):
+            if n >= 20000:
+                break
+            s = h["_source"]
+            dist = (int(s["phash"], 16) ^ ph).bit_count()
+            if s["key"] != exclude_key and dist <= max_distance:
+                found.append((dist, s))
+        docs = self._mget("listings", [s["key"] for _, s in found])
+        out = []
+        for dist, s in found:
+            d = docs.get(s["key"])
+            if d is None:
+                continue
+            src = d["_source"]
+            out.append({"key": s["key"], "index": s["idx"], "image_url": s.get("url"), "sha256": s["sha256"], "phash": s["phash"],
+                        "distance": dist, "marketplace": src.get("marketplace"), "item_id": src.get("item_id"),
+                        "title": src.get("title"), "seller": src.get("seller"), "seller_id": src.get("seller_id"),
+                        "verdict": src.get("verdict"), "risk": src.get("risk"), "url": src.get("url"), "status": src.get("status")})
+        out.sort(key=lambda d: (d["distance"], d["key"], d["index"]))
+        return out[:limit]
+
+    def same_images(self, key: str, max_distance: int = 4, limit: int = 100) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        seen: set[tuple[str, int]] = set()
+        for im in self.images_of(key):
+            for hit in self.find_images(im["phash"], max_distance, limit, exclude_key=key):
+                if (hit["key"], hit["index"]) not in seen:
+                    seen.add((hit["key"], hit["index"]))
+                    out.append({**hit, "image": im["index"]})
+        out.sort(key=lambda d: (d["distance"], d["key"], d["index"]))
+        return out[:limit]
+
     # ---- evidence and review status --------------------------------------------------------------
     def add_evidence(self, key: str, kind: str, path: str, sha256: str, size: int, created_at: datetime | None = None) -> None:
         seq = self._seq()

@@ -1,21 +1,17 @@
-"""The listing store's pictures (perceptual hashes, re-used photos), written against the ListingStore
-protocol so that every backend can run it (SQLite here)."""
+"""The listing store's pictures (perceptual hashes, re-used photos): part of the store contract, run
+against every backend (SQLite; osmem-server; a real cluster when TISWATCH_ES_URL is set)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from store_helpers import BACKENDS, T0, make_store, osmem  # noqa: F401
 
 from listings.model import Listing
-from listings.sqlite_store import SqliteStore
-
-T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(tmp_path):
-    st = SqliteStore(tmp_path / "l.sqlite")
-    yield st
-    st.close()
+@pytest.fixture(params=BACKENDS)
+def store(request, make_store):  # noqa: F811
+    return make_store(request.param)
 
 
 def put(store, item_id, seller, hashes, at=T0, marketplace="shopee"):
