@@ -67,8 +67,8 @@ def read(
 
     s = _settings()
     conf = s.images
-    if ocr and not tesseract_available():
-        err.print("[yellow]tesseract is not installed: QR codes only (Debian: apt install tesseract-ocr tesseract-ocr-tha)[/yellow]")
+    if ocr and not tesseract_available(conf.ocr_languages):
+        err.print(f"[yellow]tesseract or its {conf.ocr_languages!r} model is not installed: QR codes only (Debian: apt install tesseract-ocr tesseract-ocr-tha)[/yellow]")
         ocr = False
     opts = ReadOptions(qr=True, ocr=ocr, languages=conf.ocr_languages, preprocess=preprocess, min_conf=conf.ocr_min_conf,
                        timeout=conf.ocr_timeout, max_pixels=conf.max_pixels)

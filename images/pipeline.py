@@ -166,11 +166,11 @@ class ImagePipeline:
     def _tesseract_ok(self) -> bool:
         from images.reader import tesseract_available
 
-        if tesseract_available():
+        if tesseract_available(self.conf.ocr_languages):
             return True
         if not self._ocr_missing_logged:
-            log.warning("tesseract is not installed: pictures are read for QR codes only "
-                        "(Debian: apt install tesseract-ocr tesseract-ocr-tha)")
+            log.warning("tesseract or its %r model is not installed: pictures are read for QR codes only "
+                        "(Debian: apt install tesseract-ocr tesseract-ocr-tha)", self.conf.ocr_languages)
             self._ocr_missing_logged = True
         return False
 

@@ -20,6 +20,7 @@ Boxes of the words read are mapped back to the original picture's pixels.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -96,8 +97,19 @@ class ImageReading:
                    d.get("ocr", False), d.get("angle", 0.0), d.get("qr_orientation"))
 
 
-def tesseract_available() -> bool:
-    return shutil.which("tesseract") is not None
+@functools.lru_cache(maxsize=8)
+def tesseract_available(languages: str = "tha") -> bool:
+    """Tesseract is installed with every model of `languages` ("tha", "tha+eng"): without the model
+    every OCR run would fail, so callers fall back to QR codes only."""
+    if shutil.which("tesseract") is None:
+        return False
+    import pytesseract
+
+    try:
+        have = set(pytesseract.get_languages(config=""))
+    except (pytesseract.TesseractError, OSError, RuntimeError):
+        return False
+    return all(lang in have for lang in languages.split("+") if lang)
 
 
 # ---- perceptual hash and QR --------------------------------------------------------------------

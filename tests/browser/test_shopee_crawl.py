@@ -69,6 +69,10 @@ def test_shopee_in_chromium_with_evidence_then_round_two(server, world, tmp_path
     # evidence of a flagged listing: raw get_pc JSON, rendered HTML, a full-page PNG, a manifest that verifies
     flagged = [w for w in ws if w.expected["verdict"] in ("unlicensed", "mislabeled", "needs_review")]
     ev = st.evidence(f"shopee:{flagged[0].item_id}")
+    # the listing's pictures are kept with the evidence too (images/, one kind "image:N" each)
+    pictures = [e for e in ev if e["kind"].startswith("image:")]
+    assert [e["kind"] for e in pictures] == [f"image:{i}" for i in range(1, len(st.get(f"shopee:{flagged[0].item_id}")["images"]) + 1)]
+    ev = [e for e in ev if e not in pictures]
     assert {e["kind"] for e in ev} == {"raw", "html", "screenshot", "verdict", "listing", "manifest"}
     shot = next(e for e in ev if e["kind"] == "screenshot")
     assert (home.home / shot["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

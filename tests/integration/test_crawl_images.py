@@ -5,6 +5,7 @@ import json
 import urllib.request
 
 import pytest
+from image_helpers import needs_tesseract
 
 from crawlers.runner import run_crawl
 from listings.evidence import verify_manifest
@@ -66,6 +67,7 @@ def _wrong(store, world, marketplace):
 
 
 @pytest.mark.slow
+@needs_tesseract
 def test_claims_only_in_pictures_end_with_the_right_verdict(image_sandbox, image_world, home):
     cfg = _home(home, image_world)
     for marketplace in ("shop", "lazada"):

@@ -5,10 +5,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from image_helpers import needs_tesseract
 from typer.testing import CliRunner
 
 import cli
-from images.reader import tesseract_available
 from matching.image_claims import licence_qr_url
 from sandbox.images import ImageSpec, render
 
@@ -32,7 +32,7 @@ def tw(tmp_path, monkeypatch):
     return run
 
 
-@pytest.mark.skipif(not tesseract_available(), reason="tesseract is not installed")
+@needs_tesseract
 def test_read_prints_claims_with_boxes(tw, tmp_path):
     p = tmp_path / "label.jpg"
     p.write_bytes(render(ImageSpec("x", "label", seed=3, brand="Voltex", tis="2879-2560", qr=licence_qr_url("ท5137-2/10"),

@@ -4,6 +4,7 @@ Pictures come from the sandbox's generator (sandbox/images.py), so they are the 
 import io
 
 import pytest
+from image_helpers import needs_tesseract
 from PIL import Image, ImageDraw
 
 from images.reader import (
@@ -15,13 +16,10 @@ from images.reader import (
     prepare,
     read_image,
     read_qr_codes,
-    tesseract_available,
     text_score,
 )
 from matching.image_claims import claims_from_findings, licence_qr_url
 from sandbox.images import ImageSpec, render
-
-needs_tesseract = pytest.mark.skipif(not tesseract_available(), reason="tesseract is not installed (./dev test installs it)")
 
 
 def _spec(kind="label", seed=3, **kw):
