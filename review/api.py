@@ -132,7 +132,9 @@ def api_listing(request: Request, key: str, user: User = Depends(internal)) -> d
         "seller": {k: v for k, v in seller.items() if k != "items"} if seller else None,
         "seller_listings": [{"key": x["key"], "title": x["title"], "verdict": x["verdict"], "risk": x["risk"]}
                             for x in ctx["other_listings"]],
-        "partners": listing_partners(request, key)})  # alerts sent to partners, their reports (alerts/)
+        "partners": listing_partners(request, key),  # alerts sent to partners, their reports (alerts/)
+        # images/: each picture with the boxes of the claims read in it and the listings using the same photo
+        "pictures": (ctx.get("pictures") or {}).get("pictures", [])})
 
 
 @router.post("/decisions", summary="The same decision on several listings (officers)")

@@ -97,6 +97,16 @@ def test_picture_with_the_claim_drawn_over_it(app):
     assert img.headers["x-content-type-options"] == "nosniff"
 
 
+def test_the_api_gives_the_pictures_boxes_and_same_photos(app):
+    key, other, r, _ = app.state.test_keys
+    c = _login(app)
+    pics = c.get(f"/api/v1/listings/{key}").json()["pictures"]
+    one = next(p for p in pics if p["index"] == 1)
+    assert (one["width"], one["height"], one["url"]) == (r.width, r.height, "https://cdn.example/p.jpg")
+    assert any("ท99999-9/99" in b["label"] for b in one["boxes"])
+    assert [(s["key"], s["index"], s["seller"]) for s in one["same"]] == [(other, 2, "ร้านอื่น")]
+
+
 def test_a_kept_file_that_is_not_a_picture_is_not_served(app):
     key, *_ = app.state.test_keys
     c = _login(app)

@@ -125,3 +125,13 @@ def test_ocr_turns_the_picture_upright(angle):
 def test_photo_gives_no_claim():
     _, cs = _claims(_spec("photo", seed=8))
     assert cs == {}
+
+
+@needs_tesseract
+@pytest.mark.parametrize("variant, spoil", [("scaled", {"scale": 0.45}), ("jpeg", {"quality": 18}), ("noisy", {"noise": 22.0}),
+                                            ("rotated", {"angle": -11.0}), ("rotated", {"angle": -90.0})])
+def test_claims_read_in_every_variant_of_the_sandbox_pictures(variant, spoil):
+    # the variants the sandbox marketplaces serve (bench_images.py measures recall and precision over many)
+    spec = _spec(tis="2217-2548", tis_form="TIS {}", licence_text="ท3051-1/28", variant=variant, seed=11, **spoil)
+    _, cs = _claims(spec)
+    assert set(cs) == {("tis", "2217-2548"), ("licence", "ท3051-1/28")}
