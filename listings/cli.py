@@ -361,12 +361,14 @@ def import_(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, he
                     continue
                 try:
                     rec = json.loads(line)
-                    if not isinstance(rec, dict) or rec.get("type", "listing") not in ("meta", "listing", "crawl_state"):
+                    if not isinstance(rec, dict) or rec.get("type", "listing") not in ("meta", "listing", "crawl_state", "listing_images"):
                         raise ValueError("not a store record")
                     if rec.get("type", "listing") == "listing":
                         for k in ("key", "marketplace", "item_id", "first_seen", "last_seen"):
                             if not rec.get(k):
                                 raise ValueError(f"no {k}")
+                    elif rec["type"] == "listing_images" and not (rec.get("key") and isinstance(rec.get("images"), list)):
+                        raise ValueError("listing pictures without key or images")  # images/ (re-used photos)
                 except ValueError as e:
                     err.print(f"[yellow]{escape(str(path))}:{n}: {escape(str(e))}[/yellow]")
                     bad += 1

@@ -670,6 +670,24 @@ class ElasticStore:
                     for x in ({"delete": {"_index": self.a("images"), "_id": _hid(key, idx)}}, None)]
         self._bulk(actions)
 
+    def _image_actions(self, key: str, images: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """Bulk actions writing a dumped listing's pictures as they were (load), replacing its others."""
+        from listings.sqlite_store import _phash_int, _phash_parts
+
+        keep = {int(im["index"]) for im in images}
+        actions: list[dict[str, Any] | None] = [
+            x for h in self._images_hits(key) if h["_source"]["idx"] not in keep
+            for x in ({"delete": {"_index": self.a("images"), "_id": h["_id"]}}, None)]
+        for im in images:
+            ph = _phash_int(im["phash"])
+            p0, p1, p2, p3 = _phash_parts(ph)
+            idx = int(im["index"])
+            actions += [{"index": {"_index": self.a("images"), "_id": _hid(key, idx)}},
+                        {"key": key, "idx": idx, "url": im.get("url"), "sha256": im["sha256"], "phash": f"{ph:016x}",
+                         "p0": p0, "p1": p1, "p2": p2, "p3": p3, "width": im.get("width"), "height": im.get("height"),
+                         "first_seen": im["first_seen"], "last_seen": im["last_seen"]}]
+        return actions
+
     def _images_hits(self, key: str) -> list[dict[str, Any]]:
         self._refresh_now("images")
         return list(self._scan("images", {"term": {"key": key}}, [{"idx": "asc"}]))
@@ -1052,6 +1070,18 @@ class ElasticStore:
             s = h["_source"]
             yield {"type": "crawl_state", "marketplace": s["marketplace"], "ref": s["ref"], "keys": list(s.get("keys") or []),
                    "card_hash": s.get("card_hash"), "fetched_at": s["fetched_at"]}
+        # the listings' pictures (images/), one record per listing: a reindex keeps the re-used photos
+        key, pics = None, []
+        for h in self._scan("images", {"match_all": {}}, [{"key": "asc"}, {"idx": "asc"}]):
+            s = h["_source"]
+            if s["key"] != key and pics:
+                yield {"type": "listing_images", "key": key, "images": pics}
+                pics = []
+            key = s["key"]
+            pics.append({"index": s["idx"], "url": s.get("url"), "sha256": s["sha256"], "phash": s["phash"], "width": s.get("width"),
+                         "height": s.get("height"), "first_seen": _iso(s["first_seen"]), "last_seen": _iso(s["last_seen"])})
+        if pics:
+            yield {"type": "listing_images", "key": key, "images": pics}
 
     def load(self, records: Iterable[dict[str, Any]], batch: int = 200) -> int:
         n = 0
@@ -1063,7 +1093,7 @@ class ElasticStore:
                 if v is not None and int(v) > SCHEMA_VERSION:
                     raise StoreError(f"records of schema v{v} are newer than this tiswatch (v{SCHEMA_VERSION})")
                 continue
-            if t not in ("listing", "crawl_state"):
+            if t not in ("listing", "crawl_state", "listing_images"):
                 raise StoreError(f"unknown record type {t!r}")
             part.append(rec)
             if len(part) >= batch:
@@ -1083,6 +1113,9 @@ class ElasticStore:
                           params={"refresh": "true", "conflicts": "proceed"})
         actions: list[dict[str, Any] | None] = []
         for rec in recs:
+            if rec.get("type") == "listing_images":
+                actions += self._image_actions(rec["key"], rec.get("images") or [])
+                continue
             if rec.get("type") == "crawl_state":
                 actions += [{"index": {"_index": self.a("crawl"), "_id": _hid(rec["marketplace"], rec["ref"])}},
                             {k: rec.get(k) for k in ("marketplace", "ref", "card_hash", "fetched_at")} |

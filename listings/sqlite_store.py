@@ -611,6 +611,17 @@ class SqliteStore:
                 cur.execute("ROLLBACK")
                 raise
 
+    def _load_images(self, cur: sqlite3.Cursor, rec: dict[str, Any]) -> None:
+        """A dumped listing's pictures, as they were (their first and last sightings kept)."""
+        key = rec["key"]
+        cur.execute("DELETE FROM listing_images WHERE key=?", (key,))
+        for im in rec.get("images") or []:
+            ph = _phash_int(im["phash"])
+            cur.execute("INSERT INTO listing_images(key, idx, url, sha256, phash, p0, p1, p2, p3, width, height, first_seen,"
+                        " last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (key, int(im["index"]), im.get("url"), im["sha256"], f"{ph:016x}", *_phash_parts(ph), im.get("width"),
+                         im.get("height"), im["first_seen"], im["last_seen"]))
+
     def images_of(self, key: str) -> list[dict[str, Any]]:
         return [{"index": r["idx"], "url": r["url"], "sha256": r["sha256"], "phash": r["phash"], "width": r["width"],
                  "height": r["height"], "first_seen": r["first_seen"], "last_seen": r["last_seen"]}
@@ -920,6 +931,20 @@ class SqliteStore:
             yield d
         for r in self._q("SELECT marketplace, ref, keys, card_hash, fetched_at FROM crawl_state ORDER BY marketplace, ref"):
             yield {"type": "crawl_state", **dict(r), "keys": json.loads(r["keys"])}
+        yield from self._dump_images()
+
+    def _dump_images(self) -> Iterator[dict[str, Any]]:
+        """The listings' pictures (images/), one record per listing: a reindex keeps the re-used photos."""
+        key, pics = None, []
+        for r in self._q("SELECT * FROM listing_images ORDER BY key, idx"):
+            if r["key"] != key and pics:
+                yield {"type": "listing_images", "key": key, "images": pics}
+                pics = []
+            key = r["key"]
+            pics.append({"index": r["idx"], "url": r["url"], "sha256": r["sha256"], "phash": r["phash"], "width": r["width"],
+                         "height": r["height"], "first_seen": r["first_seen"], "last_seen": r["last_seen"]})
+        if pics:
+            yield {"type": "listing_images", "key": key, "images": pics}
 
     def load(self, records: Iterable[dict[str, Any]], batch: int = 200) -> int:
         """Write dump records (listings with their history, crawl state) as they are: a listing already
@@ -933,7 +958,7 @@ class SqliteStore:
                 if v is not None and int(v) > SCHEMA_VERSION:
                     raise StoreError(f"records of schema v{v} are newer than this tiswatch (v{SCHEMA_VERSION})")
                 continue
-            if t not in ("listing", "crawl_state"):
+            if t not in ("listing", "crawl_state", "listing_images"):
                 raise StoreError(f"unknown record type {t!r}")
             part.append(rec)
             if len(part) >= batch:
@@ -953,6 +978,9 @@ class SqliteStore:
                         cur.execute("INSERT OR REPLACE INTO crawl_state(marketplace, ref, key, keys, card_hash, fetched_at) VALUES (?,?,?,?,?,?)",
                                     (rec["marketplace"], rec["ref"], (rec.get("keys") or [None])[0], _j(rec.get("keys") or []),
                                      rec.get("card_hash"), rec["fetched_at"]))
+                        continue
+                    if rec.get("type") == "listing_images":
+                        self._load_images(cur, rec)
                         continue
                     self._load_listing(cur, rec)
                 cur.execute("COMMIT")

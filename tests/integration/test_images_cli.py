@@ -24,7 +24,7 @@ def tw(tmp_path, monkeypatch):
 
     def run(*args: str):
         cli.state._settings = None
-        r = runner.invoke(cli.app, ["--home", str(home), *args], catch_exceptions=False)
+        r = runner.invoke(cli.app, ["--home", str(run.home), *args], catch_exceptions=False)
         r.text = " ".join(r.output.split())
         return r
 
@@ -84,3 +84,12 @@ def test_same_and_find(tw, tmp_path):
     r = tw("images", "find", ph)
     assert r.exit_code == 0 and "2 pictures" in r.text
     assert tw("images", "same", "shopee:404").exit_code == 1
+    # the pictures travel with `store export` / `store import` (and `store reindex`)
+    dump = tmp_path / "dump.jsonl"
+    assert tw("store", "export", "--out", str(dump)).exit_code == 0
+    assert sum(json.loads(x)["type"] == "listing_images" for x in dump.read_text("utf-8").splitlines()) == 2
+    tw.home = tmp_path / "other"
+    r = tw("store", "import", str(dump))
+    assert r.exit_code == 0 and "bad line" not in r.text
+    r = tw("images", "same", "--json", "shopee:1")
+    assert [json.loads(x)["key"] for x in r.output.splitlines()] == ["shopee:2"]

@@ -82,3 +82,23 @@ def test_bad_hash_is_refused(store):
         store.find_images("not-hex")
     with pytest.raises(ValueError):
         store.find_images("1" * 17)
+
+
+def test_pictures_survive_dump_and_load_into_any_backend(store, make_store):  # noqa: F811
+    # `tiswatch store reindex` / export-import: the re-used photos must not be lost on the way
+    src = make_store("sqlite")
+    a = put(src, "1", "shop-a", [H1, H2])
+    b = put(src, "2", "shop-b", [flip(H1, [3])], at=T0 + timedelta(days=2))
+    put(src, "3", "shop-c", [])
+    src.add_images(a, [{"index": 1, "url": "u1", "sha256": f"{1:064x}", "phash": H1},
+                       {"index": 2, "url": "u2", "sha256": f"{2:064x}", "phash": H2}], T0 + timedelta(days=5))
+    records = list(src.dump())
+    assert [r["key"] for r in records if r["type"] == "listing_images"] == [a, b]
+    store.load(records)
+    for k in (a, b):
+        assert store.images_of(k) == src.images_of(k)
+    assert store.images_of(a)[0]["first_seen"] == T0.isoformat()  # sightings kept as they were
+    assert [(s["key"], s["distance"], s["image"]) for s in store.same_images(a)] == [(b, 1, 1)]
+    # and back again: a second dump of the target gives the same pictures
+    again = [r for r in store.dump() if r["type"] == "listing_images"]
+    assert again == [r for r in records if r["type"] == "listing_images"]
