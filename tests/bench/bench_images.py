@@ -276,14 +276,12 @@ def bench_no_images(n: int) -> None:
     print("  (no download, no thread, no store, cache or registry opened: the stage returns at its first test)")
 
 
-def main() -> None:
-    quick = "--quick" in sys.argv
+def run(quick: bool = False, only: set[str] | None = None) -> None:
     from images.reader import tesseract_available
 
-    if not tesseract_available():
-        print("tesseract is not installed: ./dev test installs it (tesseract-ocr tesseract-ocr-tha)")
-        sys.exit(1)
-    only = {a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")} or {"1", "2", "3", "4"}
+    if not tesseract_available("tha"):
+        raise SystemExit("tesseract with its Thai model is not installed: ./dev installs it (tesseract-ocr tesseract-ocr-tha)")
+    only = only or {"1", "2", "3", "4"}
     print("image stage benchmark" + (" (quick)" if quick else "") + "; the machine may be shared: compare ratios, not seconds")
     if "4" in only:
         bench_no_images(2000 if quick else 20000)
@@ -293,6 +291,15 @@ def main() -> None:
         bench_verdicts(45 if quick else 240)
     if "3" in only:
         bench_crawl(20 if quick else 60)
+
+
+def test_images_benchmark() -> None:
+    """`make bench` runs the quick one (the full one: python -m tests.bench.bench_images)."""
+    run(quick=True)
+
+
+def main() -> None:
+    run("--quick" in sys.argv, {a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")} or None)
 
 
 if __name__ == "__main__":
