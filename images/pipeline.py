@@ -189,6 +189,7 @@ class ImagePipeline:
         req = Request(url, headers=headers, dont_filter=True, priority=-1,
                       meta={"download_maxsize": conf.max_bytes, "download_warnsize": 0, "download_timeout": conf.timeout,
                             "tiswatch_image": True})
+        self._stat("requests")  # pictures asked of the downloader (its retries aside)
         try:
             resp = await self.crawler.engine.download_async(req)
         except Exception as e:
