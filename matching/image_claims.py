@@ -299,6 +299,10 @@ def ocr_text(words: Sequence[OcrWord]) -> str:
 # confusions Tesseract makes around claims
 _OCR_FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"แล่ม(?=\s*\d)"), "เล่ม"),                           # แ for เ in "เล่ม"
+    # "มอก." read as Latin look-alikes (Tesseract 5, tha+eng: "Nan. 60335 เล่ม 2(32)-2564"); only before a number
+    (re.compile(r"(?<![A-Za-z])[NW][ao][nh]\.(?=\s*\d)"), "มอก."),
+    # a part number's closing parenthesis lost: "60335 เล่ม 2(32-2564" for 2(32)-2564
+    (re.compile(r"(?<=\d\()(\d{1,3})(?=-\d{4})"), r"\1)"),
     (re.compile(r"(?<=\d)[lI|](?=\d)"), "1"),                         # l, I, | between digits
     (re.compile(r"ใ\s*บ\s*อ\s*น\s*ุ\s*ญ\s*า\s*ต"), "ใบอนุญาต"),      # a label word cut in pieces
     (re.compile(r"เ\s*ล\s*ข\s*ท\s*ี\s*่"), "เลขที่"),

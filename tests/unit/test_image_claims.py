@@ -80,6 +80,24 @@ def test_ocr_words_of_thai_are_joined_and_boxed():
     assert cs[0].image == 2 and cs[0].image_size == (200, 100)
 
 
+@pytest.mark.parametrize("words, value", [
+    # what Tesseract 5 (tha+eng) read from a sandbox label printed plainly: มอก. as Latin look-alikes
+    ([("Nan.", (158, 370, 232, 404)), ("60335", (244, 370, 340, 404)), ("เล่ม", (352, 370, 410, 404)),
+      ("2(32)-2564", (422, 370, 591, 404))], "60335 เล่ม 2(32)-2564"),
+    # ... and after pre-processing: มอก. in letters, and the part number's ")" lost
+    ([("ม", (158, 370, 180, 404)), ("อ", (180, 370, 200, 404)), ("ก", (200, 370, 222, 404)), (".", (222, 370, 232, 404)),
+      ("60335", (244, 370, 340, 404)), ("เล", (352, 370, 390, 404)), ("่", (380, 370, 390, 404)), ("ม", (390, 370, 410, 404)),
+      ("2(32-2564", (422, 370, 591, 404))], "60335 เล่ม 2(32)-2564"),
+    ([("Wan.", (0, 0, 40, 20)), ("2879-2560", (50, 0, 140, 20))], "2879-2560"),
+    ([("มอก.", (0, 0, 40, 20)), ("60335", (50, 0, 100, 20)), ("แล่ม", (110, 0, 140, 20)), ("2(32)-2564", (150, 0, 240, 20))],
+     "60335 เล่ม 2(32)-2564"),
+])
+def test_ocr_confusions_around_a_tis_mark_are_repaired(words, value):
+    cs = [c for c in claims_from_words(1, _line(words)) if c.kind == "tis"]
+    assert [c.value for c in cs] == [value]
+    assert cs[0].box[0] == words[0][1][0]  # the claim's box starts at the mark
+
+
 def test_ocr_claim_with_a_doubtful_word_is_dropped():
     words = _line([("มอก.", (0, 0, 40, 20)), ("2879-2560", (50, 0, 140, 20))])
     words = [words[0], OcrWord("2879-2560", (50, 0, 140, 20), 31.0, (1, 1, 1))]
