@@ -12,8 +12,10 @@ from tests.conftest import ROOT
 @pytest.mark.slow
 @pytest.mark.browser
 def test_demo_cycle_matches_sandbox_truth(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "cli", "--home", str(tmp_path / "h"), "demo", "--no-serve", "--sandbox-port", "0",
-                        "--listings", "120"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+    """The default demo world, exactly as the README's first command runs it (a smaller world once hid a
+    picture-only claim that OCR missed)."""
+    p = subprocess.run([sys.executable, "-m", "cli", "--home", str(tmp_path / "h"), "demo", "--no-serve", "--sandbox-port", "0"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path)})
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]

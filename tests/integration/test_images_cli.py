@@ -39,7 +39,7 @@ def test_read_prints_claims_with_boxes(tw, tmp_path):
                                    font="Loma.ttf")))
     r = tw("images", "read", "--json", str(p))
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output.splitlines()[0])
+    out = json.loads(r.stdout.splitlines()[0])
     got = {(c["kind"], c["value"], c["source"]) for c in out["claims"]}
     assert got == {("licence", "ท5137-2/10", "qr"), ("tis", "2879-2560", "ocr")}
     assert all(len(c["box"]) == 4 for c in out["claims"]) and len(out["phash"]) == 16
@@ -77,11 +77,11 @@ def test_same_and_find(tw, tmp_path):
     r = tw("images", "same", "shopee:1")
     assert r.exit_code == 0 and "shopee:2" in r.text and "ร้านบี" in r.text and "1 sellers" in r.text
     r = tw("images", "same", "--json", "shopee:1")
-    assert [json.loads(x)["key"] for x in r.output.splitlines()] == ["shopee:2"]
+    assert [json.loads(x)["key"] for x in r.stdout.splitlines()] == ["shopee:2"]
     f = tmp_path / "photo.jpg"
     f.write_bytes(photo)
     r = tw("images", "find", "--json", str(f))
-    assert sorted(json.loads(x)["key"] for x in r.output.splitlines()) == ["shopee:1", "shopee:2"]
+    assert sorted(json.loads(x)["key"] for x in r.stdout.splitlines()) == ["shopee:1", "shopee:2"]
     r = tw("images", "find", ph)
     assert r.exit_code == 0 and "2 pictures" in r.text
     assert tw("images", "same", "shopee:404").exit_code == 1
@@ -93,4 +93,4 @@ def test_same_and_find(tw, tmp_path):
     r = tw("store", "import", str(dump))
     assert r.exit_code == 0 and "bad line" not in r.text
     r = tw("images", "same", "--json", "shopee:1")
-    assert [json.loads(x)["key"] for x in r.output.splitlines()] == ["shopee:2"]
+    assert [json.loads(x)["key"] for x in r.stdout.splitlines()] == ["shopee:2"]
