@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,23 @@ def decode_claims(data: list[dict[str, Any]] | None) -> list[Any]:
         names = set(getattr(cls, "__dataclass_fields__", {}))
         out.append(cls(**{k: v for k, v in d.items() if k in names}))
     return out
+
+
+def run_steps(step: Callable[[], int], done: Callable[[int], bool] | None, stop: threading.Event, label: str) -> None:
+    """Call `step` until `stop` is set or `done(n)` holds for the count it returned. A failing step
+    (the index or Redis away) is logged and tried again after 0.5 s, doubling up to 30 s."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            n = step()
+            delay = 0.5
+        except Exception as e:
+            log.error("%s: %s; trying again in %.0fs", label, e, delay)
+            stop.wait(delay)
+            delay = min(30.0, delay * 2)
+            continue
+        if done is not None and done(n):
+            break
 
 
 @dataclass
@@ -323,19 +341,8 @@ class CheckWorker:
     def run(self, stop: threading.Event | None = None, *, drain: bool = False, block_ms: int = 1000) -> WorkerStats:
         """Work until `stop` is set (or, with `drain`, until the stream is empty). A failing index or
         Redis makes it wait and try again, longer each time (at most 30 s)."""
-        stop = stop or threading.Event()
-        delay = 0.5
-        while not stop.is_set():
-            try:
-                n = self.step(block_ms)
-                delay = 0.5
-            except Exception as e:
-                log.error("worker %s: %s; trying again in %.0fs", self.name, e, delay)
-                stop.wait(delay)
-                delay = min(30.0, delay * 2)
-                continue
-            if drain and n == 0 and self.idle():
-                break
+        run_steps(lambda: self.step(block_ms), (lambda n: n == 0 and self.idle()) if drain else None,
+                  stop or threading.Event(), f"worker {self.name}")
         return self.stats
 
     def close(self) -> None:
@@ -375,19 +382,9 @@ class Relay:
         return n
 
     def run(self, stop: threading.Event | None = None, *, drain: bool = False, block_ms: int = 1000) -> int:
-        stop = stop or threading.Event()
-        delay = 0.5
-        while not stop.is_set():
-            try:
-                n = self.step(block_ms)
-                delay = 0.5
-            except Exception as e:
-                log.error("relay %s: %s; trying again in %.0fs", self.name, e, delay)
-                stop.wait(delay)
-                delay = min(30.0, delay * 2)
-                continue
-            if drain and n == 0 and int(self.r.xlen(self.keys.events)) == 0:
-                break
+        run_steps(lambda: self.step(block_ms),
+                  (lambda n: n == 0 and int(self.r.xlen(self.keys.events)) == 0) if drain else None,
+                  stop or threading.Event(), f"relay {self.name}")
         return self.relayed
 
     def close(self) -> None:
