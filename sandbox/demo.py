@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +57,7 @@ def run_demo(settings: Settings, console: Console, serve: bool = True, review_po
              sandbox_port: int | None = None, n_listings: int | None = None, seed: int | None = None,
              rounds: int = 1) -> int:
     from crawlers.runner import run_crawl
-    from listings.store import open_store
+    from listings.store import SearchQuery, open_store
     from matching.reasons import sentence
     from registry.licences import write_licence_csv
     from registry.store import RegistryStore
@@ -124,19 +123,30 @@ def run_demo(settings: Settings, console: Console, serve: bool = True, review_po
     t.add_column("tiswatch", justify="right")
     t.add_column("")
     active = {v: 0 for v in VERDICT_ORDER}
-    for h in store.search(__import__("listings.store", fromlist=["SearchQuery"]).SearchQuery(limit=100_000)).hits:
+    stored = {}
+    for h in store.search(SearchQuery(limit=100_000)).hits:
         if h["status"] == "active" and h["verdict"]:
             active[h["verdict"]] += 1
+            stored[(h["marketplace"], h["item_id"])] = h
     match = True
     for v in VERDICT_ORDER:
         ok = truth.get(v, 0) == active.get(v, 0)
         match &= ok
         t.add_row(v, str(truth.get(v, 0)), str(active.get(v, 0)), "✓" if ok else "≠")
     console.print(t)
-    from listings.store import SearchQuery
+    lang = s.review.language
+    wrong = truth_mismatches(world, stored, rounds)
+    if wrong:
+        t = Table(title=f"listings whose verdict differs from the sandbox truth ({len(wrong)})")
+        for col in ("listing", "truth", "tiswatch", "why"):
+            t.add_column(col)
+        for w, h in wrong[:20]:
+            why = "; ".join(sentence(r, lang) for r in h["reasons"] if not r.startswith(("product:", "claims_"))) if h else ""
+            t.add_row(f"{w.marketplace} {w.item_id}: {w.listing['title'][:60]}", w.expected["verdict"],
+                      h["verdict"] if h else "(not stored)", why[:160])
+        console.print(t)
 
     top = store.search(SearchQuery(flagged_only=True, order="risk", limit=10)).hits
-    lang = s.review.language
     t = Table(title="top flagged listings")
     t.add_column("risk", justify="right")
     t.add_column("verdict")
@@ -170,5 +180,14 @@ def run_demo(settings: Settings, console: Console, serve: bool = True, review_po
     return 0
 
 
-def _unused() -> threading.Thread | None:  # keeps the threading import honest for type checkers
-    return None
+def truth_mismatches(world, stored: dict, round_no: int = 1) -> list:
+    """(world listing, stored hit or None) for every listing the sandbox shows whose stored verdict is not
+    the one the world was built to have: what a user (or CI) needs to see when the counts differ."""
+    out = []
+    for w in world.listings:
+        if not w.visible(round_no):
+            continue
+        h = stored.get((w.marketplace, w.item_id))
+        if h is None or h["verdict"] != w.expected["verdict"]:
+            out.append((w, h))
+    return out
