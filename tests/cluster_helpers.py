@@ -205,9 +205,16 @@ def gate(server, slow_ms):
     server.sandbox.modes.slow_ms = slow_ms
 
 
+def _pictures(store, keys):
+    """Each listing's pictures as the store keeps them (re-used photos are found by these hashes)."""
+    return {k: [(im["index"], im["sha256"], im["phash"]) for im in store.images_of(k)] for k in keys}
+
+
 def check_same_as_embedded(store, baseline, marketplace, events_db):
     got = {d["key"]: _view(d) for d in store.export() if d["key"].startswith(marketplace + ":")}
     assert got == baseline["listings"]                                    # nothing lost, same content and verdicts
+    if "images" in baseline:                                              # the crawlers stored every picture's hashes
+        assert _pictures(store, list(got)) == baseline["images"]
     assert {len(store.history(k)["observations"]) for k in got} == {1}    # nothing stored twice
     ev = EventLog(events_db).read(kinds=["verdict"], limit=100_000)
     assert Counter(e.key for e in ev) == Counter(dict.fromkeys(got, 1))   # one verdict event per listing

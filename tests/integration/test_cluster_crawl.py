@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 from cluster_helpers import (  # noqa: F401
     KEYS,
+    _pictures,
     _view,
     check_same_as_embedded,
     cluster,
@@ -40,11 +41,13 @@ def baselines(tmp_path_factory, world, server):  # noqa: F811
                       **start_points(server, mp))
         assert r.ok, r.log_path.read_text()[-3000:]
         st = SqliteStore(s.listings_db)
+        keys = [d["key"] for d in st.export() if d["key"].startswith(mp + ":")]
         out[mp] = {"listings": {d["key"]: _view(d) for d in st.export() if d["key"].startswith(mp + ":")},
-                   "pages": Counter(server.hits.paths)}
+                   "pages": Counter(server.hits.paths), "images": _pictures(st, keys)}
         st.close()
         assert len(out[mp]["listings"]) == len(world.for_marketplace(mp))
         assert set(out[mp]["pages"].values()) == {1}
+        assert sum(map(len, out[mp]["images"].values())) >= 20  # the world's listings carry pictures: they are read
     return out
 
 
