@@ -63,6 +63,7 @@ class Modes:
     slow_ms: int = 0                # added latency per request
     huge_page_mb: int = 0           # /shop/huge.html size
     truncate_json: int = 0          # the next N Lazada catalog JSON answers are cut off in the middle
+    slow_get_pc_ms: int = 0         # Shopee's first get_pc answer for each item comes this late (a slow page)
 
 
 class Sandbox:
@@ -74,6 +75,7 @@ class Sandbox:
         self.stats: dict[str, int] = defaultdict(int)
         self.fetched: Counter[str] = Counter()  # marketplace requests by path and query: what a crawl fetched how often
         self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self.slowed: set[str] = set()  # Shopee items whose first get_pc answer was held back (slow_get_pc_ms)
         self.sellers = {s.seller_id: s for s in world.sellers}
         self.by_key = {(w.marketplace, w.item_id): w for w in world.listings}
         self.group = {}
@@ -270,8 +272,11 @@ async def set_config(request: web.Request) -> web.Response:
         sb.modes.huge_page_mb = int(body["huge_page_mb"])
     if "truncate_json" in body:
         sb.modes.truncate_json = int(body["truncate_json"])
+    if "slow_get_pc_ms" in body:
+        sb.modes.slow_get_pc_ms = int(body["slow_get_pc_ms"])
     return web.json_response({"rate_limit": sb.modes.rate_limit, "block": sorted(sb.modes.block), "slow_ms": sb.modes.slow_ms,
-                              "huge_page_mb": sb.modes.huge_page_mb, "truncate_json": sb.modes.truncate_json})
+                              "huge_page_mb": sb.modes.huge_page_mb, "truncate_json": sb.modes.truncate_json,
+                              "slow_get_pc_ms": sb.modes.slow_get_pc_ms})
 
 
 async def image(request: web.Request) -> web.Response:
@@ -356,6 +361,9 @@ async def shopee_get_pc(request: web.Request) -> web.Response:
     w = sb.by_key.get(("shopee", request.query.get("item_id", "")))
     if w is None or not w.visible(sb.round) or w.listing["shop_id"] != request.query.get("shop_id"):
         return web.json_response({"bff_meta": None, "error": 4, "error_msg": "item not found", "data": None})
+    if sb.modes.slow_get_pc_ms and w.item_id not in sb.slowed:
+        sb.slowed.add(w.item_id)
+        await asyncio.sleep(sb.modes.slow_get_pc_ms / 1000)
     s = sb.seller(w)
     return web.json_response(shapes.shopee_get_pc(w, sb.data(w), sb.cat(w), s.name, s.username))
 

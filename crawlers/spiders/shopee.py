@@ -32,11 +32,19 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 async def _init_page(page, request):
     """Before navigation: listen to the page's own API responses and keep (url, status, body)."""
     captured: list[tuple[str, asyncio.Future]] = []
+    asked: list[str] = []
     page.tiswatch_captured = captured
+    page.tiswatch_asked = asked  # API calls the page made, answered or not
+
+    def on_request(req):
+        if "/api/v4/" in req.url:
+            asked.append(req.url)
 
     def on_response(resp):
         if "/api/v4/" in resp.url:
             captured.append((resp.url, asyncio.ensure_future(_body(resp))))
+
+    page.on("request", on_request)
 
     page.on("response", on_response)
 
@@ -63,6 +71,10 @@ async def wait_for_api(page, marker: str, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def _asked(page, marker: str) -> bool:
+    return any(marker in u for u in getattr(page, "tiswatch_asked", ()))
+
+
 class ShopeeSpider(TiswatchSpider):
     name = "shopee"
     marketplace = "shopee"
@@ -79,9 +91,14 @@ class ShopeeSpider(TiswatchSpider):
         u = urlsplit(self.base_url)
         return f"{u.scheme}://{u.netloc}/file"
 
+    @property
+    def api_wait(self) -> float:
+        """Seconds a page may take to receive its own API answer: the crawl's request timeout."""
+        return float(self.settings.getfloat("DOWNLOAD_TIMEOUT", 30.0))
+
     def _meta(self, marker: str, **extra: Any) -> dict[str, Any]:
         return {"playwright": True, "playwright_include_page": True, "playwright_page_init_callback": _init_page,
-                "playwright_page_methods": [PageMethod(wait_for_api, marker, 20.0)], **extra}
+                "playwright_page_methods": [PageMethod(wait_for_api, marker, self.api_wait)], **extra}
 
     def initial_requests(self):
         sp = self.start_points()
@@ -229,8 +246,19 @@ class ShopeeSpider(TiswatchSpider):
                 gone = True
             else:
                 item = parsed
+        if item is None and not gone and not retry and _asked(pw, "pdp/get_pc"):
+            # the page asked for its get_pc but the answer did not come in time (a slow page or a busy
+            # machine): load the page again rather than settle for the thinner JSON-LD (no attributes)
+            r = self._retry(response, "get_pc asked for but not answered in time")
+            if r is not None:
+                await asyncio.sleep(r[1])
+                out.append(r[0])
+                return
         if item is None and not gone:
             item = self._from_jsonld(response.text, response.url)
+            if item is not None:
+                self.crawler.stats.inc_value("tiswatch/shopee/jsonld_fallback")
+                log.warning("%s: no get_pc answer: the listing is read from the page's JSON-LD (no attributes)", response.url)
         if item is None and retry:
             r = self._retry(response, "get_pc HTTP 429/5xx")
             if r is None:

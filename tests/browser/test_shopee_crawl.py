@@ -97,6 +97,29 @@ def test_shopee_in_chromium_with_evidence_then_round_two(server, world, tmp_path
     assert r2.report["stats"]["tiswatch/browser_pages_open_at_end"] == 0
 
 
+def test_a_slow_get_pc_is_fetched_again_not_replaced_by_the_thinner_json_ld(server, world, tmp_path):
+    """The product page asks for get_pc, the answer comes after the page's wait (a busy machine): the page is
+    loaded again, not read from its JSON-LD, which names one picture only (a licence QR in picture 2 would
+    be lost, and the verdict with it)."""
+    home, cfg = setup_home(tmp_path, world, timeout=10, retries=5)  # room for a navigation slowed by a busy machine
+    server.sandbox.modes.slow_get_pc_ms = 14_000
+    try:
+        r = crawl(server, home, cfg)
+    finally:
+        server.sandbox.modes.slow_get_pc_ms = 0
+    assert r.ok, r.log_path.read_text()[-3000:]
+    ws = world.for_marketplace("shopee")
+    st = SqliteStore(home.listings_db)
+    got = {w.item_id: st.get(f"shopee:{w.item_id}") or {} for w in ws}
+    # the sandbox's get_pc names two pictures of every item (product_images), its JSON-LD one
+    assert [w.item_id for w in ws if len(got[w.item_id].get("images") or []) < 2] == []
+    assert [w.item_id for w in ws if got[w.item_id].get("verdict") != w.expected["verdict"]] == []
+    s = r.report["stats"]
+    # every product page was loaded again (for its slow get_pc, or a navigation a busy machine slowed first)
+    assert s["retry/count"] >= len(ws) and s["tiswatch/api_retries"] >= 1 and "tiswatch/shopee/jsonld_fallback" not in s
+    assert len(server.sandbox.slowed) >= len(ws)
+
+
 def test_shopee_captcha_pauses_the_crawl(server, world, tmp_path):
     home, cfg = setup_home(tmp_path, world)
     server.sandbox.modes.block = {"shopee"}
