@@ -122,7 +122,7 @@ class ImageSettings(_Section):
     ocr_images: int = Field(2, ge=0, le=50)
     ocr_min_score: float = Field(0.2, ge=0, le=1)
     ocr_min_conf: float = Field(60, ge=0, le=100)
-    ocr_timeout: float = Field(20, gt=0)
+    ocr_timeout: float = Field(60, gt=0)
     preprocess: bool = True
     workers: int = Field(1, ge=1, le=32)
     keep: bool = True

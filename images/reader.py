@@ -48,7 +48,7 @@ class ReadOptions:
     rescale: bool = True
     binarize: bool = False       # measured: Tesseract's own Otsu does better on these pictures
     min_conf: float = 60.0
-    timeout: float = 20.0        # seconds per Tesseract run
+    timeout: float = 60.0        # seconds per Tesseract run (a hang guard; [images] ocr_timeout)
     target_side: int = 1600      # a picture with a long side under small_side is scaled up to this
     small_side: int = 700
     max_side: int = 2400         # and one over max_side down to it
