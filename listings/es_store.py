@@ -38,12 +38,15 @@ from listings.store import (
     FACETS,
     REVIEW_STATUSES,
     SCHEMA_VERSION,
+    Delisting,
     FetchState,
+    IngestItem,
     IngestResult,
     SchemaError,
     SearchQuery,
     SearchResult,
     StoreError,
+    item_key,
 )
 
 log = logging.getLogger(__name__)
@@ -326,9 +329,11 @@ class ElasticStore:
     def ingest(self, listing: Listing, verdict: Any | None = None, observed_at: datetime | None = None) -> IngestResult:
         return self.ingest_many([(listing, verdict, observed_at)])[0]
 
-    def ingest_many(self, items: Iterable[tuple[Listing, Any | None, datetime | None]], batch: int = 500) -> list[IngestResult]:
+    def ingest_many(self, items: Iterable[IngestItem], batch: int = 1000) -> list[IngestResult]:
+        """The bulk path: sightings and delistings, `batch` items to a `_ingest_batch` (one _mget, two
+        _bulk requests); the same as `ingest` and `delist` one by one."""
         out: list[IngestResult] = []
-        part: list[tuple[Listing, Any | None, datetime | None]] = []
+        part: list[IngestItem] = []
         for it in items:
             part.append(it)
             if len(part) >= batch:
@@ -357,9 +362,9 @@ class ElasticStore:
                 runs[oid] = P.Run((None, oid), d["content_hash"], d["first_seen"], d["last_seen"], d["times"], d["seq"])
         return list(runs.values())
 
-    def _ingest_batch(self, items: list[tuple[Listing, Any | None, datetime | None]], attempt: int = 0) -> list[IngestResult]:
+    def _ingest_batch(self, items: list[IngestItem], attempt: int = 0) -> list[IngestResult]:
         with self._lock:
-            keys = [li.key for li, _, _ in items]
+            keys = [item_key(it) for it in items]
             got = self._mget("listings", keys)
             base = {k: (d["_source"], d["_seq_no"], d["_primary_term"]) for k, d in got.items()}
             docs: dict[str, dict[str, Any]] = {}
@@ -368,7 +373,12 @@ class ElasticStore:
             derived: dict[str, list[tuple[str, str]]] = {}   # key -> [(kind, id)] written in phase 1
             actions: list[dict[str, Any] | None] = []
             results: list[IngestResult] = []
-            for listing, verdict, observed_at in items:
+            words_of: dict[str, dict[str, Any]] = {}  # key -> the record whose words to index
+            for item in items:
+                if isinstance(item, Delisting):
+                    results.append(self._plan_delist(item, docs, base, actions, derived))
+                    continue
+                listing, verdict, observed_at = item
                 key = listing.key
                 at = _iso(observed_at or listing.observed_at)
                 cur = docs.get(key) or (base[key][0] if key in base else None)
@@ -389,11 +399,13 @@ class ElasticStore:
                     reindex = cur is None or Q.listing_text(cur) != Q.listing_text(rec)
                     new.update(pl.state)
                     if "content_hash" in pl.state and reindex:
-                        new["words"] = Q.search_fields(rec)[0]
+                        words_of[key] = rec  # cut into words once, for the batch's last text
                     new["seller_key"] = f"{new.get('marketplace')}\x1f{new.get('seller_id')}" if new.get("seller_id") else None
                 self._derived_rows(key, pl, actions, derived)
                 docs[key] = new
                 results.append(pl.result)
+            for key, rec in words_of.items():
+                docs[key]["words"] = Q.search_fields(rec)[0]
             # phase 1: observation runs, changes, verdicts
             for oid, d in pending.items():
                 actions += [{"index": {"_index": self.a("observations"), "_id": oid}}, d]
@@ -427,7 +439,7 @@ class ElasticStore:
                                                     "_id": did}})
                 self._bulk(undo, refresh=False)
                 _backoff(attempt)
-                again = [(i, it) for i, it in enumerate(items) if it[0].key in lost]
+                again = [(i, it) for i, it in enumerate(items) if item_key(it) in lost]
                 redo = self._ingest_batch([it for _, it in again], attempt + 1)
                 for (i, _), r in zip(again, redo, strict=True):
                     results[i] = r
@@ -435,6 +447,22 @@ class ElasticStore:
                 self._refresh_now("listings", "observations", "changes", "verdicts")
             self._maybe_rollover(len(pending))
             return results
+
+    def _plan_delist(self, item: Delisting, docs: dict[str, dict[str, Any]], base: dict[str, Any],
+                     actions: list[dict[str, Any] | None], derived: dict[str, list[tuple[str, str]]]) -> IngestResult:
+        """A delisting in a batch: as `delist`, on the listing as the batch has it so far."""
+        key, when = item.key, _iso(item.at)
+        cur = docs.get(key) or (base[key][0] if key in base else None)
+        d = P.plan_delist(cur, when)
+        if d is None or cur is None:
+            return IngestResult(key)
+        docs[key] = {**cur, **d[0]}
+        seq = self._seq()
+        cid = _hid(key, when, "delisted", seq)
+        actions += [{"index": {"_index": self.a("changes"), "_id": cid}},
+                    {"key": key, "at": when, "field": d[1][0], "old": d[1][1], "new": d[1][2], "seq": seq}]
+        derived.setdefault(key, []).append(("changes", cid))
+        return IngestResult(key, changes=[d[1]])
 
     def _apply_obs(self, key: str, o: P.ObsOp, rec: dict[str, Any], pending: dict[str, dict[str, Any]],
                    updates: dict[tuple[str, str], dict[str, Any]], derived: dict[str, list[tuple[str, str]]]) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from listings.store import (
     REVIEW_STATUSES,
     SCHEMA_VERSION,
     FetchState,
+    IngestItem,
     IngestResult,
     SchemaError,
     SearchQuery,
@@ -347,13 +348,25 @@ class SqliteStore:
 
     # ---- writing -------------------------------------------------------------------------------
     def ingest(self, listing: Listing, verdict: Any | None = None, observed_at: datetime | None = None) -> IngestResult:
-        """Store one view of a listing and its verdict (rules: listings/plan.py)."""
-        return self.ingest_many([(listing, verdict, observed_at)])[0]
+        """Store one view of a listing and its verdict (rules: listings/plan.py), in one transaction:
+        the per-item path (a crawl's pipeline); `ingest_many` is the bulk path with the same results."""
+        with self._lock:
+            cur = self.db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                r = self._ingest_one(cur, listing, verdict, _iso(observed_at or listing.observed_at))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return r
 
-    def ingest_many(self, items: Iterable[tuple[Listing, Any | None, datetime | None]], batch: int = 500) -> list[IngestResult]:
-        """Ingest in transactions of `batch` listings; the same as ingesting one by one."""
+    def ingest_many(self, items: Iterable[IngestItem], batch: int = 5000) -> list[IngestResult]:
+        """The bulk path: sightings and delistings in transactions of `batch` items, each read with a
+        few queries and written with executemany (listings/sqlite_bulk.py); the same stored state,
+        history and results as `ingest` and `delist` one by one."""
         out: list[IngestResult] = []
-        part: list[tuple[Listing, Any | None, datetime | None]] = []
+        part: list[IngestItem] = []
         for it in items:
             part.append(it)
             if len(part) >= batch:
@@ -362,20 +375,20 @@ class SqliteStore:
         if part:
             out += self._ingest_batch(part)
         self._written += len(out)
-        if self._written >= 50_000:  # after big loads, fresh statistics for the query planner
+        if self._written >= 200_000:  # after big loads, fresh statistics for the query planner
             self._written = 0
             with self._lock:
                 self.db.execute("PRAGMA optimize")
         return out
 
-    def _ingest_batch(self, items: list[tuple[Listing, Any | None, datetime | None]]) -> list[IngestResult]:
-        out = []
+    def _ingest_batch(self, items: list[IngestItem]) -> list[IngestResult]:
+        from listings.sqlite_bulk import Batch
+
         with self._lock:
             cur = self.db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                for listing, verdict, observed_at in items:
-                    out.append(self._ingest_one(cur, listing, verdict, _iso(observed_at or listing.observed_at)))
+                out = Batch(self, cur).run(items)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

@@ -44,6 +44,18 @@ class IngestResult:
     previous_verdict: str | None = None  # the listing's verdict before this ingest
 
 
+@dataclass(frozen=True)
+class Delisting:
+    """An item of `ingest_many` besides (listing, verdict, observed_at): the listing's page says it is
+    gone at `at`, exactly as `delist(key, at)` (a bulk load or a replayed history keeps its delistings
+    in order, in the same transaction or bulk request as the sightings around them). Its result has
+    the change ("delisted", last seen, at), or no change when the listing was not active or was seen
+    after `at`."""
+
+    key: str
+    at: datetime
+
+
 @dataclass
 class FetchState:
     """What the crawl knows about one thing it may fetch again (a listing's product page, or a shop
@@ -96,6 +108,13 @@ class SearchResult:
     terms: list[str] = field(default_factory=list)  # the query terms searched for
 
 
+IngestItem = tuple[Listing, Any | None, datetime | None] | Delisting
+
+
+def item_key(item: IngestItem) -> str:
+    return item.key if isinstance(item, Delisting) else item[0].key
+
+
 class ListingStore(Protocol):
     def ingest(self, listing: Listing, verdict: Any | None, observed_at: datetime | None = None) -> IngestResult: ...
     def mark_delisted(self, marketplace: str, seen: set[str], since: datetime, at: datetime | None = None) -> list[str]: ...
@@ -126,7 +145,9 @@ class ListingStore(Protocol):
     def due_refetch(self, marketplace: str, before: datetime, flagged_before: datetime, unseen_since: datetime,
                     limit: int) -> list[dict[str, Any]]: ...
     # ---- store engineer's additions (issue 6) -------------------------------------------------
-    # ingest_many: bulk ingestion of (listing, verdict, observed_at); the same as ingest one by one.
+    # ingest_many: bulk ingestion of (listing, verdict, observed_at) and Delisting items, in order, one
+    #   result each: the same stored state, history and results as ingest/delist one by one (the
+    #   contract tests run through both paths), written in a few transactions or bulk requests.
     # record_verdict: a verdict made again for the stored view (registry re-check), no new sighting;
     #   None when the listing is not stored.
     # sellers: seller accounts across marketplaces whose id, shop id or name matches `text`
@@ -141,7 +162,7 @@ class ListingStore(Protocol):
     #   listing, every observation of a listing whose review status is not `new` and of the listings in
     #   `keep` (the observation retention policy, listings/retention.py); changes and verdicts stay.
     #   Returns how many were (dry_run: would be) deleted.
-    def ingest_many(self, items: Iterable[tuple[Listing, Any | None, datetime | None]]) -> list[IngestResult]: ...
+    def ingest_many(self, items: Iterable[IngestItem]) -> list[IngestResult]: ...
     def record_verdict(self, key: str, verdict: Any, at: datetime | None = None) -> IngestResult | None: ...
     def sellers(self, text: str, limit: int = 20) -> list[dict[str, Any]]: ...
     def seller_history(self, marketplace: str, seller_id: str, limit: int = 1000) -> list[dict[str, Any]]: ...

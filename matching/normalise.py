@@ -103,15 +103,22 @@ _RUNS = re.compile(r"([\u0e00-\u0e7f]+)|([^\W_]+(?:[-.][^\W_]+)*)")
 def tokens(text: str) -> tuple[str, ...]:
     """Word tokens of folded text: Thai runs cut into words by pythainlp (newmm, offline); Latin words,
     numbers and codes kept whole ('10000mah', 'pb-2001'); punctuation dropped."""
-    from pythainlp.tokenize import word_tokenize
-
     out: list[str] = []
     for m in _RUNS.finditer(fold(text)):
         if m.group(1):
-            out.extend(t for t in word_tokenize(m.group(1), engine="newmm", keep_whitespace=False) if t.strip())
+            out.extend(_thai_words(m.group(1)))
         else:
             out.append(m.group(2))
     return tuple(out)
+
+
+@lru_cache(maxsize=131072)
+def _thai_words(run: str) -> tuple[str, ...]:
+    """One run of Thai letters cut into words. Cached by run: a listing's text is mostly runs seen
+    before (product words, boilerplate lines of descriptions), and newmm cuts each run on its own."""
+    from pythainlp.tokenize import word_tokenize
+
+    return tuple(t for t in word_tokenize(run, engine="newmm", keep_whitespace=False) if t.strip())
 
 
 def tokenised(text: str) -> str:

@@ -22,6 +22,11 @@ import pytest
 ES_URL = os.environ.get("TISWATCH_ES_URL", "")
 BACKENDS = ["sqlite", pytest.param("osmem", marks=pytest.mark.server)] + \
     ([pytest.param("es", marks=pytest.mark.server)] if ES_URL else [])
+# every backend through each ingestion path: "one" (ingest and delist one by one), "bulk" (the same
+# calls held and sent together through ingest_many: Batched)
+PATHS = ["sqlite-one", "sqlite-bulk", pytest.param("osmem-one", marks=pytest.mark.server),
+         pytest.param("osmem-bulk", marks=pytest.mark.server)] + \
+    ([pytest.param("es-one", marks=pytest.mark.server), pytest.param("es-bulk", marks=pytest.mark.server)] if ES_URL else [])
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 D = timedelta(days=1)
@@ -48,6 +53,12 @@ class Stores:
         self._n = 0
 
     def __call__(self, backend: str, **kw: Any) -> Any:
+        """A fresh store of `backend` ("sqlite", "osmem", "es"), or of "<backend>-one" / "<backend>-bulk"
+        (the ingestion path: PATHS)."""
+        if backend.endswith(("-one", "-bulk")):
+            name, _, path = backend.rpartition("-")
+            st = self(name, **kw)
+            return Batched(st) if path == "bulk" else st
         self._n += 1
         if backend == "sqlite":
             from listings.sqlite_store import SqliteStore
@@ -79,6 +90,57 @@ class Stores:
                 pass
         for c in self._clones:
             c.close()
+
+
+class _Held:
+    """The result of a held ingest: looking at it sends what is held."""
+
+    def __init__(self, owner: Batched, i: int):
+        self._owner, self._i = owner, i
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._owner._result(self._i), name)
+
+
+class Batched:
+    """A store whose `ingest` and `delist` calls are held and sent together through `ingest_many`
+    (delistings as `Delisting` items) as soon as anything else is asked of the store or a result is
+    looked at: the contract tests, written one call at a time, then run through the bulk path with
+    batches of several listings, repeated sightings and delistings in between."""
+
+    def __init__(self, store: Any):
+        self._store = store
+        self._held: list[Any] = []
+        self._results: dict[int, Any] = {}
+        self._n = 0
+
+    def _send(self) -> None:
+        if self._held:
+            items, self._held = self._held, []
+            first = self._n - len(items)
+            for i, r in enumerate(self._store.ingest_many(items)):
+                self._results[first + i] = r
+
+    def _result(self, i: int) -> Any:
+        self._send()
+        return self._results[i]
+
+    def ingest(self, listing: Any, verdict: Any = None, observed_at: datetime | None = None) -> Any:
+        self._held.append((listing, verdict, observed_at))
+        self._n += 1
+        return _Held(self, self._n - 1)
+
+    def delist(self, key: str, at: datetime) -> datetime | None:
+        from listings.store import Delisting
+
+        self._held.append(Delisting(key, at))
+        self._n += 1
+        ch = self._result(self._n - 1).changes
+        return datetime.fromisoformat(ch[0][1]) if ch else None
+
+    def __getattr__(self, name: str) -> Any:
+        self._send()
+        return getattr(self._store, name)
 
 
 @pytest.fixture
