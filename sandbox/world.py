@@ -527,6 +527,38 @@ def build_world(seed: int = 7, n_licences: int = 600, n_listings: int = 240, cat
     return world
 
 
+def grow(world: World, n_listings: int, seed: int = 1) -> World:
+    """The world with `n_listings` listings: its own, then variants of them. A variant is the same
+    product with the same brand, claims and truth, sold by another seller of the same marketplace
+    under another item id, at another price, its title dressed the way sellers copy each other's
+    listings (promotion words in front, a tail behind). Cheap (a dict copy and a few string
+    operations a listing), so the store benchmark's 200,000 listings come from a world of 20,000 in
+    seconds, not minutes; deterministic from `seed`. Pictures are not copied (`world.images` stays)."""
+    rng = random.Random(f"grow:{world.seed}:{seed}")
+    base = list(world.listings)
+    if n_listings <= len(base) or not base:
+        return World(world.seed, world.catalogue, world.licences, world.brands, world.sellers, base[:n_listings], world.images)
+    by_mp: dict[str, list[Seller]] = {}
+    for sl in world.sellers:
+        by_mp.setdefault(sl.marketplace, []).append(sl)
+    out = list(base)
+    for i in range(n_listings - len(base)):
+        w = base[i % len(base)]
+        copy = 1 + i // len(base)
+        d = dict(w.listing)
+        seller = rng.choice(by_mp.get(d["marketplace"]) or world.sellers)
+        d.update(shop_id=seller.shop_id, seller=seller.name, seller_id=seller.seller_id, location=seller.location,
+                 item_id=f"{d['item_id']}-v{copy}", images=[])
+        t = d["title"]
+        promo = rng.choice(_PROMO)
+        d["title"] = (t if t.startswith(promo) else promo + t) + rng.choice(_TAIL)
+        if d.get("price"):
+            d["price"] = float(max(9, round(d["price"] * rng.choice((0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)))))
+        d["sold"] = rng.choice((0, 3, 12, 85, 230, 1400, 12000))
+        out.append(WorldListing(d, dict(w.expected), w.scenario))
+    return World(world.seed, world.catalogue, world.licences, world.brands, world.sellers, out, world.images)
+
+
 def _marketplace_fields(rng: random.Random, seller: Seller, listing: dict[str, Any], n: int) -> dict[str, Any]:
     mp = seller.marketplace
     if mp == "shopee":

@@ -7,7 +7,7 @@ import pytest
 from listings.model import Listing
 from matching import check
 from registry.index import Registry
-from sandbox.world import SCENARIOS, build_world, generate_licences
+from sandbox.world import SCENARIOS, build_world, generate_licences, grow
 
 
 def test_world_is_deterministic(catalogue):
@@ -65,3 +65,24 @@ def test_every_scenario_is_made_and_hard_spellings_occur(catalogue):
     lic = {x.licence_no: x for x in w.licences}
     assert all(lic[x.expected["licence_no"]].trademarks[0].isascii() for x in thai)
     assert not any(lic[x.expected["licence_no"]].trademarks[0] in x.listing["title"] for x in thai)
+
+
+def test_grown_world_variants_keep_their_truth(catalogue):
+    """grow(): many listings cheaply (the store benchmark's 200,000), each variant a distinct listing of
+    the same marketplace whose truth still holds for the matcher; deterministic from the seed."""
+    w = build_world(seed=2, n_listings=150, catalogue=catalogue)
+    g = grow(w, 600, seed=4)
+    assert len(g.listings) == 600 and g.listings[:150] == w.listings
+    assert len({(x.marketplace, x.item_id) for x in g.listings}) == 600
+    assert [x.listing for x in grow(w, 600, seed=4).listings] == [x.listing for x in g.listings]
+    assert [x.listing for x in grow(w, 600, seed=5).listings] != [x.listing for x in g.listings]
+    sellers = {(s.marketplace, s.seller_id) for s in w.sellers}
+    variants = g.listings[150:]
+    assert all((x.marketplace, x.listing["seller_id"]) in sellers for x in variants)
+    assert len({x.listing["title"] for x in variants}) > len(variants) * 0.6
+    reg = Registry(w.licences, catalogue, "t")
+    wrong = [(x.listing["title"], x.expected["verdict"], v.verdict) for x in variants
+             if ((v := check(Listing(**x.listing), reg)).verdict, v.tis_no, v.licence_no)
+             != (x.expected["verdict"], x.expected["tis_no"], x.expected["licence_no"])]
+    assert len(wrong) <= len(variants) * 0.01, wrong[:5]
+    assert grow(w, 100).listings == w.listings[:100]
