@@ -387,8 +387,7 @@ class ElasticStore:
                 runs = [latest] if latest else []
                 if latest is not None and P.needs_all_runs(latest, at):
                     runs = self._all_runs(key, pending)
-                rec = listing.record()
-                h = listing.content_hash()
+                rec, h = listing.view()
                 pl = P.plan_ingest(prior, runs, rec, h, at, verdict, key)
                 new = dict(cur) if cur is not None else {"key": key, "review_status": "new"}
                 run = self._apply_obs(key, pl.obs, rec, pending, updates, derived)

@@ -96,4 +96,13 @@ class Listing(BaseModel):
     def content_hash(self) -> str:
         """What identifies one view of the listing: every field but the time it was seen."""
         d = self.model_dump(mode="json", exclude={"expected", "observed_at"})
-        return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
+        return _hash(d)
+
+    def view(self) -> tuple[dict[str, Any], str]:
+        """(record(), content_hash()) with one serialisation: what the store's bulk path needs."""
+        rec = self.record()
+        return rec, _hash({k: v for k, v in rec.items() if k != "observed_at"})
+
+
+def _hash(d: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]

@@ -36,7 +36,7 @@ class Batch:
     def __init__(self, store: SqliteStore, cur: sqlite3.Cursor):
         self.store, self.cur = store, cur
         self.state: dict[str, dict[str, Any]] = {}     # key -> the listing as `_row(internal=True)` gives it
-        self.orig: dict[str, dict[str, Any]] = {}      # key -> the stored row (column values as stored)
+        self.orig: dict[str, dict[str, Any]] = {}      # key -> the listing as loaded (to write only what differs)
         self.dirty: dict[str, set[str]] = {}           # key -> columns set by this batch
         self.runs: dict[str, dict[Any, P.Run]] = {}    # key -> the runs known (the latest, or all)
         self.complete: set[str] = set()                # keys whose every run is in `runs`
@@ -53,8 +53,8 @@ class Batch:
         for part in _chunks(keys, 500):
             marks = ",".join("?" * len(part))
             for r in self.cur.execute(f"SELECT * FROM listings WHERE key IN ({marks})", part):
-                self.orig[r["key"]] = dict(r)
                 self.state[r["key"]] = self.store._row(r, internal=True)
+                self.orig[r["key"]] = dict(self.state[r["key"]])
                 self.runs[r["key"]] = {}
         stored = [k for k in keys if k in self.state]
         for part in _chunks(stored, 500):
@@ -91,7 +91,7 @@ class Batch:
 
     def _sighting(self, listing: Any, verdict: Any, at: str) -> IngestResult:
         key = listing.key
-        rec = listing.record()
+        rec, h = listing.view()
         prior = self.state.get(key)
         runs: list[P.Run] = []
         if prior is not None:
@@ -100,7 +100,7 @@ class Batch:
             runs = [latest] if latest is not None else []
             if latest is not None and P.needs_all_runs(latest, at):
                 runs = self._all_runs(key)
-        pl = P.plan_ingest(prior, runs, rec, listing.content_hash(), at, verdict, key)
+        pl = P.plan_ingest(prior, runs, rec, h, at, verdict, key)
         self._apply_obs(key, pl.obs, rec)
         if pl.state:
             if "content_hash" in pl.state and (prior is None or Q.listing_text(prior) != Q.listing_text(rec)):
@@ -160,8 +160,7 @@ class Batch:
                 st["id"] = cur.lastrowid
                 continue
             old = self.orig[key]
-            vals = {c: enc(c, st[c]) for c in sorted(cols)}
-            vals = {c: v for c, v in vals.items() if old.get(c) != v or type(old.get(c)) is not type(v)}
+            vals = {c: enc(c, st[c]) for c in sorted(cols) if st[c] != old.get(c)}
             if vals:
                 cur.execute(f"UPDATE listings SET {', '.join(f'{c}=?' for c in vals)} WHERE id=?", [*vals.values(), st["id"]])
         if self.new_obs:
