@@ -54,6 +54,7 @@ class Result:
     bytes: int = 0
     ingest_cpu: float = 0.0
     total_s: float = 0.0  # generating and ingesting
+    listings: int = 0
     timings: dict[str, list[float]] = field(default_factory=dict)
     hits: dict[str, float] = field(default_factory=dict)
     note: str = ""
@@ -68,16 +69,18 @@ def events(n_listings: int, n_obs: int, seed: int) -> Iterator[Any]:
     yield from simulate(w, n_obs, seed=seed)
 
 
-def ingest(st: Any, evs: Callable[[], Iterator[Any]], chunk: int = 5000, say: Callable[[str], None] = print) -> tuple[int, float, float]:
+def ingest(st: Any, evs: Callable[[], Iterator[Any]], chunk: int = 5000, say: Callable[[str], None] = print,
+           budget_s: float = 0) -> tuple[int, float, float]:
     """Feed every event through the bulk path (`ingest_many` per chunk; delistings as `Delisting` items
     in their place); returns (events, wall seconds and CPU seconds spent in the store: this process
-    inside the store's calls, plus the search server)."""
+    inside the store's calls, plus the search server). With `budget_s`, stops after that much wall
+    time (generating included): on a busy machine, the largest history that fits."""
     from listings.store import Delisting
 
     spent = cpu = 0.0
     n = 0
     buf: list[Any] = []
-    last = time.monotonic()
+    start = last = time.monotonic()
 
     def flush() -> None:
         nonlocal spent, cpu, buf
@@ -93,7 +96,10 @@ def ingest(st: Any, evs: Callable[[], Iterator[Any]], chunk: int = 5000, say: Ca
         buf.append((e.listing, e.verdict, e.at) if e.kind == "ingest" else Delisting(e.key, e.at))
         if len(buf) >= chunk:
             flush()
-        if time.monotonic() - last > 60:
+            if budget_s and time.monotonic() - start > budget_s:
+                say(f"    time budget spent: stopped after {n:,} events")
+                break
+        if spent and time.monotonic() - last > 60:
             last = time.monotonic()
             say(f"    … {n:,} events, {n / max(spent, 1e-9):,.0f}/s in the store (wall), {n / max(cpu, 1e-9):,.0f}/CPU-s")
     flush()
@@ -187,17 +193,17 @@ def measure(st: Any, keys: list[str], queries: int, seed: int) -> tuple[dict[str
 
 
 def run_backend(name: str, make: Callable[[], Any], evs: Callable[[], Iterator[Any]] | None, queries: int, seed: int,
-                size: Callable[[Any], int]) -> Result:
+                size: Callable[[Any], int], budget_s: float = 0) -> Result:
     r = Result(name)
     print(f"\n[{name}] ingesting …", flush=True)
     st = make()
     try:
         if evs is not None:
             t0 = time.perf_counter()
-            r.events, r.ingest_s, r.ingest_cpu = ingest(st, evs, say=lambda m: print(m, flush=True))
+            r.events, r.ingest_s, r.ingest_cpu = ingest(st, evs, say=lambda m: print(m, flush=True), budget_s=budget_s)
             r.total_s = time.perf_counter() - t0
         c = st.counts()
-        r.observations = c["observations"]
+        r.observations, r.listings = c["observations"], c["listings"]
         print(f"[{name}] {r.events:,} events in {r.ingest_s:,.1f}s in the store ({r.ingest_cpu:,.1f} CPU s; "
               f"{r.total_s:,.0f}s with generating): {c['listings']:,} listings, {r.observations:,} observations", flush=True)
         r.bytes = size(st)
@@ -232,22 +238,26 @@ def main(argv: list[str] | None = None) -> list[Result]:
     ap.add_argument("--keep", action="store_true", help="keep the SQLite file (in --dir) afterwards")
     ap.add_argument("--es-url", default=os.environ.get("TISWATCH_ES_URL", ""))
     ap.add_argument("--timeout", type=float, default=120, help="seconds per cluster request (a busy machine needs more)")
+    ap.add_argument("--minutes", default="", help="time budget of each backend's ingest, e.g. 40,12 (sqlite, then the "
+                    "cluster): stop feeding there and measure what is stored (the figures say how much)")
     ap.add_argument("--reuse", default="", help="a SQLite file a --keep run filled: measure its queries, ingest nothing")
     a = ap.parse_args(argv)
 
     def evs() -> Iterator[Any]:
         return events(a.listings, a.observations, a.seed)
 
+    budgets = [float(x) * 60 for x in a.minutes.split(",") if x.strip()]
     results: list[Result] = []
     tmp = _Dir(tempfile.mkdtemp(prefix="bench-store-", dir=a.dir or None), keep=a.keep)
     try:
-        for b in [x.strip() for x in a.backends.split(",") if x.strip()]:
+        for i, b in enumerate(x.strip() for x in a.backends.split(",") if x.strip()):
+            budget = budgets[min(i, len(budgets) - 1)] if budgets else 0
             if b == "sqlite":
                 from listings.sqlite_store import SqliteStore
 
                 path = Path(a.reuse) if a.reuse else Path(tmp.name) / "listings.sqlite"
                 results.append(run_backend("SQLite", lambda path=path: SqliteStore(path), None if a.reuse else evs, a.queries,
-                                           a.seed, sqlite_size))
+                                           a.seed, sqlite_size, budget))
             elif b in ("osmem", "es"):
                 from listings.es_store import ElasticStore
 
@@ -268,7 +278,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
                     results.append(run_backend(label, lambda url=url, prefix=prefix: ElasticStore(url, prefix, replicas=0,
                                                                                                  rollover="client",
                                                                                                  timeout=a.timeout),
-                                               evs, a.queries, a.seed, es_size))
+                                               evs, a.queries, a.seed, es_size, budget))
                 finally:
                     if b == "es":
                         ElasticStore(url, prefix, replicas=0).drop()
@@ -322,6 +332,7 @@ def report(results: list[Result], a: Any) -> None:
     def rate(n: float, s: float) -> str:
         return f"{n / s:,.0f}" if s else "-"
 
+    row("listings stored", [f"{r.listings:,}" for r in results])
     row("observations stored", [f"{r.observations:,}" for r in results])
     row("ingest events (sightings, delistings)", [f"{r.events:,}" for r in results])
     row("ingest: wall s in the store", [f"{r.ingest_s:,.0f}" for r in results])
