@@ -1,21 +1,27 @@
 """Listing store benchmark: ingest rate, search and history latency, size on disk, on SQLite and on
 osmem-server (or a real cluster: --es-url), with the same simulated history for each.
 
-    .venv/bin/python tests/bench/bench_store.py                       # full size: 200,000 listings, 1,000,000 observations
-    .venv/bin/python tests/bench/bench_store.py --listings 20000 --observations 100000   # a quick run
-    .venv/bin/python tests/bench/bench_store.py --backends sqlite     # SQLite only
+    python -m tests.bench.bench_store                        # full size: 200,000 listings, 1,000,000 observations
+    python -m tests.bench.bench_store --listings 20000 --observations 100000   # a quick run
+    python -m tests.bench.bench_store --backends sqlite --keep --dir /tmp/b    # SQLite only, keep the file
+    python -m tests.bench.bench_store --reuse /tmp/b/bench-store-…/listings.sqlite   # queries only, on a kept file
+    python -m tests.bench.bench_store --minutes 35,10        # at most 35 min of SQLite ingest, 10 of the cluster's
 
-The listings come from the one world generator (sandbox/world.py) and live through a simulated
-history (sandbox/history.py: prices move, sales grow, claims appear, listings vanish and return,
-verdicts change with the registry); every backend ingests the same events in the same order, in
-batches (`ingest_many`, as a crawl's pipeline or `store reindex` would). Generation time is not
-counted in the ingest rate.
+On a shared machine run it under `flock /tmp/tiswatch-bench.lock …` and read the CPU figures.
+
+The listings come from the one world generator (sandbox/world.py: 20,000 made listings and their
+variants, `grow`) and live through a simulated history (sandbox/history.py: prices move, sales grow,
+claims appear, listings vanish and return, verdicts change with the registry); every backend ingests
+the same events in the same order through the bulk path (`ingest_many` in chunks of 5,000 events,
+delistings as `Delisting` items in their place). The ingest figures count the time spent in the
+store's calls only (wall and CPU; the cluster's CPU included), not generating the events.
 
 Search: a Thai product word with two filters (marketplace and verdict), the same word alone, and a
-filter-only query, each with facets and the first page of 50, `--queries` times with rotating
-words and filters. History: one listing's full history (observations, changes, verdicts).
-Prints a table with p50/p95 and ratios; asserts nothing about time (goal on SQLite: search p95
-<= 50 ms, history p95 <= 10 ms).
+filter-only query, each with facets and the first page of 50; the review queue, its status tabs, and
+the queue narrowed by date, seller or price; `--queries` times each with rotating words and filters.
+History: one listing's full history (observations, changes, verdicts). Prints a table with p50/p95,
+wall and CPU, and ratios; asserts nothing about time (goal on SQLite: search p95 <= 50 ms, history
+p95 <= 10 ms).
 """
 
 from __future__ import annotations
