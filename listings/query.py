@@ -20,7 +20,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from matching.normalise import clean, fold, tokens
+from matching.normalise import clean, fold, fold_uncached, iter_tokens
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 12
@@ -63,7 +63,7 @@ def index_words(text: str | None) -> str:
     the same words."""
     if not text:
         return ""
-    return " ".join(w for t in tokens(fold(text)[:20_000]) for w in sub_words(t))
+    return " ".join(w for t in iter_tokens(fold_uncached(text)[:20_000], cache=False) for w in sub_words(t))
 
 
 GRAM_SPACE = "\u2423"  # ␣ stands for a space inside a trigram, so trigrams can be separated by spaces
@@ -84,7 +84,7 @@ def listing_text(record: dict[str, Any], fields: tuple[str, ...] = SEARCH_FIELDS
 
 def search_fields(record: dict[str, Any]) -> tuple[str, str]:
     """(words of every search field, folded text of the substring fields) indexed for a listing."""
-    return index_words(listing_text(record)), fold(listing_text(record, SUBSTRING_FIELDS))
+    return index_words(listing_text(record)), fold_uncached(listing_text(record, SUBSTRING_FIELDS))
 
 
 def substring_text(record: dict[str, Any]) -> str:

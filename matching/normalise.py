@@ -99,26 +99,80 @@ def brand_key(brand: str | None) -> str:
 _RUNS = re.compile(r"([\u0e00-\u0e7f]+)|([^\W_]+(?:[-.][^\W_]+)*)")
 
 
-@lru_cache(maxsize=65536)
-def tokens(text: str) -> tuple[str, ...]:
-    """Word tokens of folded text: Thai runs cut into words by pythainlp (newmm, offline); Latin words,
-    numbers and codes kept whole ('10000mah', 'pb-2001'); punctuation dropped."""
-    out: list[str] = []
-    for m in _RUNS.finditer(fold(text)):
-        if m.group(1):
-            out.extend(_thai_words(m.group(1)))
-        else:
-            out.append(m.group(2))
-    return tuple(out)
+class _WordSet:
+    """pythainlp's Thai dictionary for newmm in the form newmm asks of it (`prefixes(text, start)`:
+    the dictionary words that begin at `start`), held as two sets instead of pythainlp's node trie.
+    The same words give the same cut (tests/unit/test_normalise.py compares both on real text); what
+    changes is the start-up of a process that cuts Thai: building the 62,000-word trie took ~0.6 CPU s
+    (many seconds on a busy machine) and pickling it to disk loads slower than that, these sets build
+    several times faster."""
+
+    def __init__(self, words) -> None:
+        self.words = frozenset(w for w in (x.strip() for x in words) if w)
+        self.starts = frozenset(w[:i] for w in self.words for i in range(1, len(w)))
+        self.longest = max(map(len, self.words), default=0)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.words
+
+    def prefixes(self, text: str, start: int = 0) -> list[str]:
+        out = []
+        words, starts = self.words, self.starts
+        for end in range(start + 1, min(len(text), start + self.longest) + 1):
+            s = text[start:end]
+            if s in words:
+                out.append(s)
+            if s not in starts:
+                break
+        return out
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> _WordSet:
+    from pythainlp.corpus.common import thai_words
+
+    return _WordSet(thai_words())
 
 
 @lru_cache(maxsize=131072)
 def _thai_words(run: str) -> tuple[str, ...]:
-    """One run of Thai letters cut into words. Cached by run: a listing's text is mostly runs seen
-    before (product words, boilerplate lines of descriptions), and newmm cuts each run on its own."""
+    """newmm's cut of one run of Thai letters. Cached by run: listings repeat words and phrases
+    (titles, shop boilerplate in descriptions), and a run is cut the same wherever it stands, since
+    tokens() cuts each run on its own."""
     from pythainlp.tokenize import word_tokenize
 
-    return tuple(t for t in word_tokenize(run, engine="newmm", keep_whitespace=False) if t.strip())
+    return tuple(t for t in word_tokenize(run, custom_dict=_dictionary(), engine="newmm", keep_whitespace=False)  # type: ignore[arg-type]
+                 if t.strip())
+
+
+def fold_uncached(text: str) -> str:
+    """fold() without its cache (for long texts seen once)."""
+    if _PRINTABLE_ASCII.match(text):
+        return " ".join(text.split()).casefold()
+    return _clean.__wrapped__(text).casefold()
+
+
+def iter_tokens(text: str, cache: bool = True) -> list[str]:
+    """tokens(); with cache=False nothing keeps the whole text (a listing's title and description,
+    read once for the search index, would only push useful entries out), while its Thai runs are
+    still cut from the cache."""
+    out: list[str] = []
+    for m in _RUNS.finditer(fold(text) if cache else fold_uncached(text)):
+        if m.group(1):
+            out.extend(_thai_words(m.group(1)))
+        else:
+            out.append(m.group(2))
+    return out
+
+
+@lru_cache(maxsize=65536)
+def tokens(text: str) -> tuple[str, ...]:
+    """Word tokens of folded text: Thai runs cut into words by pythainlp (newmm, offline); Latin words,
+    numbers and codes kept whole ('10000mah', 'pb-2001'); punctuation dropped."""
+    return tuple(iter_tokens(text))
 
 
 def tokenised(text: str) -> str:

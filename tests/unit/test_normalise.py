@@ -54,3 +54,51 @@ def test_clean_fast_path_for_printable_ascii_is_the_full_path(text):
     full = _SPACES.sub(" ", _INVISIBLE.sub("", fix_thai(unicodedata.normalize("NFKC", text)).translate(THAI_DIGITS)
                                           .translate(_LOOKALIKE))).strip()
     assert clean(text) == full
+
+
+def _real_texts() -> list[str]:
+    """Listing text as the search index reads it: the labelled real listings (titles, descriptions,
+    sellers) and a generated sandbox world."""
+    import json
+    from pathlib import Path
+
+    from sandbox.world import build_world
+
+    out = []
+    for name in ("real_dev.jsonl", "hard_cases.jsonl"):
+        for line in (Path(__file__).parents[1] / "data" / name).read_text("utf-8").splitlines():
+            d = json.loads(line)
+            d = d.get("listing", d)
+            out.append(" ".join(str(d.get(k) or "") for k in ("title", "brand", "seller", "description")))
+    for w in build_world(seed=11, n_licences=60, n_listings=120).listings:
+        out.append(" ".join(str(w.listing.get(k) or "") for k in ("title", "brand", "seller", "description")))
+    return out
+
+
+def test_thai_cut_is_pythainlps_own_cut():
+    """tokens() cuts Thai with pythainlp's newmm over its default dictionary held as word sets
+    (normalise._WordSet, faster to build than pythainlp's trie): the cut must be word for word the one
+    pythainlp gives with its own dictionary trie, on real listing text."""
+    from pythainlp.tokenize import word_dict_trie, word_tokenize
+
+    from matching.normalise import _RUNS, _dictionary, fold, iter_tokens
+
+    texts = _real_texts()
+    assert len(texts) > 200
+    trie, sets = word_dict_trie(), _dictionary()
+    runs = 0
+    for text in texts:
+        want: list[str] = []
+        for m in _RUNS.finditer(fold(text)):
+            if m.group(1):
+                runs += 1
+                want += [t for t in word_tokenize(m.group(1), engine="newmm", keep_whitespace=False) if t.strip()]
+                for i in range(0, len(m.group(1)), 3):
+                    assert sets.prefixes(m.group(1), i) == trie.prefixes(m.group(1), i)
+            else:
+                want.append(m.group(2))
+        assert iter_tokens(text) == want, text
+        assert iter_tokens(text, cache=False) == want
+        assert list(tokens(text)) == want
+    assert runs > 1000
+    assert len(sets) == len(trie)
