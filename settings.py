@@ -76,6 +76,8 @@ class CrawlSettings(_Section):
     revisit_limit: int = Field(500, ge=0)
     block_pause_minutes: float = Field(60, ge=0)
     browser_recycle_pages: int = Field(200, ge=0)
+    store_batch: int = Field(200, ge=0)
+    store_batch_seconds: float = Field(1.0, gt=0)
 
 
 class MarketplaceSettings(_Section):

@@ -37,6 +37,7 @@ class CrawlContext:
     _events: Any = None
     _frontier: Any = None
     tracker: Any = None  # crawlers.frontier.Tracker, set when the spider opens
+    _batch: Any = None  # crawlers.batch.WriteBatch ([crawl] store_batch), started by the store pipeline
 
     @property
     def registry(self):
@@ -58,7 +59,33 @@ class CrawlContext:
             from listings.store import open_store
 
             self._store = open_store(self.settings)
+        batch = self.batch
+        if batch is not None:
+            from crawlers.batch import BatchedStore
+
+            return BatchedStore(self._store, batch)
         return self._store
+
+    @property
+    def batch(self):
+        """The crawl's batched writes (crawlers/batch.py), or None ([crawl] store_batch <= 1, or a
+        store without batches). The store pipeline starts it; until then writes go through at once."""
+        if self._batch is None and self.settings.crawl.store_batch > 1:
+            if self._store is None:
+                from listings.store import open_store
+
+                self._store = open_store(self.settings)
+            if hasattr(self._store, "begin_batch"):
+                from crawlers.batch import WriteBatch
+
+                if self._events is None:
+                    from listings.events import open_events
+
+                    self._events = open_events(self.settings)
+                c = self.settings.crawl
+                self._batch = WriteBatch(self._store, self._events, lambda: self.tracker, c.store_batch,
+                                         c.store_batch_seconds)
+        return self._batch
 
     @property
     def evidence(self):
@@ -74,6 +101,11 @@ class CrawlContext:
             from listings.events import open_events
 
             self._events = open_events(self.settings)
+        batch = self.batch
+        if batch is not None:
+            from crawlers.batch import BatchedEvents
+
+            return BatchedEvents(self._events, batch)
         return self._events
 
     @property
@@ -97,6 +129,8 @@ class CrawlContext:
             spider = crawler.spider
             self.tracker = Tracker(self.frontier, crawler.request_fingerprinter.fingerprint,
                                    lambda r: r.to_dict(spider=spider))
+            if self._batch is not None and self._batch.active:
+                self.tracker.hold()  # pages are done on disk once the batch holding their listings is
         return self.tracker
 
     @property
@@ -120,6 +154,8 @@ class CrawlContext:
         write_status(self.settings.home, self.marketplace, state, **extra)
 
     def close(self) -> None:
+        if self._batch is not None:
+            self._batch.stop()
         for x in (self._store, self._events, self._frontier):
             if x is not None:
                 x.close()

@@ -129,6 +129,24 @@ class Frontier:
                 " ON CONFLICT(run, fp) DO UPDATE SET state=excluded.state, done=excluded.done, data=NULL",
                 (self.run.id, fp, url, state, _now(), _now()))
 
+    def mark_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """mark() for many (fingerprint, url, state) in one transaction."""
+        assert self.run is not None
+        now = _now()
+        data = [(self.run.id, fp, url, state, now, now) for fp, url, state in rows]
+        if not data:
+            return
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "INSERT INTO requests(run, fp, url, state, added, done) VALUES (?,?,?,?,?,?)"
+                    " ON CONFLICT(run, fp) DO UPDATE SET state=excluded.state, done=excluded.done, data=NULL", data)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
     def pending(self) -> Iterator[dict[str, Any]]:
         """Request dicts still to fetch in this run, in the order they were added."""
         assert self.run is not None
@@ -160,6 +178,7 @@ class Tracker:
         self._items: dict[str, int] = {}   # key -> items still in the pipelines
         self._output_done: set[str] = set()
         self._unwritten: list[tuple[str, str, bytes]] = []
+        self._held: list[tuple[str, str, str]] | None = None  # done marks waiting for release() (hold())
         self.unpicklable = 0
 
     def key(self, request) -> str:
@@ -224,9 +243,26 @@ class Tracker:
         self._items.pop(key, None)
         self._done(key, url, state)
 
-    def _done(self, key: str, url: str, state: str = DONE) -> None:
+    def hold(self) -> None:
+        """From now on a response counts as done on disk only at release(): the listing store batches
+        its writes (crawlers/batch.py), and a page must not be done on disk before its listing is."""
+        if self._held is None:
+            self._held = []
+
+    def release(self, stop: bool = False) -> None:
+        """Write the requests recorded and the done marks held since the last release (requests
+        first), each in one transaction; `stop` ends holding."""
+        held, self._held = self._held, (None if stop else [])
         self.flush()
+        if held:
+            self.frontier.mark_many(held)
+
+    def _done(self, key: str, url: str, state: str = DONE) -> None:
         self._output_done.discard(key)
         self.recorded.discard(key)
         self.finished.add(key)
+        if self._held is not None:
+            self._held.append((key, url, state))
+            return
+        self.flush()
         self.frontier.mark(key, url, state)

@@ -311,11 +311,15 @@ class CrawlReport:
         stats tiswatch/rss_mb/<n> and tiswatch/pss_mb/<n>; a long crawl's memory must stay flat."""
         self._responses += 1
         if self._responses in self.RSS_AT:
-            from crawlers.procmem import tree_memory_mb
+            from crawlers.procmem import tree_memory
 
-            rss, pss = tree_memory_mb()
-            self.crawler.stats.set_value(f"tiswatch/rss_mb/{self._responses}", rss)
-            self.crawler.stats.set_value(f"tiswatch/pss_mb/{self._responses}", pss)
+            m = tree_memory()
+            n = self._responses
+            self.crawler.stats.set_value(f"tiswatch/rss_mb/{n}", m["rss"])
+            self.crawler.stats.set_value(f"tiswatch/pss_mb/{n}", m["pss"])
+            # the Python side alone, and how many processes (Chromium renderers come and go)
+            self.crawler.stats.set_value(f"tiswatch/python_rss_mb/{n}", m["self_rss"])
+            self.crawler.stats.set_value(f"tiswatch/processes/{n}", m["processes"])
 
     def request_scheduled(self, request, spider):
         tr = context_for(self.crawler).tracker_for(self.crawler)
@@ -330,10 +334,12 @@ class CrawlReport:
 
     def spider_idle(self, spider):
         """Once the searches are done: fetch due listings that no search showed (is it still there?)."""
+        ctx = context_for(self.crawler)
+        if ctx._batch is not None:
+            ctx._batch.flush()  # nothing is waiting: what is stored counts as stored
         if self._revisited:
             return
         self._revisited = True
-        ctx = context_for(self.crawler)
         make = getattr(spider, "revisit_request", None)
         limit = ctx.settings.crawl.revisit_limit
         if make is None or limit <= 0 or ctx.blocked or not getattr(spider, "revisits", True):
@@ -368,6 +374,10 @@ class CrawlReport:
 
     def spider_closed(self, spider, reason):
         ctx = context_for(self.crawler)
+        if ctx._batch is not None:
+            ctx._batch.stop()  # the store pipeline has (close_spider); from here writes go through at once
+            stats_batch = ctx._batch.commits
+            self.crawler.stats.set_value("tiswatch/store_commits", stats_batch)
         stats = self.crawler.stats
         pages = self._browser_pages_open()
         if pages is not None:

@@ -67,7 +67,31 @@ class StorePipeline(_Base):
     The store and the event log are two databases, so a crawl killed (kill -9) between the two commits
     has stored a verdict without its event. Such a page is fetched again by the resumed run (the fetch
     is noted last, so the incremental crawl cannot skip it), and a resumed run writes the event that
-    is missing: the listing's stored verdict differs from its latest verdict event."""
+    is missing: the listing's stored verdict differs from its latest verdict event.
+
+    Writes are batched ([crawl] store_batch, crawlers/batch.py): committed every N listings or T
+    seconds, when the crawl goes idle and when it closes, in the same order as above."""
+
+    def __init__(self, crawler):
+        super().__init__(crawler)
+        self._timer = None
+
+    def open_spider(self, spider=None) -> None:
+        batch = getattr(self.ctx, "batch", None)
+        if batch is None:
+            return
+        batch.start()
+        from twisted.internet import task
+
+        self._timer = task.LoopingCall(batch.flush_if_due)
+        self._timer.start(max(0.05, batch.max_seconds / 2), now=False)
+
+    def close_spider(self, spider=None) -> None:
+        if self._timer is not None and self._timer.running:
+            self._timer.stop()
+        batch = getattr(self.ctx, "_batch", None)
+        if batch is not None:
+            batch.stop()
 
     def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
         listing: Listing = item["_listing"]
@@ -98,6 +122,9 @@ class StorePipeline(_Base):
         if item.get("_ref"):  # what the next crawl compares its search card with (crawlers/incremental.py)
             self.ctx.store.record_fetch(listing.marketplace, item["_ref"], item.get("_ref_keys") or [listing.key],
                                         item.get("_card"), listing.observed_at or datetime.now(UTC))
+        batch = getattr(self.ctx, "_batch", None)
+        if batch is not None:
+            batch.item_stored()
         return item
 
     def _resumed(self) -> bool:

@@ -63,3 +63,22 @@ def tree_memory_mb(pid: int | None = None) -> tuple[float, float]:
 
 def tree_rss_mb(pid: int | None = None) -> float:
     return tree_memory_mb(pid)[0]
+
+
+def tree_memory(pid: int | None = None) -> dict[str, float]:
+    """tree_memory_mb() with where it is: `rss`/`pss` of the tree, `self_rss`/`self_pss` of `pid`
+    alone (the Python side), `processes` in the tree. A tree's RSS rises and falls with how many
+    Chromium renderers are alive at that instant (each counts the pages it shares again); its PSS
+    and the Python side's own figures are the ones that show a leak."""
+    if not PROC.exists():
+        return {"rss": 0.0, "pss": 0.0, "self_rss": 0.0, "self_pss": 0.0, "processes": 0}
+    root = os.getpid() if pid is None else pid
+    rss = pss = 0
+    pids = _tree(root)
+    for p in pids:
+        rss += _field_kb(PROC / str(p) / "status", "VmRSS:")
+        pss += _field_kb(PROC / str(p) / "smaps_rollup", "Pss:")
+    return {"rss": round(rss / 1024, 1), "pss": round(pss / 1024, 1),
+            "self_rss": round(_field_kb(PROC / str(root) / "status", "VmRSS:") / 1024, 1),
+            "self_pss": round(_field_kb(PROC / str(root) / "smaps_rollup", "Pss:") / 1024, 1),
+            "processes": len(pids)}

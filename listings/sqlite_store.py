@@ -298,6 +298,7 @@ class SqliteStore:
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._ensure_facet_counts()
         self._written = 0
+        self._batch = False  # begin_batch(): writes share one transaction until commit_batch()
         self.use_facet_counts = True  # False: every search counts by reading the listings (tests compare both)
 
     def _ensure_facet_counts(self) -> None:
@@ -344,7 +345,54 @@ class SqliteStore:
         self.db.close()
 
     def flush(self) -> None:
-        """Writes are visible as soon as they commit."""
+        """Writes are visible as soon as they commit (see begin_batch for a crawl's batched writes)."""
+
+    # ---- batched writes (a crawl) -----------------------------------------------------------------
+    def begin_batch(self) -> None:
+        """From now on writes share one transaction, opened by the first of them and committed by
+        commit_batch(): a crawl stores hundreds of listings per commit instead of one (each commit
+        costs a WAL write, and the full-text indexes merge a new segment per commit). Every write
+        method keeps its own all-or-nothing behaviour inside the batch (a SAVEPOINT). This
+        connection reads its own uncommitted writes; other connections see them at commit_batch().
+        The write lock is held from the first write to the commit, so the caller commits often
+        (crawlers/batch.py: every N listings or T seconds). What is not committed when the process
+        dies is lost: the caller must be able to do it again (the crawl re-fetches those pages)."""
+        with self._lock:
+            self._batch = True
+
+    def commit_batch(self) -> None:
+        """Commit the batch's open transaction, if any; batching goes on."""
+        with self._lock:
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
+
+    def end_batch(self) -> None:
+        """Commit and go back to one transaction per write."""
+        with self._lock:
+            self.commit_batch()
+            self._batch = False
+
+    def _open(self) -> None:
+        """In a batch: open its transaction when no write has yet."""
+        if self._batch and not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+
+    def _begin(self, cur: sqlite3.Cursor) -> None:
+        if self._batch:
+            self._open()
+            cur.execute("SAVEPOINT write")
+        else:
+            cur.execute("BEGIN IMMEDIATE")
+
+    def _commit(self, cur: sqlite3.Cursor) -> None:
+        cur.execute("RELEASE write" if self._batch else "COMMIT")
+
+    def _rollback(self, cur: sqlite3.Cursor) -> None:
+        if self._batch:
+            cur.execute("ROLLBACK TO write")
+            cur.execute("RELEASE write")
+        else:
+            cur.execute("ROLLBACK")
 
     # ---- writing -------------------------------------------------------------------------------
     def ingest(self, listing: Listing, verdict: Any | None = None, observed_at: datetime | None = None) -> IngestResult:
@@ -352,12 +400,12 @@ class SqliteStore:
         the per-item path (a crawl's pipeline); `ingest_many` is the bulk path with the same results."""
         with self._lock:
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin(cur)
             try:
                 r = self._ingest_one(cur, listing, verdict, _iso(observed_at or listing.observed_at))
-                cur.execute("COMMIT")
+                self._commit(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback(cur)
                 raise
         return r
 
@@ -387,12 +435,12 @@ class SqliteStore:
 
         with self._lock:
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin(cur)
             try:
                 out = Batch(self, cur).run(items)
-                cur.execute("COMMIT")
+                self._commit(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback(cur)
                 raise
         return out
 
@@ -452,17 +500,17 @@ class SqliteStore:
         when = _iso(at)
         with self._lock:
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin(cur)
             try:
                 old = cur.execute("SELECT * FROM listings WHERE key=?", (key,)).fetchone()
                 if old is None:
-                    cur.execute("COMMIT")
+                    self._commit(cur)
                     return None
                 pl = P.plan_verdict(self._row(old, internal=True), verdict, when, key)
                 self._write_plan(cur, key, pl, None, old["id"])
-                cur.execute("COMMIT")
+                self._commit(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback(cur)
                 raise
         return pl.result
 
@@ -500,12 +548,12 @@ class SqliteStore:
                                    (marketplace, _iso(since))).fetchall()
             gone = [r["key"] for r in rows if r["key"] not in seen]
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin(cur)
             try:
                 done = [k for k in gone if self._delist(cur, k, when) is not None]
-                cur.execute("COMMIT")
+                self._commit(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback(cur)
                 raise
         return done
 
@@ -551,6 +599,7 @@ class SqliteStore:
 
     def record_fetch(self, marketplace: str, ref: str, keys: list[str], card_hash: str | None, at: datetime) -> None:
         with self._lock:
+            self._open()
             self.db.execute("INSERT OR REPLACE INTO crawl_state(marketplace, ref, key, keys, card_hash, fetched_at) VALUES (?,?,?,?,?,?)",
                             (marketplace, ref, keys[0] if keys else None, _j(list(keys)), card_hash, _iso(at)))
 
@@ -559,7 +608,7 @@ class SqliteStore:
         n = 0
         with self._lock:
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin(cur)
             try:
                 for k in dict.fromkeys(keys):
                     c = cur.execute("UPDATE listings SET last_seen=? WHERE key=? AND status='active' AND last_seen < ?", (when, k, when))
@@ -567,21 +616,21 @@ class SqliteStore:
                         n += 1
                         cur.execute("UPDATE observations SET last_seen=?, times=times+1 WHERE id=(SELECT id FROM observations"
                                     " WHERE key=? ORDER BY first_seen DESC, id DESC LIMIT 1) AND last_seen < ?", (when, k, when))
-                cur.execute("COMMIT")
+                self._commit(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback(cur)
                 raise
         return n
 
     def delist(self, key: str, at: datetime) -> datetime | None:
         with self._lock:
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin(cur)
             try:
                 last = self._delist(cur, key, _iso(at))
-                cur.execute("COMMIT")
+                self._commit(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback(cur)
                 raise
         return _dt(last)
 
@@ -611,7 +660,7 @@ class SqliteStore:
                          im.get("width"), im.get("height"), at, at))
         with self._lock:
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin(cur)
             try:
                 old = {(r["idx"], r["sha256"]): r["first_seen"]
                        for r in cur.execute("SELECT idx, sha256, first_seen FROM listing_images WHERE key=?", (key,))}
@@ -620,9 +669,9 @@ class SqliteStore:
                     first = min(old.get((r[1], r[3]), at), at)
                     cur.execute("INSERT INTO listing_images(key, idx, url, sha256, phash, p0, p1, p2, p3, width, height,"
                                 " first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*r[:11], first, r[12]))
-                cur.execute("COMMIT")
+                self._commit(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback(cur)
                 raise
 
     def _load_images(self, cur: sqlite3.Cursor, rec: dict[str, Any]) -> None:
@@ -675,6 +724,7 @@ class SqliteStore:
 
     def add_evidence(self, key: str, kind: str, path: str, sha256: str, size: int, created_at: datetime | None = None) -> None:
         with self._lock:
+            self._open()
             self.db.execute("INSERT INTO evidence(key, kind, path, sha256, size, created_at) VALUES (?,?,?,?,?,?)",
                             (key, kind, path, sha256, size, _iso(created_at)))
 
@@ -682,6 +732,7 @@ class SqliteStore:
         if status not in REVIEW_STATUSES:
             raise ValueError(f"{status!r} is not a review status ({', '.join(REVIEW_STATUSES)})")
         with self._lock:
+            self._open()
             n = self.db.execute("UPDATE listings SET review_status=? WHERE key=?", (status, key)).rowcount
         if not n:
             raise KeyError(key)
@@ -1005,7 +1056,7 @@ class SqliteStore:
     def _load(self, recs: list[dict[str, Any]]) -> int:
         with self._lock:
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin(cur)
             try:
                 for rec in recs:
                     if rec.get("type") == "crawl_state":
@@ -1017,9 +1068,9 @@ class SqliteStore:
                         self._load_images(cur, rec)
                         continue
                     self._load_listing(cur, rec)
-                cur.execute("COMMIT")
+                self._commit(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback(cur)
                 raise
         return len(recs)
 

@@ -111,3 +111,27 @@ def test_a_request_that_cannot_be_kept_is_recorded_by_key(tmp_path):
     r = R(sp, "https://m.example/p", meta={"handle": lambda: None})  # not picklable
     assert t.record(r) and t.unpicklable == 1
     assert list(t.frontier.pending()) == [] and t.frontier.counts() == {"pending": 1}
+
+
+def test_held_done_marks_reach_the_disk_at_release_after_the_requests(tmp_path):
+    """While the listing store batches its writes (crawlers/batch.py), a page is done on disk only at
+    release(), after the requests it yielded: a kill before that fetches it again on resume."""
+    sp = S()
+    t = tracker(tmp_path / "f.sqlite", sp)
+    parent = R(sp, "https://m.example/search")
+    t.record(parent)
+    t.flush()
+    t.hold()
+    kids = [R(sp, f"https://m.example/p{i}") for i in range(3)]
+    for k in kids:
+        t.record(k)
+    t.output_done(t.key(parent), parent.url)
+    assert t.frontier.counts() == {"pending": 1}       # a kill now: the search page comes back
+    assert not t.record(parent)                         # this run itself never fetches it again
+    t.release()
+    assert t.frontier.counts() == {"done": 1, "pending": 3}
+    t.output_done(t.key(kids[0]), kids[0].url)
+    t.release(stop=True)
+    assert t.frontier.counts() == {"done": 2, "pending": 2}
+    t.output_done(t.key(kids[1]), kids[1].url)          # no longer held: at once
+    assert t.frontier.counts() == {"done": 3, "pending": 1}

@@ -82,3 +82,108 @@ def test_a_new_run_does_not_invent_events(crawl, world_registry):
     fresh, ctx2 = crawl(resumed=False)
     fresh.process_item(dict(item))
     assert _verdicts(ctx2.events, "shopee:3") == []
+
+
+class _Tracker:
+    """Records the order of what reaches the frontier."""
+
+    def __init__(self, log):
+        self.log = log
+        self.held = False
+
+    def hold(self):
+        self.held = True
+
+    def release(self, stop=False):
+        self.log.append("frontier")
+
+
+@pytest.fixture
+def batched(tmp_path, world_registry):
+    """A StorePipeline whose writes are batched (crawlers/batch.py), with the order of commits logged."""
+    from crawlers.batch import BatchedEvents, BatchedStore, WriteBatch
+
+    order: list[str] = []
+    store, events = SqliteStore(tmp_path / "listings.sqlite"), EventLog(tmp_path / "events.sqlite")
+    commit, append_many = store.commit_batch, events.append_many
+    store.commit_batch = lambda: (order.append("store"), commit())[1]  # type: ignore[method-assign]
+    events.append_many = lambda rows, at=None: (order.append("events"), append_many(rows, at))[1]  # type: ignore[method-assign]
+    tracker = _Tracker(order)
+    clock = [0.0]
+    batch = WriteBatch(store, events, lambda: tracker, max_items=3, max_seconds=5, clock=lambda: clock[0])
+    ctx = SimpleNamespace(store=BatchedStore(store, batch), events=BatchedEvents(events, batch), seen=set(), _batch=batch,
+                          batch=batch, frontier=SimpleNamespace(run=SimpleNamespace(resumed=False)))
+    p = StorePipeline(SimpleNamespace(tiswatch=ctx, stats=MemoryStatsCollector(get_crawler())))
+    batch.start()
+    yield SimpleNamespace(p=p, store=store, events=events, batch=batch, order=order, clock=clock, tracker=tracker,
+                          path=tmp_path / "listings.sqlite")
+    store.close()
+    events.close()
+
+
+def _committed(path) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT count(*) FROM listings").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_batched_writes_commit_every_n_listings_in_order(batched, world_registry):
+    """Listings, then their events, then the crawl's fetch notes, then the frontier: a page is done on
+    disk only once all it caused is (a kill -9 in between re-fetches it)."""
+    b = batched
+    assert b.tracker.held
+    for n in (1, 2):
+        item = _item(n, "ปลั๊กพ่วง 4 ช่อง สายยาว 3 เมตร", world_registry)
+        b.p.process_item({**item, "_ref": str(n), "_card": "c"})
+    # this connection reads its own writes; another sees nothing yet, and no event is written
+    assert b.store.get("shopee:1") is not None and _committed(b.path) == 0
+    assert _verdicts(b.events, "shopee:1") == [] and b.order == []
+    b.p.process_item({**_item(3, "ปลั๊กพ่วง 4 ช่อง สายยาว 3 เมตร", world_registry), "_ref": "3", "_card": "c"})
+    assert _committed(b.path) == 3 and b.order == ["store", "events", "store", "frontier"]
+    assert len(_verdicts(b.events, "shopee:1")) == 1
+    assert set(b.store.fetch_states("shopee", ["1", "2", "3"])) == {"1", "2", "3"}
+
+
+def test_batched_writes_commit_after_t_seconds_and_at_stop(batched, world_registry):
+    b = batched
+    b.p.process_item(_item(4, "ปลั๊กพ่วง 4 ช่อง สายยาว 3 เมตร", world_registry))
+    b.batch.flush_if_due()
+    assert _committed(b.path) == 0
+    b.clock[0] = 5.0
+    b.batch.flush_if_due()  # the timer's call
+    assert _committed(b.path) == 1
+    b.p.process_item(_item(5, "ปลั๊กพ่วง 4 ช่อง สายยาว 3 เมตร", world_registry))
+    b.batch.stop()
+    assert _committed(b.path) == 2 and not b.batch.active
+    b.p.process_item(_item(6, "ปลั๊กพ่วง 4 ช่อง สายยาว 3 เมตร", world_registry))  # no batch: at once
+    assert _committed(b.path) == 3
+
+
+def test_a_failed_write_in_a_batch_undoes_itself_only(batched, world_registry):
+    import sqlite3
+
+    b = batched
+    b.p.process_item(_item(7, "ปลั๊กพ่วง 4 ช่อง สายยาว 3 เมตร", world_registry))
+    good = {"index": 0, "sha256": "a" * 64, "phash": "0f0f0f0f0f0f0f0f"}
+    b.store.add_images("shopee:7", [good])
+    with pytest.raises(sqlite3.IntegrityError):  # two pictures at one index: fails after its DELETE
+        b.store.add_images("shopee:7", [{**good, "sha256": "b" * 64}, {**good, "sha256": "c" * 64}])
+    b.batch.flush()
+    assert _committed(b.path) == 1
+    assert [im["sha256"] for im in b.store.images_of("shopee:7")] == ["a" * 64]
+
+
+def test_a_resumed_batch_does_not_repair_an_event_it_is_about_to_write(batched, world_registry):
+    """In a resumed run the same listing twice in one batch: its first verdict event is still waiting
+    to be written, and the second sighting must not write a 'missing' one."""
+    b = batched
+    b.p.crawler.tiswatch.frontier.run.resumed = True
+    item = _item(8, "ปลั๊กพ่วง 4 ช่อง สายยาว 3 เมตร", world_registry)
+    b.p.process_item(dict(item))
+    b.p.process_item(dict(item))
+    b.batch.flush()
+    assert _verdicts(b.events, "shopee:8") == [item["_verdict"].verdict]
