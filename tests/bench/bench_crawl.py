@@ -16,7 +16,7 @@
    flagged listings included): pages/s, and the resident memory of the crawl (Python, Playwright's
    driver, Chromium) after 200, 1,000 and 2,000 pages. Goal: growth from 1,000 to 2,000 under 50 MB.
 
-    .venv/bin/python -m tests.bench.bench_crawl [--listings N] [--browser-pages N] [--rounds R]
+    .venv/bin/python -m tests.bench.bench_crawl [--listings N] [--browser-pages N] [--rounds R] [--no-http]
     make bench                                   # every benchmark in tests/bench
 
 Prints figures and ratios; asserts nothing about time (the machine may be shared). Wall-clock rates
@@ -213,5 +213,6 @@ if __name__ == "__main__":
     ap.add_argument("--latency-ms", type=int, action="append", help="sandbox answer delay for the HTTP part "
                     "(repeatable; default 0 and 150)")
     ap.add_argument("--dir", help="where the data directories go (default: the system's temporary directory)")
+    ap.add_argument("--no-http", action="store_true", help="skip the HTTP part (the browser part alone)")
     a = ap.parse_args()
-    run(a.listings, a.browser_pages, a.rounds, tuple(a.latency_ms or (0, 150)), a.dir)
+    run(a.listings, a.browser_pages, a.rounds, () if a.no_http else tuple(a.latency_ms or (0, 150)), a.dir)
