@@ -282,6 +282,7 @@ class CrawlReport:
         self.crawler = crawler
         self._revisited = False
         self._responses = 0
+        self._memory: list[tuple[int, float, float]] = []  # (responses, tree RSS, tree PSS) every MEMORY_EVERY
         for handler, sig in ((self.spider_opened, signals.spider_opened), (self.spider_closed, signals.spider_closed),
                              (self.response_received, signals.response_received),
                              (self.request_scheduled, signals.request_scheduled), (self.item_done, signals.item_scraped),
@@ -305,16 +306,34 @@ class CrawlReport:
                          run_started=run.started.isoformat(timespec="seconds"))
 
     RSS_AT = (1, 200, 1000, 2000, 5000, 10_000, 20_000, 50_000)
+    MEMORY_EVERY = 25  # responses between the samples behind tiswatch/rss_mb_median/<n>
+    MEMORY_WINDOW = 8  # samples (the last 200 responses) in each median
 
     def response_received(self, response, request, spider):
         """Resident memory of the crawl (this process, Playwright, Chromium) after so many responses:
-        stats tiswatch/rss_mb/<n> and tiswatch/pss_mb/<n>; a long crawl's memory must stay flat."""
+        stats tiswatch/rss_mb/<n> and tiswatch/pss_mb/<n>; a long crawl's memory must stay flat.
+
+        One reading of a process tree with Chromium in it rises and falls by hundreds of MB with the
+        renderers alive at that instant (a page open is a renderer, and RSS counts the pages they
+        share once per renderer), so the tree is also read every MEMORY_EVERY responses and
+        tiswatch/rss_mb_median/<n> (and pss_) is the median of the readings over the last 200."""
         self._responses += 1
+        n = self._responses
+        if n % self.MEMORY_EVERY == 0 and self._browser_pages_open() is not None:
+            from crawlers.procmem import tree_memory_mb
+
+            self._memory.append((n, *tree_memory_mb()))
+        if n in self.RSS_AT and n > 1 and self._memory:
+            import statistics
+
+            last = [m for m in self._memory if m[0] > n - self.MEMORY_EVERY * self.MEMORY_WINDOW]
+            if last:
+                self.crawler.stats.set_value(f"tiswatch/rss_mb_median/{n}", statistics.median(m[1] for m in last))
+                self.crawler.stats.set_value(f"tiswatch/pss_mb_median/{n}", statistics.median(m[2] for m in last))
         if self._responses in self.RSS_AT:
             from crawlers.procmem import tree_memory
 
             m = tree_memory()
-            n = self._responses
             self.crawler.stats.set_value(f"tiswatch/rss_mb/{n}", m["rss"])
             self.crawler.stats.set_value(f"tiswatch/pss_mb/{n}", m["pss"])
             # the Python side alone, and how many processes (Chromium renderers come and go)
