@@ -87,8 +87,13 @@ class WriteBatch:
         return self.since is not None and self.clock() - self.since >= self.max_seconds
 
     def flush_if_due(self) -> None:
+        """The timer's call: an error is logged and the next call tries again (the writes stay in the
+        open transaction; a LoopingCall that raised would stop for good)."""
         if self.active and self.due():
-            self.flush()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("committing the crawl's batched writes failed; trying again")
 
     # ---- committing -----------------------------------------------------------------------------
     def flush(self) -> None:
@@ -96,7 +101,7 @@ class WriteBatch:
         if not self.active:
             return
         self.store.commit_batch()
-        events, self._events = self._events, []
+        events = self._events  # cleared once written: a failed commit is tried again with them
         plain = [(k, key, d) for k, key, d, kw in events if not kw]
         if len(plain) == len(events):
             if plain:
@@ -104,8 +109,9 @@ class WriteBatch:
         else:
             for k, key, d, kw in events:
                 self.events.append(k, key, d, **kw)
+        self._events = []
         fetches, self._fetches = self._fetches, []
-        for args in fetches:
+        for args in fetches:  # into the store's next transaction, committed at once
             self.store.record_fetch(*args)
         self.store.commit_batch()
         tr = self._tracker()

@@ -187,3 +187,24 @@ def test_a_resumed_batch_does_not_repair_an_event_it_is_about_to_write(batched, 
     b.p.process_item(dict(item))
     b.batch.flush()
     assert _verdicts(b.events, "shopee:8") == [item["_verdict"].verdict]
+
+
+def test_a_failed_timed_commit_is_tried_again_without_losing_events(batched, world_registry, caplog):
+    b = batched
+    b.p.process_item(_item(9, "ปลั๊กพ่วง 4 ช่อง สายยาว 3 เมตร", world_registry))
+    real = b.events.append_many
+    calls = []
+
+    def fail_once(rows, at=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return real(rows, at)
+
+    b.events.append_many = fail_once  # type: ignore[method-assign]
+    b.clock[0] = 10.0
+    b.batch.flush_if_due()  # the listing is committed, the events are not: logged, kept
+    assert "trying again" in caplog.text
+    assert _committed(b.path) == 1 and _verdicts(b.events, "shopee:9") == [] and b.tracker.log.count("frontier") == 0
+    b.batch.flush_if_due()
+    assert len(_verdicts(b.events, "shopee:9")) == 1 and b.order[-1] == "frontier"
