@@ -52,17 +52,18 @@ def spider(home):
 
 class RecordedPage:
     """The part of a Playwright page the Shopee spider uses. The spider's own `_init_page` hooks its
-    response listener in, and the recorded API answer is delivered to it as the browser would."""
+    request and response listeners in, and the recorded API call and answer are delivered to them as
+    the browser would."""
 
     def __init__(self, url: str):
         self.url = url
         self.closed = False
         self.screenshots = 0
-        self._listeners: list[Callable[[Any], None]] = []
+        self._listeners: dict[str, list[Callable[[Any], None]]] = {"request": [], "response": []}
 
     def on(self, event: str, fn: Callable[[Any], None]) -> None:
-        assert event == "response"
-        self._listeners.append(fn)
+        assert event in self._listeners
+        self._listeners[event].append(fn)
 
     def deliver(self, url: str, body: bytes, status: int = 200) -> None:
         class Resp:
@@ -75,7 +76,9 @@ class RecordedPage:
             return body
 
         r.body = read
-        for fn in self._listeners:
+        for fn in self._listeners["request"]:
+            fn(r)  # the call (a request has the url too)
+        for fn in self._listeners["response"]:
             fn(r)
 
     def is_closed(self) -> bool:
