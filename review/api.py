@@ -26,9 +26,14 @@ from review.pages import (
     _ip,
     _pack,
     _search_filters,
+    audit_export,
     case_response,
+    dashboard_export,
+    evidence_file_response,
     export_response,
+    operator_export,
     seller_export,
+    users_export,
 )
 from review.service import BadParam, ListFilters
 
@@ -69,6 +74,23 @@ class UserChangeIn(BaseModel):
     unlock: bool = Field(False, description="true lifts a lock-out")
 
 
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=80, description="what the token is for (shown on My account)")
+
+
+class PasswordIn(BaseModel):
+    current: str = Field(min_length=1, max_length=1000)
+    new: str = Field(min_length=10, max_length=1000, description="10+ characters, at least 4 different ones")
+
+
+class PasswordResetIn(BaseModel):
+    password: str = Field(min_length=10, max_length=1000)
+
+
+class MeIn(BaseModel):
+    lang: Literal["th", "en"] | None = Field(None, description="the language of the pages (and exports)")
+
+
 class SavedSearchIn(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     query: dict[str, str]
@@ -84,9 +106,52 @@ def _search(request: Request, f: ListFilters, limit: int, offset: int) -> dict[s
             "facets": {k: [[a, b] for a, b in v] for k, v in facets.items()}}
 
 
-@router.get("/me")
+@router.get("/me", summary="Who the token (or session) belongs to")
 def me(user: User = Depends(anyone)) -> dict[str, Any]:
-    return user.public()
+    return {**user.public(), "lang": user.lang}
+
+
+@router.patch("/me", summary="Change one's own settings: the language (the pages' language switch)")
+def api_change_me(request: Request, body: MeIn, user: User = Depends(anyone)) -> dict[str, Any]:
+    db = request.app.state.appdb
+    if body.lang is not None:
+        db.set_lang(user, body.lang)
+    u = db.user_by_id(user.id)
+    return {**u.public(), "lang": u.lang}
+
+
+@router.get("/me/tokens", summary="One's own personal API tokens (never the token itself: only its first characters)")
+def api_my_tokens(request: Request, user: User = Depends(anyone)) -> list[dict[str, Any]]:
+    return request.app.state.appdb.tokens(user)
+
+
+@router.post("/me/tokens", status_code=201, summary="Make a personal API token: the answer is the only time it is shown")
+def api_new_token(request: Request, body: TokenIn, user: User = Depends(anyone)):
+    from fastapi.responses import JSONResponse
+
+    tid, token = request.app.state.appdb.new_token(user, body.name)
+    rec = next(t for t in request.app.state.appdb.tokens(user) if t["id"] == tid)
+    return JSONResponse({**rec, "token": token}, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/me/tokens/{tid}", status_code=204, summary="Revoke one of one's own tokens (it stops working at once)")
+def api_revoke_token(request: Request, tid: int, user: User = Depends(anyone)) -> None:
+    if not request.app.state.appdb.revoke_token(user, tid):
+        raise HTTPException(404, "no such live token of yours")
+
+
+@router.post("/me/password", status_code=204, summary="Change one's own password (the current one is needed); "
+             "every session of the account ends, tokens keep working")
+def api_change_password(request: Request, body: PasswordIn, user: User = Depends(anyone)) -> None:
+    db = request.app.state.appdb
+    outcome, _ = db.authenticate(user.username, body.current, ip=_ip(request))
+    if outcome != "ok":
+        raise HTTPException(403 if outcome in ("bad", "locked") else 400,
+                            "the current password is wrong" if outcome == "bad" else f"login {outcome}")
+    try:
+        db.set_password(user.username, body.new, by=user)
+    except UserError as e:
+        raise HTTPException(400, str(e)) from None
 
 
 @router.get("/queue", summary="The triage queue: flagged listings by risk, with filters and facets")
@@ -106,6 +171,12 @@ def api_pack(request: Request, key: str, user: User = Depends(internal)):
     from fastapi.responses import Response
 
     return Response(_pack(request, [key], user, f"evidence pack {key}"), media_type="application/zip")
+
+
+@router.get("/listings/{key:path}/evidence/{eid}", summary="One evidence file of a listing (screenshot, saved page, "
+            "raw response, picture), by its place in the listing's `evidence` list")
+def api_evidence_file(request: Request, key: str, eid: int, user: User = Depends(internal)):
+    return evidence_file_response(request, key, eid)
 
 
 @router.post("/listings/{key:path}/decisions", summary="Decide on a listing (officers)")
@@ -152,12 +223,20 @@ def api_bulk(request: Request, body: BulkDecisionIn, user: User = Depends(decide
     return {"done": done, "failed": failed}
 
 
-@router.get("/sellers/{marketplace}/{seller_id:path}", summary="A seller: listings, first/last seen, flagged share")
+@router.get("/sellers/{marketplace}/{seller_id:path}", summary="A seller: listings, first/last seen, flagged share, and "
+            "the shops the same operator may run on any marketplace, with why each is linked")
 def api_seller(request: Request, marketplace: str, seller_id: str, user: User = Depends(internal)) -> dict[str, Any]:
-    s = request.app.state.store.seller(marketplace, seller_id)
+    st = request.app.state.store
+    s = st.seller(marketplace, seller_id)
     if s is None:
         raise HTTPException(404, "no such seller")
-    return service.jsonable(s)
+    op = service.linked_shops(st, s)
+    a = op["anchor"]
+    return service.jsonable({
+        **s, "contacts": sorted(a.contacts),
+        "linked": [{**{k: v for k, v in x["profile"].items() if k != "items"}, "strength": x["strength"], "links": x["links"]}
+                   for x in op["linked"]],
+        "operator": op["totals"]})
 
 
 @router.get("/dashboard", summary="Flags per day, by standard, backlog age, decisions per officer, takedown rate")
@@ -187,6 +266,31 @@ def api_save(request: Request, body: SavedSearchIn, user: User = Depends(interna
 def api_unsave(request: Request, sid: int, user: User = Depends(internal)) -> None:
     if not request.app.state.appdb.delete_saved_search(user, sid):
         raise HTTPException(404, "no such saved search")
+
+
+@router.put("/users/{name}/password", status_code=204, summary="Set another user's password (administrators): "
+            "their sessions end and a lock-out is lifted")
+def api_reset_password(request: Request, name: str, body: PasswordResetIn, user: User = Depends(admin)) -> None:
+    try:
+        request.app.state.appdb.set_password(name, body.password, by=user)
+    except UserError as e:
+        raise HTTPException(404 if str(e).startswith("no user") else 400, str(e)) from None
+
+
+@router.get("/users/{name}/tokens", summary="A user's personal API tokens (administrators)")
+def api_user_tokens(request: Request, name: str, user: User = Depends(admin)) -> list[dict[str, Any]]:
+    u = request.app.state.appdb.user(name)
+    if u is None:
+        raise HTTPException(404, f"no user {name!r}")
+    return request.app.state.appdb.tokens(u)
+
+
+@router.delete("/users/{name}/tokens/{tid}", status_code=204, summary="Revoke a user's token (administrators)")
+def api_revoke_user_token(request: Request, name: str, tid: int, user: User = Depends(admin)) -> None:
+    db = request.app.state.appdb
+    u = db.user(name)
+    if u is None or not db.revoke_token(u, tid, by=user):
+        raise HTTPException(404, "no such live token")
 
 
 @router.get("/users", summary="Users (administrators)")
@@ -230,6 +334,29 @@ def api_case(request: Request, body: CaseIn, user: User = Depends(internal)):
 @router.get("/export/seller/{marketplace}/{seller_id}.{fmt}", summary="A seller's listings as CSV or XLSX")
 def api_export_seller(request: Request, marketplace: str, seller_id: str, fmt: str, user: User = Depends(internal)):
     return seller_export(request, user, marketplace, seller_id, fmt)
+
+
+@router.get("/export/operator/{marketplace}/{seller_id}.{fmt}", summary="The listings of a seller and of the shops "
+            "linked to it as one operator, as CSV or XLSX")
+def api_export_operator(request: Request, marketplace: str, seller_id: str, fmt: str, user: User = Depends(internal)):
+    return operator_export(request, user, marketplace, seller_id, fmt)
+
+
+@router.get("/export/audit.{fmt}", summary="The audit log (its filters: target, who, action, before) as CSV or XLSX "
+            "(administrators)")
+def api_export_audit(request: Request, fmt: str, user: User = Depends(admin), target: str = "", who: str = "",
+                     action: str = "", before: int | None = None):
+    return audit_export(request, user, fmt, target, who, action, before)
+
+
+@router.get("/export/users.{fmt}", summary="Users as CSV or XLSX (administrators)")
+def api_export_users(request: Request, fmt: str, user: User = Depends(admin)):
+    return users_export(request, user, fmt)
+
+
+@router.get("/export/dashboard.{fmt}", summary="The dashboard's figures as one table, CSV or XLSX")
+def api_export_dashboard(request: Request, fmt: str, user: User = Depends(internal), days: int = Query(30, ge=1, le=366)):
+    return dashboard_export(request, user, fmt, days)
 
 
 @router.get("/export/queue.{fmt}", summary="The queue as CSV or XLSX")

@@ -70,6 +70,53 @@ def stacked_bars(labels: list[str], series: dict[str, list[int]], title: str, wi
     return "".join(out)
 
 
+def lines(labels: list[str], series: dict[str, list[int]], title: str, width: int = 640, height: int = 220,
+          empty: str = "no data") -> str:
+    """One line per series (e.g. a standard) over the labels (e.g. days), each point with its value in
+    a <title>, and a legend. The trend of several series at once, where stacked bars would hide it."""
+    names = [n for n in series if any(series[n])]
+    top = _nice_max(max((v for n in names for v in series[n]), default=0))
+    left, right, head, foot = 40, 8, 24, 34 + 16 * ((len(names) - 1) // 4)
+    w, h = width - left - right, height - head - foot
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart lines" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{_e(title)}"><title>{_e(title)}</title>']
+    if not labels or not names:
+        out.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#5b6475">{_e(empty)}</text></svg>')
+        return "".join(out)
+    for k in range(5):
+        y = head + h - h * k / 4
+        out.append(f'<line x1="{left}" x2="{left + w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e7ec"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10" fill="#5b6475">{int(top * k / 4)}</text>')
+    step_x = w / max(1, len(labels) - 1) if len(labels) > 1 else 0
+    xs = [left + (i * step_x if len(labels) > 1 else w / 2) for i in range(len(labels))]
+    step = max(1, len(labels) // 8)
+    for i, lab in enumerate(labels):
+        if i % step == 0 or i == len(labels) - 1:
+            out.append(f'<text x="{xs[i]:.1f}" y="{head + h + 14}" text-anchor="middle" font-size="10" '
+                       f'fill="#5b6475">{_e(lab)}</text>')
+    for j, n in enumerate(names):
+        col = PALETTE[j % len(PALETTE)]
+        ys = [head + h - h * v / top for v in series[n]]
+        path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(zip(xs, ys, strict=False)))
+        out.append(f'<g class="series" data-series="{_e(n)}"><path d="{path}" fill="none" stroke="{col}" stroke-width="2"/>')
+        for i, (x, y) in enumerate(zip(xs, ys, strict=False)):
+            v = series[n][i]
+            if v:
+                out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{col}"><title>{_e(labels[i])} · {_e(n)}: {v}'
+                           f'</title></circle>')
+        out.append("</g>")
+    lx, ly = left, height - foot + 22
+    for j, n in enumerate(names):
+        if j and j % 4 == 0:
+            lx, ly = left, ly + 16
+        short = n if len(n) <= 24 else n[:23] + "…"
+        out.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{PALETTE[j % len(PALETTE)]}"/>'
+                   f'<text x="{lx + 14}" y="{ly}" font-size="11" fill="#1d2330"><title>{_e(n)}</title>{_e(short)}</text>')
+        lx += 24 + 7 * len(short)
+    out.append("</svg>")
+    return "".join(out)
+
+
 def hbars(items: list[tuple[str, int]], title: str, width: int = 640, bar: int = 18, empty: str = "no data",
           color: str = "#175cd3", label_width: int = 200) -> str:
     """Horizontal bars, one per (label, value), with the value written at the end of the bar."""

@@ -405,12 +405,13 @@ class AppDB:
         return [dict(r) for r in self.q("SELECT id, name, prefix, created_at, last_used, revoked_at FROM api_tokens"
                                          " WHERE user_id=? ORDER BY id DESC", (user.id,))]
 
-    def revoke_token(self, user: User, token_id: int) -> bool:
+    def revoke_token(self, user: User, token_id: int, by: User | None = None) -> bool:
+        """Revoke `user`'s token `token_id` (by the user, or by `by`: an administrator)."""
         with self._lock:
             n = self.db.execute("UPDATE api_tokens SET revoked_at=? WHERE id=? AND user_id=? AND revoked_at IS NULL",
                                 (iso(now_utc()), token_id, user.id)).rowcount
         if n:
-            self.audit("token.revoke", f"user:{user.username}", None, {"token_id": token_id}, user)
+            self.audit("token.revoke", f"user:{user.username}", None, {"token_id": token_id}, by or user)
         return bool(n)
 
     def token_user(self, token: str, now: datetime | None = None) -> User | None:

@@ -64,6 +64,52 @@ def listing_row(h: dict[str, Any], lang: str = "th") -> dict[str, Any]:
     }
 
 
+AUDIT_COLUMNS = ("id", "at", "at_utc", "username", "action", "target", "before", "after", "ip")
+USER_COLUMNS = ("username", "display_name", "role", "active", "locked_until", "last_login", "created_at")
+DASHBOARD_COLUMNS = ("table", "day", "marketplace", "standard", "label", "count")
+
+
+def audit_row(r: dict[str, Any], lang: str = "th") -> dict[str, Any]:
+    """An audit log entry as a spreadsheet row: the time in Asia/Bangkok and in UTC, before/after as JSON."""
+    def js(v: Any) -> str:
+        return "" if v is None else json.dumps(v, ensure_ascii=False, default=str, sort_keys=True)
+
+    return {"id": r.get("id"), "at": fmt_dt(r.get("at"), lang), "at_utc": r.get("at"), "username": r.get("username"),
+            "action": r.get("action"), "target": r.get("target"), "before": js(r.get("before")),
+            "after": js(r.get("after")), "ip": r.get("ip")}
+
+
+def user_row(u: Any, lang: str = "th") -> dict[str, Any]:
+    """A user account as a spreadsheet row (never the password hash)."""
+    return {"username": u.username, "display_name": u.display_name, "role": u.role, "active": u.active,
+            "locked_until": fmt_dt(u.locked_until, lang) if u.locked_until else "",
+            "last_login": fmt_dt(u.last_login, lang) if u.last_login else "",
+            "created_at": fmt_dt(u.created_at, lang) if u.created_at else ""}
+
+
+def dashboard_rows(d: dict[str, Any], lang: str = "th") -> Iterator[dict[str, Any]]:
+    """The dashboard's figures (review.service.dashboard) as one long table: a row per figure, named by
+    its `table` (flags_per_day_marketplace, flags_per_day_standard, flags_by_standard, backlog_age,
+    decisions_per_officer, takedown)."""
+    days = d.get("days") or []
+    for mp, vals in (d.get("per_marketplace") or {}).items():
+        for day, n in zip(days, vals, strict=False):
+            if n:
+                yield {"table": "flags_per_day_marketplace", "day": day, "marketplace": mp, "count": n}
+    for std, vals in (d.get("per_standard") or {}).items():
+        for day, n in zip(days, vals, strict=False):
+            if n:
+                yield {"table": "flags_per_day_standard", "day": day, "standard": std, "count": n}
+    for std, n in d.get("by_standard") or []:
+        yield {"table": "flags_by_standard", "standard": std, "count": n}
+    for a, n in d.get("backlog") or []:
+        yield {"table": "backlog_age", "label": tr(f"dash.age.{a}", lang), "count": n}
+    for who, n in d.get("per_officer") or []:
+        yield {"table": "decisions_per_officer", "label": who, "count": n}
+    yield {"table": "takedown", "label": "taken_down", "count": d.get("taken_down", 0)}
+    yield {"table": "takedown", "label": "acted_on", "count": d.get("acted", 0)}
+
+
 def csv_bytes(rows: Iterable[dict[str, Any]], columns: Iterable[str]) -> Iterator[bytes]:
     """CSV (UTF-8 with BOM, so Excel reads Thai), streamed, every cell made safe."""
     cols = list(columns)

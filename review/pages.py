@@ -209,6 +209,10 @@ def _qs(params: dict[str, Any], **over: Any) -> str:
 # ---- the listing page and decisions -------------------------------------------------------------
 @router.get("/listing/{key:path}/evidence/{eid}")
 def evidence_file(request: Request, key: str, eid: int, user: User = Depends(internal)):
+    return evidence_file_response(request, key, eid)
+
+
+def evidence_file_response(request: Request, key: str, eid: int):
     found = service.evidence_file(request.app.state.store, request.app.state.settings.home, key, eid)
     if found is None:
         raise HTTPException(404, "no such evidence file")
@@ -403,13 +407,32 @@ def seller(request: Request, marketplace: str, seller_id: str, user: User = Depe
     s = st.seller(marketplace, seller_id)
     if s is None:
         raise HTTPException(404, "no such seller")
-    others = []
-    if s.get("name"):
-        from listings.store import SearchQuery
+    op = service.linked_shops(st, s)
+    return render(request, "seller.html", {"s": s, "op": op, "anchor_key": f"{marketplace}:{seller_id}",
+                                           "operator_items": service.operator_listings(s, op["linked"], 200)
+                                           if any(x["strength"] != "weak" for x in op["linked"]) else []})
 
-        res = st.search(SearchQuery(seller=s["name"], limit=0))
-        others = [(mp, n) for mp, n in res.facets.get("marketplace", []) if mp != marketplace]
-    return render(request, "seller.html", {"s": s, "others": others})
+
+def operator_export(request: Request, user: User, marketplace: str, seller_id: str, fmt: str):
+    """The listings of a shop and of the shops linked to it as one operator (review/linking.py)."""
+    _fmt_ok(fmt)
+    st = request.app.state.store
+    s = st.seller(marketplace, seller_id)
+    if s is None:
+        raise HTTPException(404, "no such seller")
+    op = service.linked_shops(st, s)
+    lang = lang_of(request)
+    rows = [{**exports.listing_row(h, lang)} for h in service.operator_listings(s, op["linked"], 100_000)]
+    request.app.state.appdb.audit(f"export.{fmt}", f"operator:{marketplace}:{seller_id}", None,
+                                  {"shops": [f"{marketplace}:{seller_id}"] + [f"{x['profile']['marketplace']}:{x['profile']['seller_id']}"
+                                                                             for x in op["linked"] if x["strength"] != "weak"]},
+                                  user, _ip(request))
+    return table_response(fmt, "operator", rows, exports.LISTING_COLUMNS)
+
+
+@router.get("/export/operator/{marketplace}/{seller_id:path}.{fmt}")
+def export_operator(request: Request, marketplace: str, seller_id: str, fmt: str, user: User = Depends(internal)):
+    return operator_export(request, user, marketplace, seller_id, fmt)
 
 
 # ---- dashboard, audit ---------------------------------------------------------------------------
@@ -422,6 +445,9 @@ def dashboard(request: Request, user: User = Depends(internal)):
     return render(request, "dashboard.html", {
         "d": d,
         "chart_days": svg(charts.stacked_bars(days, d["per_marketplace"], tr("dash.flags_per_day", lang), empty=none)),
+        "chart_std_days": svg(charts.lines(days, {tr("dash.other", lang) if k == service.OTHER else k: v
+                                                  for k, v in d["per_standard"].items()},
+                                           tr("dash.flags_per_day_standard", lang), empty=none)),
         "chart_std": svg(charts.hbars(d["by_standard"], tr("dash.flags_by_standard", lang), empty=none, label_width=120)),
         "chart_backlog": svg(charts.hbars([(tr(f"dash.age.{a}", lang), n) for a, n in d["backlog"]],
                                           tr("dash.backlog", lang), empty=none, color="#dc6803", label_width=120)),
@@ -434,7 +460,7 @@ def dashboard(request: Request, user: User = Depends(internal)):
 def audit(request: Request, user: User = Depends(admin), target: str = "", who: str = "", action: str = "",
           before: int | None = None):
     rows = request.app.state.appdb.audit_rows(target[:300] or None, who[:64] or None, action[:64] or None, 200, before)
-    return render(request, "audit.html", {"rows": rows, "target": target, "who": who, "action": action,
+    return render(request, "audit.html", {"rows": rows, "target": target, "who": who, "action": action, "before": before,
                                           "older": rows[-1]["id"] if len(rows) == 200 else None})
 
 
@@ -544,6 +570,80 @@ def export_response(request: Request, user: User, f: ListFilters, fmt: str, name
         return Response(data, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f'attachment; filename="tiswatch-{name}-{stamp}.xlsx"'})
     raise HTTPException(404, "csv or xlsx")
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def table_response(fmt: str, name: str, rows: Any, columns: tuple[str, ...]) -> Response:
+    """Rows (dicts) as a CSV (streamed) or XLSX download; every cell goes through exports.safe_cell."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    fname = f"tiswatch-{_file_safe(name)}-{stamp}.{fmt}"
+    if fmt == "csv":
+        return StreamingResponse(exports.csv_bytes(rows, columns), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{fname}"'})
+    if fmt == "xlsx":
+        return Response(exports.xlsx_bytes(rows, columns, name), media_type=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="{fname}"'})
+    raise HTTPException(404, "csv or xlsx")
+
+
+def _fmt_ok(fmt: str) -> None:
+    if fmt not in ("csv", "xlsx"):
+        raise HTTPException(404, "csv or xlsx")
+
+
+def audit_export(request: Request, user: User, fmt: str, target: str = "", who: str = "", action: str = "",
+                 before: int | None = None):
+    """The audit log under the page's filters (every matching entry, newest first, read in pages)."""
+    _fmt_ok(fmt)
+    db = request.app.state.appdb
+    lang = lang_of(request)
+    filters = {"target": target[:300], "who": who[:64], "action": action[:64], "before": before}
+    db.audit(f"export.{fmt}", "audit", None, {"filters": {k: v for k, v in filters.items() if v}}, user, _ip(request))
+
+    def rows():
+        cursor = before
+        while True:
+            page = db.audit_rows(target[:300] or None, who[:64] or None, action[:64] or None, 1000, cursor)
+            yield from (exports.audit_row(r, lang) for r in page)
+            if len(page) < 1000:
+                return
+            cursor = page[-1]["id"]
+
+    return table_response(fmt, "audit", rows(), exports.AUDIT_COLUMNS)
+
+
+def users_export(request: Request, user: User, fmt: str):
+    _fmt_ok(fmt)
+    lang = lang_of(request)
+    request.app.state.appdb.audit(f"export.{fmt}", "users", None, None, user, _ip(request))
+    return table_response(fmt, "users", [exports.user_row(u, lang) for u in request.app.state.appdb.users()],
+                          exports.USER_COLUMNS)
+
+
+def dashboard_export(request: Request, user: User, fmt: str, days: int = 30):
+    _fmt_ok(fmt)
+    st = request.app.state
+    d = service.dashboard(st.store, st.appdb, st.events, datetime.now(UTC), days)
+    st.appdb.audit(f"export.{fmt}", "dashboard", None, {"days": days}, user, _ip(request))
+    return table_response(fmt, "dashboard", list(exports.dashboard_rows(d, lang_of(request))), exports.DASHBOARD_COLUMNS)
+
+
+@router.get("/export/audit.{fmt}")
+def export_audit(request: Request, fmt: str, user: User = Depends(admin), target: str = "", who: str = "",
+                 action: str = "", before: int | None = None):
+    return audit_export(request, user, fmt, target, who, action, before)
+
+
+@router.get("/export/users.{fmt}")
+def export_users(request: Request, fmt: str, user: User = Depends(admin)):
+    return users_export(request, user, fmt)
+
+
+@router.get("/export/dashboard.{fmt}")
+def export_dashboard(request: Request, fmt: str, user: User = Depends(internal), days: int = Query(30, ge=1, le=366)):
+    return dashboard_export(request, user, fmt, days)
 
 
 @router.get("/export/queue.{fmt}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -193,6 +193,22 @@ def update_flag_days(appdb: Any, events: Any, batch: int = 5000) -> int:
     return n
 
 
+TREND_STANDARDS = 6  # standards drawn in the per-day trend; the rest are summed as OTHER
+OTHER = "other"
+
+
+def top_series(series: dict[str, list[int]], n: int, other: str = OTHER) -> dict[str, list[int]]:
+    """The `n` series with the largest totals (ties by name), largest first, and the rest summed into
+    one series named `other` (only when there is a rest). Pure."""
+    ranked = sorted(series, key=lambda k: (-sum(series[k]), k))
+    out = {k: list(series[k]) for k in ranked[:n]}
+    rest = ranked[n:]
+    if rest:
+        length = len(series[rest[0]])
+        out[other] = [sum(series[k][i] for k in rest) for i in range(length)]
+    return out
+
+
 def dashboard(store: Any, appdb: Any, events: Any, now: datetime, days: int = 30) -> dict[str, Any]:
     update_flag_days(appdb, events)
     today = now.astimezone(BANGKOK).date()
@@ -200,10 +216,12 @@ def dashboard(store: Any, appdb: Any, events: Any, now: datetime, days: int = 30
     rows = appdb.q("SELECT day, marketplace, tis_no, n FROM flag_days WHERE day >= ?", (day_list[0],))
     per_mp: dict[str, list[int]] = {}
     by_std: dict[str, int] = defaultdict(int)
+    std_days: dict[str, list[int]] = {}
     idx = {d: i for i, d in enumerate(day_list)}
     for r in rows:
         if r["day"] in idx:
             per_mp.setdefault(r["marketplace"], [0] * len(day_list))[idx[r["day"]]] += r["n"]
+            std_days.setdefault(r["tis_no"] or "—", [0] * len(day_list))[idx[r["day"]]] += r["n"]
         by_std[r["tis_no"] or "—"] += r["n"]
     # backlog: flagged listings nobody has decided on, by how long they have been flagged (flagged_at:
     # the first flag of the current flagged spell, not first_seen: a listing seen for months and
@@ -231,7 +249,7 @@ def dashboard(store: Any, appdb: Any, events: Any, now: datetime, days: int = 30
     counts = store.counts()
     flagged = sum(v for k, v in counts.get("by_verdict", {}).items() if k in FLAGGED)
     return {
-        "days": day_list, "per_marketplace": per_mp,
+        "days": day_list, "per_marketplace": per_mp, "per_standard": top_series(std_days, TREND_STANDARDS),
         "by_standard": sorted(by_std.items(), key=lambda x: -x[1])[:15],
         "backlog": backlog, "backlog_total": total_new, "per_officer": per_officer,
         "taken_down": st.get("taken_down", 0), "acted": acted,
@@ -242,3 +260,115 @@ def dashboard(store: Any, appdb: Any, events: Any, now: datetime, days: int = 30
 
 def jsonable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str, ensure_ascii=False))
+
+
+# ---- sellers: one operator's shops across marketplaces -------------------------------------------
+LINK_LIMITS = {"names": 5, "contacts": 10, "photo_listings": 100, "photos": 60, "hits": 100, "shops": 30}
+
+
+def _shop(store: Any, profile: dict[str, Any], photos: Any = None) -> Any:
+    from review.linking import Shop, contacts_in, listing_text
+
+    items = profile.get("items") or []
+    contacts: set[str] = set()
+    for x in items:
+        contacts |= contacts_in(listing_text(x))
+    names = tuple(dict.fromkeys([n for n in (profile.get("names") or []) + [profile.get("name")] if n]))
+    if photos is None:
+        photos = set()
+        for x in items[:LINK_LIMITS["photo_listings"]]:
+            photos |= {im["phash"] for im in store.images_of(x["key"]) if im.get("phash")}
+            if len(photos) >= LINK_LIMITS["photos"]:
+                break
+    return Shop(profile["marketplace"], profile["seller_id"], names, frozenset(contacts), frozenset(photos))
+
+
+def linked_shops(store: Any, profile: dict[str, Any], limits: dict[str, int] | None = None, depth: int = 2) -> dict[str, Any]:
+    """The shops the seller of `profile` (store.seller()) may also run, and why (review/linking.py).
+
+    Candidates come from the store: accounts whose name contains a word of a shop's name
+    (store.sellers), listings whose text may carry one of its contacts (store.search, then read with
+    the pure extractor), listings with one of the anchor's pictures (store.find_images). The pure
+    rules decide. The search starts again from each shop found by a strong or medium link, `depth`
+    rounds in all (2: the anchor's links and theirs). Returns {"anchor": Shop, "linked": [{"profile",
+    "links", "strength"}], "totals": listings, flagged, first/last seen of the anchor and its strong
+    and medium links together}."""
+    from review.linking import contacts_in, listing_text, name_words, operator_group, search_forms
+
+    lim = {**LINK_LIMITS, **(limits or {})}
+    anchor = _shop(store, profile)
+    found: dict[tuple[str, str], set[str]] = {}  # (marketplace, seller_id) -> phashes seen shared
+
+    def note(mp: Any, sid: Any, phash: str | None = None) -> None:
+        if mp and sid and (mp, sid) != (anchor.marketplace, anchor.seller_id):
+            s = found.setdefault((str(mp), str(sid)), set())
+            if phash:
+                s.add(phash)
+
+    def gather(shop: Any, photos: bool) -> None:
+        for name in shop.names[:lim["names"]]:
+            words = sorted(name_words(name), key=len, reverse=True)
+            if words and len(words[0]) >= 3:
+                for acc in store.sellers(words[0], limit=lim["hits"]):
+                    note(acc.get("marketplace"), acc.get("seller_id"))
+        for c in sorted(shop.contacts)[:lim["contacts"]]:
+            for form in search_forms(c):
+                try:
+                    res = store.search(SearchQuery(text=form, limit=lim["hits"], facets=False, order="recent"))
+                except ValueError:
+                    continue
+                for h in res.hits:
+                    if c in contacts_in(listing_text(h)):
+                        note(h.get("marketplace"), h.get("seller_id"))
+        if photos:
+            for ph in sorted(shop.photos)[:lim["photos"]]:
+                for h in store.find_images(ph, limit=lim["hits"]):
+                    note(h.get("marketplace"), h.get("seller_id"), h.get("phash"))
+
+    profiles: dict[str, dict[str, Any]] = {}
+    shops: dict[str, Any] = {}
+    searched = {anchor.key}
+    frontier = [anchor]
+    group: list[Any] = []
+    for round_ in range(max(1, depth)):
+        for shop in frontier:
+            gather(shop, photos=round_ == 0)
+        for (mp, sid), phashes in list(found.items()):
+            k = f"{mp}:{sid}"
+            if k in shops:
+                shops[k] = replace(shops[k], photos=shops[k].photos | frozenset(phashes))
+                continue
+            if len(shops) >= lim["shops"] * 4:
+                break
+            p = store.seller(mp, sid)
+            if p is None:
+                continue
+            profiles[k] = p
+            shops[k] = _shop(store, p, photos=phashes)
+        group = operator_group(anchor, shops.values())
+        frontier = [g.shop for g in group if g.strength != "weak" and g.shop.key not in searched]
+        searched |= {s.key for s in frontier}
+        if not frontier:
+            break
+    group = group[:lim["shops"]]
+    linked = [{"profile": profiles[g.shop.key], "strength": g.strength,
+               "links": [{"kind": r.kind, "value": r.value, "strength": r.strength, "via": r.via} for r in g.links]}
+              for g in group]
+    same = [profile] + [x["profile"] for x in linked if x["strength"] != "weak"]
+    n = sum(p["listings"] for p in same)
+    flagged = sum(p["flagged"] for p in same)
+    totals = {"shops": len(same), "marketplaces": sorted({p["marketplace"] for p in same}), "listings": n,
+              "flagged": flagged, "flagged_share": round(flagged / n, 3) if n else 0.0,
+              "first_seen": min((p["first_seen"] for p in same if p.get("first_seen")), default=None),
+              "last_seen": max((p["last_seen"] for p in same if p.get("last_seen")), default=None)}
+    return {"anchor": anchor, "linked": linked, "totals": totals}
+
+
+def operator_listings(anchor_profile: dict[str, Any], linked: list[dict[str, Any]], limit: int = 1000) -> list[dict[str, Any]]:
+    """The listings of a shop and of the shops strongly or medium linked to it, riskiest first."""
+    items = list(anchor_profile.get("items") or [])
+    for x in linked:
+        if x["strength"] != "weak":
+            items += x["profile"].get("items") or []
+    items.sort(key=lambda h: (-(h.get("risk") or 0), h.get("key") or ""))
+    return items[:limit]
