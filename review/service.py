@@ -263,7 +263,9 @@ def jsonable(v: Any) -> Any:
 
 
 # ---- sellers: one operator's shops across marketplaces -------------------------------------------
-LINK_LIMITS = {"names": 5, "contacts": 10, "photo_listings": 100, "photos": 60, "hits": 100, "shops": 30}
+# how far the seller page looks for linked shops: names and contacts searched per shop, listings whose
+# pictures are compared, store hits read per search, shops loaded and shown
+LINK_LIMITS = {"names": 5, "contacts": 10, "photo_listings": 100, "photos": 60, "hits": 100, "load": 40, "shops": 30}
 
 
 def _shop(store: Any, profile: dict[str, Any], photos: Any = None) -> Any:
@@ -293,24 +295,35 @@ def linked_shops(store: Any, profile: dict[str, Any], limits: dict[str, int] | N
     rounds in all (2: the anchor's links and theirs). Returns {"anchor": Shop, "linked": [{"profile",
     "links", "strength"}], "totals": listings, flagged, first/last seen of the anchor and its strong
     and medium links together}."""
-    from review.linking import contacts_in, listing_text, name_words, operator_group, search_forms
+    from review.linking import (
+        contacts_in,
+        listing_text,
+        name_words,
+        operator_group,
+        search_forms,
+        shop_name_key,
+    )
 
     lim = {**LINK_LIMITS, **(limits or {})}
     anchor = _shop(store, profile)
-    found: dict[tuple[str, str], set[str]] = {}  # (marketplace, seller_id) -> phashes seen shared
+    # candidates by the strength of what found them (contacts, names, photos): loaded in that order, at
+    # most lim["load"] of them (a generic name can match hundreds of accounts)
+    found: dict[str, dict[tuple[str, str], set[str]]] = {"contact": {}, "name": {}, "photo": {}}
 
-    def note(mp: Any, sid: Any, phash: str | None = None) -> None:
+    def note(how: str, mp: Any, sid: Any, phash: str | None = None) -> None:
         if mp and sid and (mp, sid) != (anchor.marketplace, anchor.seller_id):
-            s = found.setdefault((str(mp), str(sid)), set())
+            s = found[how].setdefault((str(mp), str(sid)), set())
             if phash:
                 s.add(phash)
 
     def gather(shop: Any, photos: bool) -> None:
+        keys = {k for n in shop.names if (k := shop_name_key(n))}
         for name in shop.names[:lim["names"]]:
             words = sorted(name_words(name), key=len, reverse=True)
-            if words and len(words[0]) >= 3:
+            if keys and words and len(words[0]) >= 3:
                 for acc in store.sellers(words[0], limit=lim["hits"]):
-                    note(acc.get("marketplace"), acc.get("seller_id"))
+                    if shop_name_key(acc.get("name")) in keys:  # the account's name; its others are read when loaded
+                        note("name", acc.get("marketplace"), acc.get("seller_id"))
         for c in sorted(shop.contacts)[:lim["contacts"]]:
             for form in search_forms(c):
                 try:
@@ -319,11 +332,11 @@ def linked_shops(store: Any, profile: dict[str, Any], limits: dict[str, int] | N
                     continue
                 for h in res.hits:
                     if c in contacts_in(listing_text(h)):
-                        note(h.get("marketplace"), h.get("seller_id"))
+                        note("contact", h.get("marketplace"), h.get("seller_id"))
         if photos:
             for ph in sorted(shop.photos)[:lim["photos"]]:
                 for h in store.find_images(ph, limit=lim["hits"]):
-                    note(h.get("marketplace"), h.get("seller_id"), h.get("phash"))
+                    note("photo", h.get("marketplace"), h.get("seller_id"), h.get("phash"))
 
     profiles: dict[str, dict[str, Any]] = {}
     shops: dict[str, Any] = {}
@@ -333,18 +346,20 @@ def linked_shops(store: Any, profile: dict[str, Any], limits: dict[str, int] | N
     for round_ in range(max(1, depth)):
         for shop in frontier:
             gather(shop, photos=round_ == 0)
-        for (mp, sid), phashes in list(found.items()):
-            k = f"{mp}:{sid}"
-            if k in shops:
-                shops[k] = replace(shops[k], photos=shops[k].photos | frozenset(phashes))
-                continue
-            if len(shops) >= lim["shops"] * 4:
-                break
-            p = store.seller(mp, sid)
-            if p is None:
-                continue
-            profiles[k] = p
-            shops[k] = _shop(store, p, photos=phashes)
+        for how in ("contact", "name", "photo"):
+            for (mp, sid), phashes in found[how].items():
+                k = f"{mp}:{sid}"
+                if k in shops:
+                    if phashes - shops[k].photos:
+                        shops[k] = replace(shops[k], photos=shops[k].photos | frozenset(phashes))
+                    continue
+                if len(shops) >= lim["load"]:
+                    break
+                p = store.seller(mp, sid)
+                if p is None:
+                    continue
+                profiles[k] = p
+                shops[k] = _shop(store, p, photos=phashes)
         group = operator_group(anchor, shops.values())
         frontier = [g.shop for g in group if g.strength != "weak" and g.shop.key not in searched]
         searched |= {s.key for s in frontier}

@@ -1,5 +1,7 @@
 """Review app benchmark: server time of the queue and listing pages with N flagged listings in the
-SQLite store (goal: p95 <= 150 ms at 100,000), next to the bare store calls they are built on. The
+SQLite store (goal: p95 <= 150 ms at 100,000), next to the bare store calls they are built on, and
+the seller page (which looks for the same operator's other shops: review/linking.py; every seller
+here shares names with many others, a worst case for name links). The
 queue is measured as served (its facet counts kept briefly, review/counts.py) and with the counts
 made on every request (what a page costs right after a bulk decision or once the counts expire).
 
@@ -118,6 +120,7 @@ def main(n: int = 100_000, runs: int = 30) -> None:
     c.post("/login", data={"username": "bench", "password": "bench-pass-123", "csrf": tok})
     key = st.search(SearchQuery(flagged_only=True, order="risk", limit=1)).hits[0]["key"]
     mp = st.get(key)["marketplace"]
+    seller = st.get(key)["seller_id"]
 
     def page(url, keep_counts=True):
         def f():
@@ -141,6 +144,7 @@ def main(n: int = 100_000, runs: int = 30) -> None:
         ("store.get + history + seller (baseline)", lambda: (st.get(key), st.history(key),
                                                              st.seller(mp, st.get(key)["seller_id"]))),
         ("listing page", page("/listing/" + key)),
+        ("seller page (its shops across marketplaces)", page(f"/seller/{mp}/{seller}")),
     ]
     listing_from = 9
     res = []

@@ -200,7 +200,7 @@ def test_seller_api_gives_the_links_and_the_operators_totals(app):
 # ---- 3. exports of every list ------------------------------------------------------------------
 def test_audit_log_export_keeps_the_pages_filters_and_is_formula_safe(app):
     db = app.state.appdb
-    c, csrf = client(app, "adm")
+    c, _ = client(app, "adm")
     # a failed login with a formula for a user name: the audit log keeps what was typed
     t = TestClient(app)
     tok = re.search(r'name="csrf" value="([^"]+)"', t.get("/login").text).group(1)
