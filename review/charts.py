@@ -76,7 +76,7 @@ def lines(labels: list[str], series: dict[str, list[int]], title: str, width: in
     a <title>, and a legend. The trend of several series at once, where stacked bars would hide it."""
     names = [n for n in series if any(series[n])]
     top = _nice_max(max((v for n in names for v in series[n]), default=0))
-    left, right, head, foot = 40, 8, 24, 34 + 16 * ((len(names) - 1) // 4)
+    left, right, head, foot = 40, 16, 24, 44 + 16 * ((len(names) - 1) // 4)
     w, h = width - left - right, height - head - foot
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart lines" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="{_e(title)}"><title>{_e(title)}</title>']
@@ -91,8 +91,10 @@ def lines(labels: list[str], series: dict[str, list[int]], title: str, width: in
     xs = [left + (i * step_x if len(labels) > 1 else w / 2) for i in range(len(labels))]
     step = max(1, len(labels) // 8)
     for i, lab in enumerate(labels):
-        if i % step == 0 or i == len(labels) - 1:
-            out.append(f'<text x="{xs[i]:.1f}" y="{head + h + 14}" text-anchor="middle" font-size="10" '
+        last = i == len(labels) - 1
+        if (i % step == 0 and len(labels) - 1 - i >= step / 2) or last:  # the last label, and none crowding it
+            anchor = "end" if last and len(labels) > 1 else "middle"
+            out.append(f'<text x="{xs[i]:.1f}" y="{head + h + 14}" text-anchor="{anchor}" font-size="10" '
                        f'fill="#5b6475">{_e(lab)}</text>')
     for j, n in enumerate(names):
         col = PALETTE[j % len(PALETTE)]
@@ -105,7 +107,7 @@ def lines(labels: list[str], series: dict[str, list[int]], title: str, width: in
                 out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{col}"><title>{_e(labels[i])} · {_e(n)}: {v}'
                            f'</title></circle>')
         out.append("</g>")
-    lx, ly = left, height - foot + 22
+    lx, ly = left, head + h + 32
     for j, n in enumerate(names):
         if j and j % 4 == 0:
             lx, ly = left, ly + 16
