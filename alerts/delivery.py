@@ -15,7 +15,6 @@ set: `tiswatch partners deliver --loop`), and `deliver(settings)` which wires th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import threading
@@ -94,11 +93,11 @@ class AlertWorker:
             self.store.release([mid])
             raise
         now = self.clock.now()
-        keep = bytes(body) if first else None  # retries send these very bytes
+        keep = bytes(body) if first else None  # a retry sends these very bytes (a delivered body is not kept)
         self.stats.count(p.id, "attempts")
         if res.ok:
             self._record(mid, p.id, now, ok=True, status=res.status, error=None, latency_ms=res.latency_ms,
-                         next_at=None, dead=False, body=keep)
+                         next_at=None, dead=False, body=None)
             self.stats.count(p.id, "delivered")
             if self._failures.get(p.id):
                 self._failures[p.id] = 0
@@ -131,6 +130,10 @@ class AlertWorker:
         self._flushed = time.monotonic()
 
     # ---- a partner's lane ------------------------------------------------------------------------------
+    def _held_back(self, p: Partner, now: datetime) -> bool:
+        """Paused (circuit open) or probed one message at a time."""
+        return bool(p.paused_until and p.paused_until > iso(now)) or self._failures.get(p.id, 0) >= self.policy.circuit_after
+
     def _slots(self, p: Partner, now: datetime, inflight: int) -> int:
         if p.paused_until and p.paused_until > iso(now):
             return 0
@@ -146,18 +149,39 @@ class AlertWorker:
             return self.poll
         return max(0.01, min(self.poll, (parse_iso(t) - now).total_seconds()))
 
+    @staticmethod
+    async def _pause(wake: asyncio.Event, timeout: float | None) -> None:
+        """Until `wake` is set (a delivery finished, new messages, stopping) or `timeout` passes; then
+        clear it. The caller looks at everything again after each pause, so a wake-up is never lost."""
+        if not wake.is_set():
+            timer = asyncio.get_running_loop().call_later(timeout, wake.set) if timeout is not None else None
+            try:
+                await wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        wake.clear()
+
     async def _lane(self, pid: str, until_idle: bool, stop: asyncio.Event | None = None) -> None:
         inflight: set[asyncio.Task[None]] = set()
+        finished: list[asyncio.Task[None]] = []
         queue: deque[Any] = deque()  # claimed (leased) and not yet started
         wake = self._wake.setdefault(pid, asyncio.Event())
+
+        def done(t: asyncio.Task[None]) -> None:
+            inflight.discard(t)
+            finished.append(t)
+            wake.set()
+
         p = self.store.partner(pid)
         self._failures.setdefault(pid, p.failures if p else 0)
         expired_at: datetime | None = None
         secrets_: list[str] = []
         secrets_error: str | None = None
+        decrypted: dict[str, str] = {}  # stored (encrypted) secret -> plain: decrypted once per lane
         try:
             while stop is None or not stop.is_set():
-                p = self.store.partner(pid)
+                p = self.store.partner_fresh(pid)
                 if p is None or not p.enabled or not p.webhook_url:
                     break
                 now = self.clock.now()
@@ -169,7 +193,9 @@ class AlertWorker:
                 if self._results and (time.monotonic() - self._flushed > 0.05 or not inflight):
                     self._flush()
                 slots = self._slots(p, now, len(inflight))
-                if slots < len(queue):  # the partner started failing: give back what it will not get now
+                if slots < len(queue) and self._held_back(p, now):
+                    # the partner is paused or probed: give back what it will not get now (while it is
+                    # healthy the queue is only a prefetch, sent as slots free up)
                     self.store.release([r["message_id"] for r in list(queue)[slots:]])
                     queue = deque(list(queue)[:slots])
                 if slots and not queue:
@@ -177,32 +203,27 @@ class AlertWorker:
                     queue.extend(self.store.claim_due(pid, now, 1 if probing else p.concurrency * 4, self.lease))
                     if queue:
                         try:
-                            secrets_ = self.store.webhook_secrets(pid, now)
+                            secrets_ = self.store.webhook_secrets(pid, now, decrypted)
                         except SecretsKeyError as e:  # each message records why it was not sent; nothing is lost
                             log.error("partner %s: %s", pid, e)
                             secrets_, secrets_error = [], str(e)
                         else:
                             secrets_error = None
                 while queue and slots > 0:
-                    inflight.add(asyncio.create_task(self._attempt(p, queue.popleft(), secrets_, secrets_error)))
+                    t = asyncio.create_task(self._attempt(p, queue.popleft(), secrets_, secrets_error))
+                    inflight.add(t)
+                    t.add_done_callback(done)
                     slots -= 1
+                for t in finished:
+                    if not t.cancelled() and t.exception() is not None:
+                        log.error("delivery task failed: %r", t.exception())
+                finished.clear()
                 if not inflight:
                     if until_idle:
                         break
-                    wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), timeout=self._next_wait(pid, now))
+                    await self._pause(wake, self._next_wait(pid, now))
                     continue
-                waiter = asyncio.create_task(wake.wait())
-                done, _ = await asyncio.wait(inflight | {waiter}, return_when=asyncio.FIRST_COMPLETED,
-                                             timeout=0.05 if self._results else (None if until_idle else self.poll))
-                waiter.cancel()
-                wake.clear()
-                for t in done:
-                    if t is not waiter:
-                        inflight.discard(t)
-                        if t.exception() is not None:
-                            log.error("delivery task failed: %r", t.exception())
+                await self._pause(wake, 0.05 if self._results else (None if until_idle else self.poll))
         finally:
             if queue:
                 self.store.release([r["message_id"] for r in queue])
@@ -210,7 +231,7 @@ class AlertWorker:
                 _, late = await asyncio.wait(inflight, timeout=self.stop_grace)
                 for t in late:
                     t.cancel()
-                await asyncio.gather(*inflight, return_exceptions=True)
+                await asyncio.gather(*late, return_exceptions=True)
             self._flush()
 
     def _webhook_partners(self) -> list[str]:

@@ -58,6 +58,9 @@ from matching.reasons import sentence
 EVENT_KINDS = ("verdict", "decision", "delisted", "relisted", "partner_status")
 BANGKOK = ZoneInfo("Asia/Bangkok")
 CURSOR = "events"
+_STAND_IN_ID = "al_" + "0" * 20  # the shape of a real alert id (store.new_alert)
+_STAND_IN_HEAD = '{"alert_id":"' + _STAND_IN_ID + '"'
+_NO_EVIDENCE = '"evidence":[]'  # how AlertData.model_dump_json() writes a payload's empty evidence
 
 
 def _listing(key: str, facts: Facts, d: dict[str, Any] | None) -> PublicListing:
@@ -144,8 +147,10 @@ class AlertEngine:
                     self.on_event(ev, facts)
                 self._activity(ev, before, facts)
                 if ev.kind != "partner_status":
+                    known = self.store.alerts_of_listing(ev.key)  # every partner's, in one query
+                    shared: dict[Any, str] = {}
                     for p in partners:
-                        res.messages += self._apply(p, facts, now, ev.id, cache)
+                        res.messages += self._apply(p, facts, now, ev.id, cache, known.get(p.id, (None, None)), shared)
                 res.events += 1
             res.cursor = evs[-1].id
             self.store.db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
@@ -190,51 +195,85 @@ class AlertEngine:
         return cache[key]
 
     def _apply(self, p: Partner, facts: Facts, now: datetime, event_id: int | None,
-               cache: dict[str, dict[str, Any] | None]) -> int:
-        row = self.store.open_alert(p.id, facts.key)
+               cache: dict[Any, Any], known: tuple[Any, Any] | None = None,
+               shared: dict[Any, str] | None = None) -> int:
+        """What this listing's facts mean for one partner: write the message, if any. `known`: the
+        partner's open and latest alert on the listing, when the caller read them already (one query for
+        every partner); `shared`: the event's payloads already serialised (see `_payload`)."""
+        if known is None:
+            row, latest = self.store.open_alert(p.id, facts.key), None
+        else:
+            row, latest = known
         e = eligibility(effective_filters(p.kind, p.operates, p.filters), facts, escalation_target(p.kind, p.operates, facts))
         resolved = None
         if row is None and e.ok:  # a new alert, or the re-opening of one resolved when the listing went away
-            latest = self.store.latest_alert(p.id, facts.key)
+            if known is None:
+                latest = self.store.latest_alert(p.id, facts.key)
             resolved = latest if latest is not None and latest["state"] == "resolved" else None
         action = transition(json.loads(row["public_state"]) if row else None, e, facts, resolved is not None)
         if action is None:
             return 0
         details = self._listing_details(facts.key, cache)
         pk = ("parts", facts)
-        parts = cache.get(pk)  # type: ignore[call-overload]
+        parts = cache.get(pk)
         if parts is None:
-            parts = cache[pk] = public_parts(facts, details, self.catalogue)  # type: ignore[index]
+            parts = cache[pk] = public_parts(facts, details, self.catalogue)
+        shared = {} if shared is None else shared
         if action.type == "alert.opened":
             assert e.basis is not None
-            aid = self.store.new_alert(p.id, facts.key, e.basis, public_state(facts, e.basis), now)
-            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, iso(now), parts=parts)
+            aid = self.store.new_alert(p.id, facts.key, e.basis, self._public_state(facts, e.basis, shared), now)
+            payload = self._payload(aid, "open", e.basis, facts, details, iso(now), parts, shared)
         elif action.type == "alert.reopened":
             assert resolved is not None and e.basis is not None
             aid = resolved["id"]
             self.store.reopen_alert(aid, e.basis, public_state(facts, e.basis), now)
-            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, resolved["opened_at"], parts=parts)
+            payload = self._payload(aid, "open", e.basis, facts, details, resolved["opened_at"], parts, shared)
         elif action.type == "alert.updated":
             assert row is not None and e.basis is not None
             aid = row["id"]
             self.store.update_alert(aid, e.basis, public_state(facts, e.basis), now)
-            data = build_alert_data(aid, "open", e.basis, facts, details, self.catalogue, row["opened_at"], parts=parts)
+            payload = self._payload(aid, "open", e.basis, facts, details, row["opened_at"], parts, shared)
         elif action.type == "alert.resolved":
             assert row is not None and action.reason is not None
             aid = row["id"]
             self.store.retract_alert(aid, action.reason, now, state="resolved")
-            data = build_alert_data(aid, "resolved", row["basis"], facts, details, self.catalogue, row["opened_at"],
-                                    parts=parts, resolution=action.reason)
+            payload = self._payload(aid, "resolved", row["basis"], facts, details, row["opened_at"], parts, shared,
+                                    resolution=action.reason)
         else:
             assert row is not None
             aid = row["id"]
             self.store.retract_alert(aid, action.reason or "outside_filters", now)
-            data = build_alert_data(aid, "retracted", row["basis"], facts, details, self.catalogue, row["opened_at"],
-                                    retraction=action.reason or "outside_filters", parts=parts)
-        self.store.add_message(p, aid, action.type, facts.key, data.model_dump_json(), now,
+            payload = self._payload(aid, "retracted", row["basis"], facts, details, row["opened_at"], parts, shared,
+                                    retraction=action.reason or "outside_filters")
+        self.store.add_message(p, aid, action.type, facts.key, payload, now,
                                marketplace=facts.marketplace, verdict=facts.verdict, tis_no=facts.tis_no,
                                risk=facts.risk, event_id=event_id)
         return 1
+
+    @staticmethod
+    def _public_state(facts: Facts, basis: str, shared: dict[Any, str]) -> str:
+        k = ("state", basis)
+        if k not in shared:
+            shared[k] = json.dumps(public_state(facts, basis))
+        return shared[k]
+
+    def _payload(self, aid: str, state: str, basis: str | None, facts: Facts, details: dict[str, Any] | None,
+                 opened_at: str, parts: dict[str, Any], shared: dict[Any, str], *, retraction: str | None = None,
+                 resolution: str | None = None) -> str:
+        """The stored payload (AlertData as JSON). The partners' messages about one event differ only in
+        their alert id when the rest is the same (a bulk confirmation opens the same alert for every
+        partner), so the models serialise it once per event with a stand-in id, and each partner's copy
+        swaps its own id in: `alert_id` is AlertData's first field, at a fixed place in the text."""
+        k = ("payload", state, basis, opened_at, retraction, resolution)
+        text = shared.get(k)
+        if text is None:
+            text = build_alert_data(_STAND_IN_ID, state, basis, facts, details, self.catalogue, opened_at, parts=parts,
+                                    retraction=retraction, resolution=resolution).model_dump_json()
+            if not text.startswith(_STAND_IN_HEAD):  # cannot happen while alert_id is the first field; never guess
+                return build_alert_data(aid, state, basis, facts, details, self.catalogue, opened_at, parts=parts,
+                                        retraction=retraction, resolution=resolution).model_dump_json()
+            shared[k] = text
+        return '{"alert_id":' + json.dumps(aid) + text[len(_STAND_IN_HEAD):]
 
     def reconcile(self, pid: str, *, reason_if_closed: str | None = None) -> int:
         """Bring a partner's open alerts in line with what is eligible now (after it was added with a
@@ -266,6 +305,7 @@ class Publisher:
         self.link_ttl = timedelta(days=link_days)
         self.clock = clock or SystemClock()
         self._key = store.signing_key()
+        self._ev_cache: dict[tuple[str, str, str], str] = {}  # (listing, created, expiry) -> evidence JSON
 
     def evidence(self, key: str, created: datetime, base_url: str | None = None) -> list[PublicEvidence]:
         """Links to the listing's evidence files. They expire `link_days` after `created`, or after now
@@ -297,13 +337,38 @@ class Publisher:
             data = data.model_copy(update={"evidence": self.evidence(row["key"], created, base_url)})
         return AlertMessage(id=row["msg_id"], seq=row["seq"], type=row["type"], timestamp=iso(created), data=data)
 
+    def _evidence_json(self, key: str, created: datetime) -> str:
+        """`evidence(key, created)` as JSON text, shared by the messages of one engine batch: every
+        partner's message about a listing made by the same event has the same `created`, so the evidence
+        files are looked up and the links signed once for all of them, not once per partner."""
+        exp = created + self.link_ttl
+        ck = (key, iso(created), iso(exp) if exp > self.clock.now() else "")  # "" : links from now, not cached
+        hit = self._ev_cache.get(ck) if ck[2] else None
+        if hit is not None:
+            return hit
+        text = json.dumps([e.model_dump(mode="json") for e in self.evidence(key, created)], ensure_ascii=False,
+                          separators=(",", ":"))
+        if ck[2]:
+            if len(self._ev_cache) >= 4096:
+                self._ev_cache.pop(next(iter(self._ev_cache)))
+            self._ev_cache[ck] = text
+        return text
+
     def body(self, row: sqlite3.Row) -> bytes:
-        """The webhook body: the same JSON as `message(row)` (the stored payload was made by the
-        allow-list models; the evidence entries are too), without parsing it into models again."""
-        data = json.loads(row["payload"])
+        """The webhook body: the same JSON as `message(row)`. The stored payload was made by the allow-list
+        models and the evidence entries are too, so the body is put together from them as text (their
+        `"evidence":[]` filled in) instead of parsed and serialised again for every partner."""
         keys = row.keys()
-        created = parse_iso(row["msg_created_at"] if "msg_created_at" in keys else row["created_at"])
+        stamp = row["msg_created_at"] if "msg_created_at" in keys else row["created_at"]
+        created = parse_iso(stamp)
+        payload: str = row["payload"]
         if row["type"] != "alert.retracted":
-            data["evidence"] = [e.model_dump(mode="json") for e in self.evidence(row["key"], created)]
-        msg = {"id": row["msg_id"], "seq": row["seq"], "type": row["type"], "timestamp": iso(created), "data": data}
-        return json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()
+            at = payload.find(_NO_EVIDENCE)
+            if at < 0 or payload.rfind(_NO_EVIDENCE) != at:  # not as the engine writes it: the general way
+                data = json.loads(payload)
+                data["evidence"] = json.loads(self._evidence_json(row["key"], created))
+                payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            else:  # a key, never inside a string (a quote in a string is escaped), and only AlertData has it
+                payload = f'{payload[:at]}"evidence":{self._evidence_json(row["key"], created)}{payload[at + len(_NO_EVIDENCE):]}'
+        return (f'{{"id":{json.dumps(row["msg_id"])},"seq":{int(row["seq"])},"type":{json.dumps(row["type"])},'
+                f'"timestamp":{json.dumps(iso(created))},"data":{payload}}}').encode()

@@ -36,7 +36,7 @@ from alerts.rules import PARTNER_KINDS, Filters, tis_base
 from alerts.secretbox import KeySource, SecretBox, is_encrypted
 from alerts.signing import key_matches, new_api_key, new_webhook_secret, parse_api_key
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS partners (  -- v2 adds kind, operates (AlertStore._mi
   webhook_url TEXT, email TEXT, digest INTEGER NOT NULL DEFAULT 0, concurrency INTEGER NOT NULL DEFAULT 4,
   failures INTEGER NOT NULL DEFAULT 0, paused_until TEXT
 );
+-- v3: any change to a partner counts up meta.partners_version (AlertStore.partner_fresh)
+CREATE TRIGGER IF NOT EXISTS partners_version_insert AFTER INSERT ON partners BEGIN
+  UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'partners_version'; END;
+CREATE TRIGGER IF NOT EXISTS partners_version_update AFTER UPDATE ON partners BEGIN
+  UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'partners_version'; END;
+CREATE TRIGGER IF NOT EXISTS partners_version_delete AFTER DELETE ON partners BEGIN
+  UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'partners_version'; END;
 CREATE TABLE IF NOT EXISTS api_keys (
   key_id TEXT PRIMARY KEY, partner_id TEXT NOT NULL REFERENCES partners(id), hash TEXT NOT NULL,
   created_at TEXT NOT NULL, expires_at TEXT, last_used_at TEXT
@@ -76,7 +83,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
   lease_until TEXT, first_at TEXT, last_at TEXT, last_status INTEGER, last_error TEXT, delivered_at TEXT,
   dead_at TEXT, body BLOB
 );
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(partner_id, state, next_at);
+-- v3: a partner's queue in order, covering the due and lease checks: claiming the next few walks it from
+-- the front instead of sorting every due row (v2's deliveries_due(partner_id, state, next_at) did).
+CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries(partner_id, state, message_id, next_at, lease_until);
 CREATE INDEX IF NOT EXISTS deliveries_alert ON deliveries(alert_id, state, message_id);
 CREATE TABLE IF NOT EXISTS attempts (
   id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL, partner_id TEXT NOT NULL, at TEXT NOT NULL,
@@ -228,6 +237,7 @@ class AlertStore:
         self.db.execute("PRAGMA busy_timeout=30000")
         self._in_tx = False
         self._seq = {}
+        self._partner_cache: dict[str, tuple[Any, Partner | None]] = {}  # partner_fresh
         self.box = SecretBox(keys or KeySource(path=self.path.parent / "alerts.key"), may_create=self._nothing_encrypted)
         with self._lock:
             self.db.executescript(SCHEMA)
@@ -254,6 +264,9 @@ class AlertStore:
                 db.execute("ALTER TABLE partners ADD COLUMN kind TEXT NOT NULL DEFAULT 'other'")
             if "operates" not in cols:
                 db.execute("ALTER TABLE partners ADD COLUMN operates TEXT NOT NULL DEFAULT '[]'")
+            if version < 3:  # deliveries_queue (in SCHEMA) replaces it; the partners_version counter starts
+                db.execute("DROP INDEX IF EXISTS deliveries_due")
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('partners_version', '0')")
             if version < 2 and db.execute("SELECT 1 FROM alerts WHERE state='open' LIMIT 1").fetchone():
                 # open alerts of listings delisted before v2 are resolved when the engine reconciles once
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('reconcile_all', '1')")
@@ -400,6 +413,19 @@ class AlertStore:
         r = self.db.execute("SELECT * FROM partners WHERE id=?", (pid,)).fetchone()
         return Partner.from_row(r) if r else None
 
+    def partner_fresh(self, pid: str) -> Partner | None:
+        """`partner(pid)` as it is now, read again only when a partner changed since the last call: every
+        write to the partners table, by any connection, counts up `meta.partners_version` (a trigger in
+        SCHEMA). A delivery lane asks before every message; a partner disabled elsewhere is seen at once."""
+        r = self.db.execute("SELECT value FROM meta WHERE key='partners_version'").fetchone()
+        version = r[0] if r else None
+        hit = self._partner_cache.get(pid)
+        if hit is not None and version is not None and hit[0] == version:
+            return hit[1]
+        p = self.partner(pid)
+        self._partner_cache[pid] = (version, p)
+        return p
+
     def partners(self, enabled_only: bool = False) -> list[Partner]:
         sql = "SELECT * FROM partners" + (" WHERE enabled=1" if enabled_only else "") + " ORDER BY id"
         return [Partner.from_row(r) for r in self.db.execute(sql)]
@@ -471,11 +497,20 @@ class AlertStore:
                        (pid, self.box.encrypt(s), iso(now)))
         return s
 
-    def webhook_secrets(self, pid: str, now: datetime) -> list[str]:
-        """The secrets to sign with now, newest first (decrypted; SecretsKeyError when the key is wrong)."""
-        return [self.box.decrypt(r[0]) for r in self.db.execute(
-            "SELECT secret FROM webhook_secrets WHERE partner_id=? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC",
-            (pid, iso(now)))]
+    def webhook_secrets(self, pid: str, now: datetime, known: dict[str, str] | None = None) -> list[str]:
+        """The secrets to sign with now, newest first (decrypted; SecretsKeyError when the key is wrong).
+        `known`: stored value -> plain secret, from earlier calls of the same caller (a delivery lane);
+        only values not in it are decrypted, and they are added to it."""
+        out = []
+        for (stored,) in self.db.execute("SELECT secret FROM webhook_secrets WHERE partner_id=? AND (expires_at IS NULL"
+                                         " OR expires_at > ?) ORDER BY id DESC", (pid, iso(now))):
+            plain = known.get(stored) if known is not None else None
+            if plain is None:
+                plain = self.box.decrypt(stored)
+                if known is not None:
+                    known[stored] = plain
+            out.append(plain)
+        return out
 
     def keys(self, pid: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute(
@@ -529,10 +564,22 @@ class AlertStore:
     def alerts_for_listing(self, key: str) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM alerts WHERE key=? ORDER BY opened_at", (key,)).fetchall()
 
-    def new_alert(self, pid: str, key: str, basis: str, public_state: list[Any], now: datetime) -> str:
+    def alerts_of_listing(self, key: str) -> dict[str, tuple[sqlite3.Row | None, sqlite3.Row | None]]:
+        """Every partner's (open alert, latest alert) on a listing, in one query: what `open_alert` and
+        `latest_alert` say, for all partners at once."""
+        out: dict[str, tuple[sqlite3.Row | None, sqlite3.Row | None]] = {}
+        for r in self.db.execute("SELECT * FROM alerts WHERE key=? ORDER BY opened_at, rowid", (key,)):
+            was = out.get(r["partner_id"], (None, None))[0]
+            out[r["partner_id"]] = (r if r["state"] == "open" else was, r)
+        return out
+
+    def new_alert(self, pid: str, key: str, basis: str, public_state: list[Any] | str, now: datetime) -> str:
+        """A new open alert; `public_state` as a list or as its JSON already."""
         aid = "al_" + secrets.token_hex(10)
+        ps = public_state if isinstance(public_state, str) else json.dumps(public_state)
+        n = iso(now)
         self.db.execute("INSERT INTO alerts(id, partner_id, key, state, basis, public_state, opened_at, updated_at)"
-                        " VALUES (?,?,?,'open',?,?,?,?)", (aid, pid, key, basis, json.dumps(public_state), iso(now), iso(now)))
+                        " VALUES (?,?,?,'open',?,?,?,?)", (aid, pid, key, basis, ps, n, n))
         return aid
 
     def update_alert(self, aid: str, basis: str, public_state: list[Any], now: datetime) -> None:
@@ -619,7 +666,8 @@ class AlertStore:
         n = iso(now)
         with self.tx() as db:
             rows = db.execute(
-                "SELECT d.message_id FROM deliveries d WHERE d.partner_id=? AND d.state='pending' AND d.next_at<=?"
+                "SELECT d.message_id FROM deliveries d INDEXED BY deliveries_queue"
+                " WHERE d.partner_id=? AND d.state='pending' AND d.next_at<=?"
                 " AND (d.lease_until IS NULL OR d.lease_until<=?)"
                 " AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.alert_id=d.alert_id AND e.state='pending'"
                 "                 AND e.message_id<d.message_id)"
@@ -664,19 +712,19 @@ class AlertStore:
 
     def record_many(self, results: list[dict[str, Any]]) -> None:
         """Record several attempts in one transaction: dicts with message_id, partner_id, at (datetime), ok,
-        status, error, latency_ms, next_at (datetime or None), dead, and body (bytes, kept on the first attempt)."""
+        status, error, latency_ms, next_at (datetime or None), dead, and body (bytes of a first attempt that
+        failed, kept so that the retries send the same bytes; a delivered message's body is dropped)."""
         if not results:
             return
         with self.tx() as db:
             db.executemany("INSERT INTO attempts(message_id, partner_id, at, status, error, latency_ms) VALUES (?,?,?,?,?,?)",
                            [(r["message_id"], r["partner_id"], iso(r["at"]), r["status"], r["error"],
                              round(r["latency_ms"], 2)) for r in results])
-            ok = [(iso(r["at"]), iso(r["at"]), r["status"], iso(r["at"]), r.get("body"), r["message_id"])
-                  for r in results if r["ok"]]
-            if ok:
+            ok = [(iso(r["at"]), iso(r["at"]), r["status"], iso(r["at"]), r["message_id"]) for r in results if r["ok"]]
+            if ok:  # a delivered message's body is not needed any more (it was kept only for retries)
                 db.executemany("UPDATE deliveries SET state='delivered', attempts=attempts+1, first_at=coalesce(first_at, ?),"
                                " last_at=?, last_status=?, last_error=NULL, delivered_at=?, lease_until=NULL,"
-                               " body=coalesce(body, ?) WHERE message_id=?", ok)
+                               " body=NULL WHERE message_id=?", ok)
             bad = [("dead" if r["dead"] else "pending", iso(r["at"]), iso(r["at"]), r["status"], (r["error"] or "")[:500],
                     iso(r["next_at"] or r["at"]), iso(r["at"]) if r["dead"] else None, r.get("body"), r["message_id"])
                    for r in results if not r["ok"]]

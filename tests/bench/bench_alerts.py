@@ -312,8 +312,9 @@ def main(n: int, partners: int) -> None:
 
         steady = latency_run(s, rx, keys, rate=STEADY_RATE)
         svc = open_service(s)
-        bodies = [bytes(r[0]) for r in svc.store.db.execute("SELECT body FROM deliveries WHERE body IS NOT NULL LIMIT ?",
-                                                              (n * partners,))]
+        bodies = [svc.publisher.body(r) for r in svc.store.db.execute(  # the bodies the partners were sent
+            "SELECT m.msg_id, m.seq, m.type, m.payload, m.created_at AS msg_created_at, m.key FROM deliveries d"
+            " JOIN messages m ON m.id=d.message_id WHERE d.state='delivered' ORDER BY d.message_id LIMIT ?", (n * partners,))]
         svc.close()
         confirm_then_reopen(s, keys)
         burst = latency_run(s, rx, keys, rate=None)

@@ -189,3 +189,36 @@ def test_evidence_links(env, world_registry):
     assert c.get("/" + tampered).status_code == 404
     svc.clock.advance(days=31)
     assert c.get("/" + path).status_code == 403
+
+
+def test_a_webhook_body_is_the_feed_message_with_its_evidence(env, world_registry):
+    """The webhook body is put together as text from the stored payload; it must say exactly what the
+    feed (the models) says, also for a title that spells out the evidence key and for a retraction."""
+    import json
+
+    _app, svc, c = env
+    key = svc.store.add_partner("etda", "ETDA", svc.clock.now(), filters=Filters(min_risk=0)).api_key
+    hostile = 'ปลั๊กพ่วง มอก.2432-2555 "evidence":[] \\"evidence\\":[{"kind":"x"}] </script>\u2028'
+    items = [listing(1, "ปลั๊กพ่วง มอก.2432-2555 4 ช่อง"), listing(2, hostile)]
+    folder = svc.settings.evidence_dir / "shopee" / "1" / "x"
+    folder.mkdir(parents=True)
+    (folder / "s.png").write_bytes(b"\x89PNG")
+    for it in items:
+        ingest(svc.listings, svc.events, it, world_registry)
+        svc.listings.add_evidence(it.key, "screenshot", str((folder / "s.png").relative_to(svc.settings.home)),
+                                  hashlib.sha256(b"\x89PNG").hexdigest(), 4, svc.clock.now())
+    svc.engine.process_all()
+    verdict(svc.events, items[0].key, "licensed", 2, reasons=["licence_match:ท1-1/1"])  # a retraction
+    svc.engine.process_all()
+    rows, _, _ = svc.store.feed("etda", 0, 100)
+    assert [r["type"] for r in rows].count("alert.retracted") == 1 and len(rows) == 3
+    feed = c.get("/api/v1/feeds/alerts", headers=auth(key)).json()["items"]
+    for row, item in zip(rows, feed, strict=True):
+        body = json.loads(svc.publisher.body(row))
+        assert body == svc.publisher.message(row).model_dump(mode="json")
+        for m in (body, item):  # the feed's links name the host it was asked on; the token is the same
+            for e in m["data"]["evidence"]:
+                e["url"] = e["url"].split("/api/v1/evidence/")[1]
+        assert body == item  # the pull feed and the webhook say the same, evidence links included
+        assert len(body["data"]["evidence"]) == (0 if row["type"] == "alert.retracted" else 1)
+    assert json.loads(svc.publisher.body(rows[1]))["data"]["listing"]["title"] == hostile

@@ -221,6 +221,56 @@ def test_two_workers_never_send_the_same_message_at_once(home):
     svc2.close()
 
 
+def test_a_worker_killed_mid_delivery_loses_nothing(home, tmp_path):
+    """`tiswatch partners deliver --loop` killed with SIGKILL while it sends (results not yet written, claims
+    leased): the next worker sends every message not recorded as delivered, with its webhook-id and the
+    very same body, and the partners end up with every message of their feeds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from settings import ROOT
+
+    svc = open_service(home)
+    with Receiver(delay=0.03) as a, Receiver(delay=0.03) as b:
+        ca = svc.store.add_partner("pa", "A", datetime.now(UTC), webhook_url=a.url)
+        cb = svc.store.add_partner("pb", "B", datetime.now(UTC), webhook_url=b.url)
+        a.secret, b.secret = ca.webhook_secret, cb.webhook_secret
+        for i in range(150):
+            verdict(svc.events, f"shopee:{i}", "unlicensed", 90)
+        exe = Path(sys.executable).with_name("tiswatch")
+        env = {**os.environ, "TISWATCH_CONFIG": "", "TISWATCH_ALERTS__WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1/32"]'}
+        proc = subprocess.Popen([str(exe), "--home", str(home.home), "partners", "deliver", "--loop"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 120
+            while len(a.processed) + len(b.processed) < 60 and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        sent_before = len(a.processed) + len(b.processed)
+        assert 60 <= sent_before < 300, sent_before  # killed in the middle
+        assert svc.store.pending_count() > 0
+        # later (the killed worker's leases have run out), another worker takes over
+        clock = FakeClock(datetime.now(UTC) + timedelta(minutes=10))
+        a.now = b.now = clock.now
+        svc2, worker = make(home, clock)
+        drain(worker)
+        assert svc2.store.pending_count() == 0
+        for rx, pid in ((a, "pa"), (b, "pb")):
+            assert set(rx.processed) == set(feed_ids(svc2, pid)) and len(rx.processed) == 150
+            assert not rx.bad_signatures
+            for mid, bodies in rx.bodies_by_id.items():  # sent again after the kill: the same bytes
+                assert len(set(bodies)) == 1, mid
+        svc2.close()
+    svc.close()
+
+
 class RebindingDNS:
     """An aiohttp resolver for a partner's DNS that answers with an address of our own network."""
 

@@ -241,6 +241,38 @@ def test_an_alerts_database_of_the_first_version_is_migrated_in_place(home, worl
         svc.close()
 
 
+def test_a_v2_database_gets_the_queue_index_and_partner_changes_are_seen_by_every_connection(home):
+    """v3: the delivery queue's index replaces v2's, and a change to a partner by anyone (another process,
+    plain SQL) reaches a delivery worker that keeps the partner in memory (AlertStore.partner_fresh)."""
+    from alerts.store import AlertStore
+
+    path = home.home / "alerts.sqlite"
+    st = AlertStore(path)
+    st.add_partner("etda", "ETDA", datetime.now(UTC))
+    st.db.execute("CREATE INDEX deliveries_due ON deliveries(partner_id, state, next_at)")  # as v2 left it
+    st.db.execute("DROP INDEX deliveries_queue")
+    st.db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    st.db.execute("DELETE FROM meta WHERE key='partners_version'")
+    st.close()
+    worker, admin = AlertStore(path), AlertStore(path)
+    indexes = {r[0] for r in worker.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "deliveries_queue" in indexes and "deliveries_due" not in indexes
+    plan = " ".join(str(r[-1]) for r in worker.db.execute(
+        "EXPLAIN QUERY PLAN SELECT message_id FROM deliveries INDEXED BY deliveries_queue WHERE partner_id='etda'"
+        " AND state='pending' ORDER BY message_id LIMIT 16"))
+    assert "deliveries_queue" in plan and "TEMP B-TREE" not in plan  # walked in order, never sorted
+    assert worker.partner_fresh("etda").enabled and worker.partner_fresh("etda").concurrency == 4
+    admin.update_partner("etda", datetime.now(UTC), enabled=False)  # the administrator, elsewhere
+    assert not worker.partner_fresh("etda").enabled
+    admin.db.execute("UPDATE partners SET enabled=1, concurrency=9")  # even by hand
+    assert worker.partner_fresh("etda").enabled and worker.partner_fresh("etda").concurrency == 9
+    worker.partner_failed("etda", 3, None)  # and by the worker itself
+    assert worker.partner_fresh("etda").failures == 3
+    assert worker.partner_fresh("nobody") is None
+    worker.close()
+    admin.close()
+
+
 # ---- 6. webhook secrets at rest -----------------------------------------------------------------------------------
 @pytest.mark.server
 def test_webhook_secrets_are_encrypted_under_a_key_outside_the_database(home, world_registry):
