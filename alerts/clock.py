@@ -65,13 +65,24 @@ def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return box["result"]
 
 
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
 def iso(dt: datetime) -> str:
-    """The one text form of a time in alerts.sqlite: UTC, microseconds, sortable as text."""
+    """The one text form of a time in alerts.sqlite: UTC, microseconds, sortable as text. The last answer
+    is remembered: a batch writes the same `now` into many rows."""
+    global _last_iso
+    last = _last_iso
+    if last[0] is dt:
+        return last[1]
+    src = dt
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     elif dt.utcoffset():
         dt = dt.astimezone(UTC)
-    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}.{dt.microsecond:06d}Z"
+    text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}.{dt.microsecond:06d}Z"
+    _last_iso = (src, text)
+    return text
 
 
 def parse_iso(s: str) -> datetime:
