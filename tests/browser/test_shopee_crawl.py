@@ -115,8 +115,9 @@ def test_a_slow_get_pc_is_fetched_again_not_replaced_by_the_thinner_json_ld(serv
     assert [w.item_id for w in ws if len(got[w.item_id].get("images") or []) < 2] == []
     assert [w.item_id for w in ws if got[w.item_id].get("verdict") != w.expected["verdict"]] == []
     s = r.report["stats"]
-    # every product page was loaded again (for its slow get_pc, or a navigation a busy machine slowed first)
-    assert s["retry/count"] >= len(ws) and s["tiswatch/api_retries"] >= 1 and "tiswatch/shopee/jsonld_fallback" not in s
+    # product pages were loaded again for their late get_pc (not all on a busy machine: a slow navigation
+    # leaves the page's wait enough time for the late answer), and none was read from its JSON-LD
+    assert s["tiswatch/api_retries"] >= 1 and "tiswatch/shopee/jsonld_fallback" not in s
     assert len(server.sandbox.slowed) >= len(ws)
 
 
