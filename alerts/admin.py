@@ -102,6 +102,47 @@ def partners_page(request: Request, user: Annotated[Any, Depends(partner_admin)]
                                             "default_risk": svc.settings.alerts.min_risk})
 
 
+PARTNER_COLUMNS = ("id", "name", "kind", "operates", "enabled", "paused_until", "marketplaces", "standards", "verdicts",
+                   "min_risk", "confirmed_only", "scopes", "webhook_url", "email", "digest", "open_alerts", "pending",
+                   "delivered", "dead", "latency_p95_ms", "created_at")
+DELIVERY_COLUMNS = ("msg_id", "partner_id", "type", "key", "seq", "state", "attempts", "last_status", "last_error",
+                    "created_at", "first_at", "last_at", "next_at", "delivered_at", "dead_at")
+
+
+@router.get("/partners/export.{fmt}")
+def partners_export(request: Request, fmt: str, user: Annotated[Any, Depends(partner_admin)]) -> Any:
+    """The partners table as CSV or XLSX (no key, no secret: what the page shows)."""
+    from review.pages import table_response
+
+    svc = alert_service(request)
+
+    def rows():
+        for p in svc.store.partners():
+            st, f = svc.store.delivery_stats(p.id), p.filters
+            yield {"id": p.id, "name": p.name, "kind": p.kind, "operates": " ".join(p.operates), "enabled": p.enabled,
+                   "paused_until": p.paused_until, "marketplaces": " ".join(f.marketplaces), "standards": " ".join(f.standards),
+                   "verdicts": " ".join(f.verdicts), "min_risk": f.min_risk, "confirmed_only": f.confirmed_only,
+                   "scopes": " ".join(p.scopes), "webhook_url": p.webhook_url, "email": p.email, "digest": p.digest,
+                   "open_alerts": len(svc.store.open_alerts(p.id)), "pending": st.get("pending", 0),
+                   "delivered": st.get("delivered", 0), "dead": st.get("dead", 0),
+                   "latency_p95_ms": st.get("latency_p95_ms"), "created_at": p.created_at}
+
+    return table_response(fmt, "partners", rows(), PARTNER_COLUMNS)
+
+
+@router.get("/partners/deliveries/export.{fmt}")
+def deliveries_export(request: Request, fmt: str, user: Annotated[Any, Depends(partner_admin)], state: str = "dead",
+                      partner: str = "", limit: int = 100_000) -> Any:
+    """The deliveries list under the page's filters (state, partner) as CSV or XLSX, newest first."""
+    from review.pages import table_response
+
+    if state not in ("pending", "delivered", "dead", ""):
+        raise HTTPException(400, "state: pending, delivered or dead")
+    svc = alert_service(request)
+    rows = [dict(r) for r in svc.store.deliveries(partner or None, state or None, max(1, min(limit, 1_000_000)))]
+    return table_response(fmt, "deliveries", rows, DELIVERY_COLUMNS)
+
+
 def _actor(request: Request, user: Any) -> manage.Actor:
     return manage.Actor(user, request.client.host if request.client else None, request.app.state.appdb)
 

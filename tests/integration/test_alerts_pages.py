@@ -159,3 +159,45 @@ def test_kind_and_marketplaces_operated_on_the_pages(app):
     assert "selected>" in r.text and "kind.etda" not in r.text
     audit = app.state.appdb.audit_rows(target="partner:lz")
     assert audit[0]["action"] == "partner.update" and audit[0]["after"]["kind"] == "etda" and audit[0]["before"]["kind"] == "platform"
+
+
+def test_partner_and_delivery_lists_export_as_csv_and_xlsx(app):
+    """Every list of the app has CSV and XLSX: the partners table and the deliveries under the page's filters.
+    A partner named like a formula is written as text; no key or secret is ever in the export."""
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    c, csrf = client(app, "part")
+    r = c.post("/partners", data={"partner_id": "xl", "name": "=HYPERLINK(\"http://x\")", "csrf": csrf, "min_risk": "0",
+                                  "backfill": "true", "webhook_url": "https://xl.example/hook"})
+    assert r.status_code == 200
+    key = re.search(r"(twk_[A-Za-z0-9_\-]+)", r.text)
+    page = c.get("/partners").text
+    assert 'href="/partners/export.csv"' in page and 'href="/partners/export.xlsx"' in page
+    r = c.get("/partners/export.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))}
+    assert rows["xl"]["name"] == "'=HYPERLINK(\"http://x\")" and rows["xl"]["open_alerts"] == "6"
+    assert rows["xl"]["pending"] == "6" and rows["xl"]["min_risk"] == "0"
+    assert key and key.group(1) not in r.text and "whsec_" not in r.text  # shown once on the page, never exported
+    wb = load_workbook(io.BytesIO(c.get("/partners/export.xlsx").content))
+    ws = wb.active
+    head = [x.value for x in ws[1]]
+    ids = [row[head.index("id")] for row in ws.iter_rows(min_row=2, values_only=True)]
+    assert "xl" in ids and len(ids) == len(rows)
+
+    page = c.get("/partners/deliveries?state=pending&partner=xl").text
+    assert "/partners/deliveries/export.csv?state=pending&amp;partner=xl" in page
+    r = c.get("/partners/deliveries/export.csv?state=pending&partner=xl")
+    got = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert len(got) == 6 and {g["partner_id"] for g in got} == {"xl"} and {g["state"] for g in got} == {"pending"}
+    assert all(g["msg_id"].startswith("msg_") for g in got)
+    assert len(list(load_workbook(io.BytesIO(c.get("/partners/deliveries/export.xlsx?state=pending&partner=xl").content))
+                    .active.iter_rows(min_row=2))) == 6
+    assert c.get("/partners/deliveries/export.csv?state=nonsense").status_code == 400
+    assert c.get("/partners/export.pdf").status_code == 404
+    inv, _ = client(app, "inv")
+    assert inv.get("/partners/export.csv").status_code == 403
+    assert inv.get("/partners/deliveries/export.csv").status_code == 403
