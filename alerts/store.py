@@ -35,6 +35,7 @@ from alerts.netguard import AddressPolicy, BlockedAddress, check_url_now, system
 from alerts.rules import PARTNER_KINDS, Filters, tis_base
 from alerts.secretbox import KeySource, SecretBox, is_encrypted
 from alerts.signing import key_matches, new_api_key, new_webhook_secret, parse_api_key
+from listings.sqlite_util import enable_wal
 
 SCHEMA_VERSION = 3
 
@@ -232,7 +233,7 @@ class AlertStore:
         self._lock = threading.RLock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self._in_tx = False

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from listings.sqlite_util import enable_wal
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY, started TEXT NOT NULL, finished TEXT, state TEXT NOT NULL DEFAULT 'open', reason TEXT
@@ -55,7 +57,7 @@ class Frontier:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")  # a committed write survives the process being killed
         self.db.executescript(SCHEMA)
         self.run: Run | None = None

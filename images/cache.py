@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from listings.sqlite_util import enable_wal
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
   sha256 TEXT PRIMARY KEY, ocr INTEGER NOT NULL, reader TEXT NOT NULL, data TEXT NOT NULL, at TEXT NOT NULL
@@ -30,7 +32,7 @@ class ReadingCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 

@@ -26,6 +26,7 @@ from typing import Any
 from listings import plan as P
 from listings import query as Q
 from listings.model import FLAGGED, Listing
+from listings.sqlite_util import enable_wal
 from listings.store import (
     FACETS,
     REVIEW_STATUSES,
@@ -267,7 +268,7 @@ def read_version(db: sqlite3.Connection) -> int | None:
 def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
+    enable_wal(db)
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA temp_store=MEMORY")
     db.execute("PRAGMA cache_size=-32000")
@@ -285,9 +286,11 @@ class SqliteStore:
         try:
             self.db = connect(self.path)
             version = read_version(self.db)
+            if version != SCHEMA_VERSION:
+                version = self._create_or_read_version()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a usable SQLite database ({e})") from None
-        if version is not None and version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION:
             self.db.close()
             if version < SCHEMA_VERSION:
                 raise SchemaError(f"{self.path} holds listing store schema v{version}; this tiswatch needs "
@@ -300,6 +303,25 @@ class SqliteStore:
         self._written = 0
         self._batch = False  # begin_batch(): writes share one transaction until commit_batch()
         self.use_facet_counts = True  # False: every search counts by reading the listings (tests compare both)
+
+    def _create_or_read_version(self) -> int:
+        """Under the database's write lock: a new database gets the whole schema in one transaction;
+        otherwise its version is read again. Several crawl processes open a new data directory at once:
+        without this, one could read another's half-made schema (tables there, the version row not yet)
+        as an old one and stop with "run tiswatch store migrate"."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = read_version(self.db)
+            if version is None:
+                for stmt in _script_statements(SCHEMA):
+                    self.db.execute(stmt)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                version = SCHEMA_VERSION
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return version
 
     def _ensure_facet_counts(self) -> None:
         """Create the facet count tables and their triggers; fill them when this database has none of

@@ -13,7 +13,7 @@ from store_helpers import T0
 
 from listings.model import Listing
 from listings.sqlite_migrate import migrate
-from listings.sqlite_store import SqliteStore, pack, unpack
+from listings.sqlite_store import SCHEMA_VERSION, SqliteStore, pack, unpack
 from listings.store import SchemaError, SearchQuery, StoreError
 
 V1_SQL = Path(__file__).parent / "data" / "listings-v1.sql"
@@ -235,3 +235,34 @@ def test_the_queue_reads_its_page_from_the_partial_index(tmp_path):
     st.search(SearchQuery(flagged_only=True, review_status="new", marketplace="shopee", order="risk", limit=50))
     st.db.set_trace_callback(None)
     assert len(plans) == 1 and "listings_flagged_risk" in plans[0] and "TEMP B-TREE" not in plans[0], plans
+
+
+def _open_at_once(path, barrier, errors):
+    barrier.wait()
+    try:
+        SqliteStore(path).close()
+    except Exception as e:  # the test reports what each process met
+        errors.put(f"{type(e).__name__}: {e}")
+
+
+def test_many_processes_opening_a_new_store_at_once_all_get_the_whole_schema(tmp_path):
+    """The demo and the scheduler start several crawl processes on a new data directory at once; none may
+    mistake another's half-made schema for an old one ("run tiswatch store migrate")."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for attempt in range(5):
+        path = tmp_path / f"new-{attempt}" / "listings.sqlite"
+        barrier, errors = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open_at_once, args=(path, barrier, errors)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        got = []
+        while not errors.empty():
+            got.append(errors.get())
+        assert got == [] and [p.exitcode for p in procs] == [0] * 6
+        st = SqliteStore(path)
+        assert st.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        st.close()
