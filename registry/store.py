@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from listings.sqlite_util import enable_wal
 from matching.normalise import brand_key, fold, model_key
 from registry.licences import Licence, LicenceFile, LicenceFileError, Progress, RowError, read_licence_file
 
 SCHEMA_VERSION = 2
 SCHEMA = """
-PRAGMA journal_mode=WAL;
 CREATE TABLE IF NOT EXISTS licences (
   licence_no TEXT PRIMARY KEY, licence_type TEXT, tis_no TEXT NOT NULL, tis_base TEXT NOT NULL,
   licensee TEXT, tax_id TEXT, trademarks TEXT, product TEXT, models TEXT, factory TEXT, origin TEXT,
@@ -130,6 +130,7 @@ class RegistryStore:
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA busy_timeout=10000")
+        enable_wal(self.db)
         self.db.executescript(SCHEMA)
         self._migrate()
 
