@@ -46,6 +46,7 @@ from listings.store import (
     SearchQuery,
     SearchResult,
     StoreError,
+    gc_paused,
     item_key,
 )
 
@@ -337,10 +338,12 @@ class ElasticStore:
         for it in items:
             part.append(it)
             if len(part) >= batch:
-                out += self._ingest_batch(part)
+                with gc_paused():
+                    out += self._ingest_batch(part)
                 part = []
         if part:
-            out += self._ingest_batch(part)
+            with gc_paused():
+                out += self._ingest_batch(part)
         return out
 
     @staticmethod

@@ -63,7 +63,10 @@ def index_words(text: str | None) -> str:
     the same words."""
     if not text:
         return ""
-    return " ".join(w for t in iter_tokens(fold_uncached(text)[:20_000], cache=False) for w in sub_words(t))
+    folded = fold_uncached(text)
+    if len(folded) <= 20_000:  # folded once (iter_tokens would fold the folded text again)
+        return " ".join(w for t in iter_tokens(folded, folded=True) for w in sub_words(t))
+    return " ".join(w for t in iter_tokens(folded[:20_000], cache=False) for w in sub_words(t))
 
 
 GRAM_SPACE = "\u2423"  # ␣ stands for a space inside a trigram, so trigrams can be separated by spaces

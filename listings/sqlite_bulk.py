@@ -10,7 +10,8 @@ same with the same planner (listings/plan.py), but:
 - writes once per listing at the end: the columns whose value changed (so the indexes on untouched
   columns are not rewritten), the observations, changes and verdicts with executemany in the order
   the per-item path would have written them (row ids, and so ties in time, come out the same), and
-  the search index once per listing whose text changed (the last text).
+  the search index once per listing whose text changed (the last text), with executemany, without
+  deleting the index rows of listings new in the batch.
 
 The contract tests run through both paths (tests/store_helpers.py: `Batched`), so both give the
 same stored state, history and results.
@@ -174,8 +175,22 @@ class Batch:
                             " VALUES (?,?,?,?,?,?,?,?)", [(*v[:6], _j(v[6]), v[7]) for v in self.verdicts])
         if self.changes:
             cur.executemany("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)", self.changes)
+        gone: list[tuple[int]] = []
+        words: list[tuple[int, str]] = []
+        tri: list[tuple[int, str]] = []
         for key, rec in self.reindex.items():
             old = self.orig.get(key)
             if old is not None and Q.listing_text(old) == Q.listing_text(rec):
                 continue  # back to the text the index holds
-            self.store._index(cur, self.state[key]["id"], rec)
+            lid = self.state[key]["id"]
+            w, f = Q.search_fields(rec)
+            if old is not None:  # a listing new in this batch has nothing indexed yet
+                gone.append((lid,))
+            words.append((lid, w))
+            tri.append((lid, f))
+        if gone:
+            cur.executemany("DELETE FROM search_words WHERE rowid=?", gone)
+            cur.executemany("DELETE FROM search_tri WHERE rowid=?", gone)
+        if words:
+            cur.executemany("INSERT INTO search_words(rowid, words) VALUES (?,?)", words)
+            cur.executemany("INSERT INTO search_tri(rowid, text) VALUES (?,?)", tri)

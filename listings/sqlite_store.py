@@ -38,6 +38,7 @@ from listings.store import (
     SearchQuery,
     SearchResult,
     StoreError,
+    gc_paused,
 )
 
 SCHEMA = """
@@ -455,7 +456,7 @@ class SqliteStore:
     def _ingest_batch(self, items: list[IngestItem]) -> list[IngestResult]:
         from listings.sqlite_bulk import Batch
 
-        with self._lock:
+        with self._lock, gc_paused():
             cur = self.db.cursor()
             self._begin(cur)
             try:

@@ -155,12 +155,12 @@ def fold_uncached(text: str) -> str:
     return _clean.__wrapped__(text).casefold()
 
 
-def iter_tokens(text: str, cache: bool = True) -> list[str]:
+def iter_tokens(text: str, cache: bool = True, folded: bool = False) -> list[str]:
     """tokens(); with cache=False nothing keeps the whole text (a listing's title and description,
     read once for the search index, would only push useful entries out), while its Thai runs are
-    still cut from the cache."""
+    still cut from the cache. folded=True: `text` is fold()'s output already (not folded again)."""
     out: list[str] = []
-    for m in _RUNS.finditer(fold(text) if cache else fold_uncached(text)):
+    for m in _RUNS.finditer(text if folded else fold(text) if cache else fold_uncached(text)):
         if m.group(1):
             out.extend(_thai_words(m.group(1)))
         else:

@@ -124,6 +124,41 @@ def test_index_words_keep_thai_marks_and_cut_words():
     assert "pb" in Q.index_words("PB-2001").split() and "2001" in Q.index_words("PB-2001").split()
 
 
+@pytest.mark.parametrize("text", ["ปลั๊กพ่วง มอก.2432 ＰＢ-２００１", "ก\u0e4d\u0e48า เเอร์ \u0e48\u0e31", "ẞtraße ﬁ İstanbul ǅ ﬀ",
+                                  "ﾊﾟﾜｰ ㍿ x\u200by", "  พัดลม\n\tตั้งโต๊ะ  ", "ab" * 10_001 + " ปลั๊ก"])
+def test_index_words_fold_once_as_the_twice_folded_cut(text):
+    """index_words folds once (the bulk path's speed-up): the same words as the cut of the text folded
+    and folded again, as it was, for hostile and long text too."""
+    from matching.normalise import fold_uncached, iter_tokens
+
+    twice = " ".join(w for t in iter_tokens(fold_uncached(text)[:20_000], cache=False) for w in Q.sub_words(t))
+    assert Q.index_words(text) == twice
+
+
+def test_gc_paused_restores_the_collector():
+    import gc
+
+    from listings.store import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer batch is still running
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("a batch fails")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # the application's choice kept
+    finally:
+        gc.enable()
+
+
 def test_trigrams_find_substrings_as_phrases():
     hay = Q.trigrams("ปลั๊กพ่วง มอก").split()
     for needle, found in (("ลั๊กพ่", True), ("ปลั๊กไฟ", False), ("วง ม", True), ("งมอ", False)):
