@@ -38,6 +38,9 @@ class CrawlContext:
     _frontier: Any = None
     tracker: Any = None  # crawlers.frontier.Tracker, set when the spider opens
     _batch: Any = None  # crawlers.batch.WriteBatch ([crawl] store_batch), started by the store pipeline
+    # or crawlers.storeworker.RemoteBatch ([crawl] store_worker): the worker's config file and log
+    config_path: str | None = None
+    log_file: str | None = None
 
     @property
     def registry(self):
@@ -61,6 +64,10 @@ class CrawlContext:
             self._store = open_store(self.settings)
         batch = self.batch
         if batch is not None:
+            if getattr(batch, "remote", False):
+                from crawlers.storeworker import RemoteStore
+
+                return RemoteStore(self._store, batch)
             from crawlers.batch import BatchedStore
 
             return BatchedStore(self._store, batch)
@@ -75,14 +82,20 @@ class CrawlContext:
                 from listings.store import open_store
 
                 self._store = open_store(self.settings)
-            if hasattr(self._store, "begin_batch"):
+            c = self.settings.crawl
+            if hasattr(self._store, "begin_batch") and c.store_worker:
+                from crawlers.storeworker import RemoteBatch
+
+                self._batch = RemoteBatch(str(self.settings.home), self.config_path, self.marketplace,
+                                          lambda: self.tracker, c.store_batch, c.store_batch_seconds,
+                                          lambda: self.frontier.run.resumed, self.log_file, self.settings.log.level)
+            elif hasattr(self._store, "begin_batch"):
                 from crawlers.batch import WriteBatch
 
                 if self._events is None:
                     from listings.events import open_events
 
                     self._events = open_events(self.settings)
-                c = self.settings.crawl
                 self._batch = WriteBatch(self._store, self._events, lambda: self.tracker, c.store_batch,
                                          c.store_batch_seconds)
         return self._batch
@@ -97,11 +110,15 @@ class CrawlContext:
 
     @property
     def events(self):
+        batch = self.batch
+        if batch is not None and getattr(batch, "remote", False):
+            from crawlers.storeworker import RemoteEvents
+
+            return RemoteEvents(batch)
         if self._events is None:
             from listings.events import open_events
 
             self._events = open_events(self.settings)
-        batch = self.batch
         if batch is not None:
             from crawlers.batch import BatchedEvents
 
@@ -156,6 +173,8 @@ class CrawlContext:
     def close(self) -> None:
         if self._batch is not None:
             self._batch.stop()
+            if hasattr(self._batch, "close"):
+                self._batch.close()  # the store worker
         for x in (self._store, self._events, self._frontier):
             if x is not None:
                 x.close()
@@ -169,7 +188,9 @@ def context_for(crawler, marketplace: str | None = None) -> CrawlContext:
         ts.ensure_home()
         mp = marketplace or getattr(crawler.spidercls, "marketplace", None) or crawler.spidercls.name
         ctx = CrawlContext(ts, mp, fresh=crawler.settings.getbool("TISWATCH_FRESH"),
-                           revisit=crawler.settings.get("TISWATCH_FRONTIER") == "revisit")
+                           revisit=crawler.settings.get("TISWATCH_FRONTIER") == "revisit",
+                           config_path=crawler.settings.get("TISWATCH_CONFIG") or None,
+                           log_file=crawler.settings.get("LOG_FILE") or None)
         crawler.tiswatch = ctx
     return ctx
 

@@ -259,6 +259,32 @@ class Tracker:
         if held:
             self.frontier.mark_many(held)
 
+    # the store worker (crawlers/storeworker.py) commits in another process: the done marks held when
+    # it is asked to commit are written once it answers, those held since wait for the next commit
+    def take_held(self) -> list[tuple[str, str, str]]:
+        """The done marks held so far (holding goes on)."""
+        held = self._held or []
+        if self._held is not None:
+            self._held = []
+        return held
+
+    def release_marks(self, marks: list[tuple[str, str, str]]) -> None:
+        """Write the requests recorded so far, then these done marks (their pages' writes are committed)."""
+        self.flush()
+        if marks:
+            self.frontier.mark_many(marks)
+
+    def put_back(self, marks: list[tuple[str, str, str]]) -> None:
+        """A commit failed: its pages' marks wait for the next one."""
+        if self._held is None:
+            self._held = []
+        self._held[:0] = marks
+
+    def forget_held(self) -> None:
+        """The writes of the held pages are lost (the worker died): they stay pending, for the next run."""
+        if self._held:
+            self._held = []
+
     def _done(self, key: str, url: str, state: str = DONE) -> None:
         self._output_done.discard(key)
         self.recorded.discard(key)

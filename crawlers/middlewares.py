@@ -355,7 +355,12 @@ class CrawlReport:
         """Once the searches are done: fetch due listings that no search showed (is it still there?)."""
         ctx = context_for(self.crawler)
         if ctx._batch is not None:
-            ctx._batch.flush()  # nothing is waiting: what is stored counts as stored
+            from crawlers.storeworker import StoreWorkerFailed
+
+            try:
+                ctx._batch.flush()  # nothing is waiting: what is stored counts as stored
+            except StoreWorkerFailed:
+                return  # the crawl is stopping (crawlers/storeworker.py)
         if self._revisited:
             return
         self._revisited = True
@@ -397,6 +402,9 @@ class CrawlReport:
             ctx._batch.stop()  # the store pipeline has (close_spider); from here writes go through at once
             stats_batch = ctx._batch.commits
             self.crawler.stats.set_value("tiswatch/store_commits", stats_batch)
+            if getattr(ctx._batch, "failed", None):  # the store worker died: its last writes are lost,
+                reason = "store_worker_failed"      # so the run is not finished (the next one resumes)
+                ctx.complete = False
         stats = self.crawler.stats
         pages = self._browser_pages_open()
         if pages is not None:

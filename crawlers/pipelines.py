@@ -33,6 +33,10 @@ class _Base:
     def ctx(self):
         return context_for(self.crawler)
 
+    def _remote(self) -> bool:
+        """The store worker checks, stores and keeps evidence ([crawl] store_worker, crawlers/storeworker.py)."""
+        return getattr(getattr(self.ctx, "_batch", None), "remote", False)
+
 
 class ValidatePipeline(_Base):
     def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
@@ -50,6 +54,8 @@ class ValidatePipeline(_Base):
 
 class CheckPipeline(_Base):
     def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
+        if self._remote():
+            return item  # checked by the store worker
         from matching import check
 
         # claims read from the listing's pictures (images/pipeline.py) join the text's: check again
@@ -80,6 +86,16 @@ class StorePipeline(_Base):
         batch = getattr(self.ctx, "batch", None)
         if batch is None:
             return
+        if getattr(batch, "remote", False):
+            stats = self.crawler.stats
+
+            def add(counts: dict[str, Any]) -> None:
+                for k, v in counts.items():
+                    stats.inc_value(k, v)
+
+            batch.on_stats = add
+            batch.on_failed = self._worker_failed
+            stats.set_value("tiswatch/store_worker", 1)
         batch.start()
         from twisted.internet import task
 
@@ -93,8 +109,28 @@ class StorePipeline(_Base):
         if batch is not None:
             batch.stop()
 
+    def _worker_failed(self, why: str) -> None:
+        from scrapy.utils.defer import deferred_from_coro
+
+        self.ctx.complete = False
+        self.crawler.stats.set_value("tiswatch/store_worker/failed", why)
+        if self.crawler.engine is not None and self.crawler.engine.spider is not None:
+            d = deferred_from_coro(self.crawler.engine.close_spider_async(reason="store_worker_failed"))
+            d.addErrback(lambda f: log.error("closing the crawl after the store worker failed: %s", f.getErrorMessage()))
+
     def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
         listing: Listing = item["_listing"]
+        batch = getattr(self.ctx, "_batch", None)
+        if getattr(batch, "remote", False):
+            from crawlers.storeworker import StoreWorkerFailed
+
+            try:
+                batch.send_item(dict(item))  # a copy: the sender thread pickles it while the crawl goes on
+                batch.item_stored()
+            except StoreWorkerFailed as e:
+                raise DropItem(f"not stored ({e}): {listing.url}") from None
+            self.ctx.seen.add(listing.key)
+            return item
         v = item["_verdict"]
         res = self.ctx.store.ingest(listing, v, listing.observed_at)
         self.ctx.seen.add(listing.key)
@@ -136,6 +172,8 @@ class EvidencePipeline(_Base):
     """Keeps the raw response, rendered HTML and screenshot of every flagged listing, with a manifest."""
 
     def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
+        if self._remote():
+            return item  # kept by the store worker
         v = item["_verdict"]
         listing: Listing = item["_listing"]
         if not v.flagged:

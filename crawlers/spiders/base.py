@@ -206,8 +206,10 @@ class TiswatchSpider(scrapy.Spider):
 
     def wants_evidence(self, item: dict[str, Any]) -> bool:
         """A flagged listing whose current view has no evidence yet: a screenshot is to be taken."""
+        if not self.ctx.settings.crawl.screenshots:
+            return False  # nothing to decide here: the check stage (or the store worker) checks it
         listing, v = self.precheck(item)
-        return bool(listing is not None and v.flagged and self.ctx.settings.crawl.screenshots
+        return bool(listing is not None and v.flagged
                     and self._needs_evidence(item.get("_ref") or listing.item_id, listing))
 
     def finish(self, item: dict[str, Any]) -> Iterator[Any]:

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -65,8 +66,9 @@ def log_tail(r):
     return r.log_path.read_text()[-4000:]
 
 
-def test_recrawl_fetches_only_changed_cards_and_marks_vanished_listings_delisted(server, small_world, tmp_path):
-    home, cfg = make_home(tmp_path, small_world)
+@pytest.mark.parametrize("worker", [False, True], ids=["one_process", "store_worker"])
+def test_recrawl_fetches_only_changed_cards_and_marks_vanished_listings_delisted(server, small_world, tmp_path, worker):
+    home, cfg = make_home(tmp_path, small_world, extra={"store_worker": worker})
     world_keys = {f"lazada:{w.item_id}" for w in small_world.for_marketplace("lazada", 1)}
     r1 = crawl_lazada(server, home, cfg)
     assert r1.ok, log_tail(r1)
@@ -310,11 +312,16 @@ def _snapshot(home):
     return snap
 
 
-def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(server, small_world, tmp_path):
+@pytest.mark.parametrize("worker", [False, True], ids=["one_process", "store_worker"])
+def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(server, small_world, tmp_path, worker):
     # writes are committed in batches ([crawl] store_batch): a kill costs the uncommitted ones fetched
-    # again; small batches here, so that the kills land mid-crawl in this 30-listing world
+    # again; small batches here, so that the kills land mid-crawl in this 30-listing world. With the
+    # store worker ([crawl] store_worker) the killed crawl is compared with one in a single process
     batch = 4
     extra = {"concurrency": 2, "concurrency_per_domain": 2, "store_batch": batch}
+    # the store worker: listings also wait in its queue (one batch, at least 8), in the pipe (a few
+    # pages' worth) and in the batch it was not yet asked to commit
+    waiting = batch + (max(8, batch) + 8 + batch if worker else 0)
     # pictures off: reading them keeps items in the pipeline longer, so how many pages are in flight at
     # a kill (the bound below) would depend on OCR speed; the image stage has tests of its own
     more = "[images]\nenabled = false\n"
@@ -325,11 +332,14 @@ def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(server, small_wor
         r = crawl_lazada(server, base, cfg)
         assert r.ok, log_tail(r)
         once = _pages(server)
-        home, cfg2 = make_home(tmp_path, small_world, "killed", extra=extra, more=more)
+        home, cfg2 = make_home(tmp_path, small_world, "killed", extra={**extra, "store_worker": worker}, more=more)
         _kill9_when(home, cfg2, server, n // 3)
         first = _listings_in(home.listings_db)
-        _kill9_when(home, cfg2, server, 2 * n // 3)
-        assert first < n and _listings_in(home.listings_db) < n
+        # the store worker takes a moment to start, while the crawl fills its queue, and then stores
+        # the backlog at once: killed at its first commit after the resume
+        _kill9_when(home, cfg2, server, first + 1 if worker else 2 * n // 3)
+        second = _listings_in(home.listings_db)
+        assert first < second < n
         r2 = crawl_lazada(server, home, cfg2)
     finally:
         server.sandbox.modes.slow_ms = 0
@@ -340,14 +350,75 @@ def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(server, small_wor
     killed = _pages(server)
     assert set(once.values()) == {1} and set(killed) == set(once)
     again = sorted(u for u, k in killed.items() if k > 1)
-    assert sum(killed[u] - 1 for u in again) <= 2 * (8 + batch), again
+    assert sum(killed[u] - 1 for u in again) <= 2 * (8 + waiting), again
     assert r2.report["stats"]["tiswatch/frontier/resumed_requests"] > 0
     # the resumed crawl did not fetch again what was committed before the kills
-    assert r2.report["stats"].get("tiswatch/listings", 0) <= n - 2 * n // 3 + 8 + batch
+    assert r2.report["stats"].get("tiswatch/listings", 0) <= n - second + 8 + waiting
+    assert bool(r2.report["stats"].get("tiswatch/store_worker")) == worker
     a, b = _snapshot(base), _snapshot(home)
     assert len(a["listings"]) == n
     assert b["listings"] == a["listings"]                       # nothing lost, same content and verdicts
     assert set(b["observations"].values()) == {1}               # nothing stored twice
     assert b["changes"] == a["changes"] == 0
+    assert set(b["verdict_events"].values()) == {1} and b["verdict_events"].keys() == a["verdict_events"].keys()
+    assert set(b["evidence"].values()) == {1} and b["evidence"].keys() == a["evidence"].keys()
+
+
+def _store_worker_of(pid: int) -> int | None:
+    """The store worker process of a crawl child (crawlers/storeworker.py), if it is running."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[-1].split()
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == pid and b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+            return int(d)
+    return None
+
+
+def test_a_store_worker_killed_stops_the_crawl_and_the_next_run_loses_nothing(server, small_world, tmp_path):
+    # [crawl] store_worker: the worker dies (kill -9) with listings in its queue and batch: the crawl
+    # stops at once (reason store_worker_failed), none of those pages counts as done, and the resumed
+    # crawl stores exactly what one uninterrupted crawl stores
+    extra = {"concurrency": 2, "concurrency_per_domain": 2, "store_batch": 4}
+    more = "[images]\nenabled = false\n"
+    n = len(small_world.for_marketplace("lazada"))
+    base, cfg = make_home(tmp_path, small_world, "uninterrupted", extra=extra, more=more)
+    home, cfg2 = make_home(tmp_path, small_world, "worker", extra={**extra, "store_worker": True}, more=more)
+    server.sandbox.modes.slow_ms = 40
+    try:
+        assert crawl_lazada(server, base, cfg).ok
+        cmd = crawl_command(home, "lazada", base_url=f"{server.url}/lazada", categories=lazada_categories(server),
+                            config=cfg2) + ["--log-file", str(home.log_dir / "crawl-lazada.log")]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
+                             start_new_session=True)
+        try:
+            t0 = time.monotonic()
+            while _listings_in(home.listings_db) < n // 3:
+                assert p.poll() is None, "the crawl ended before its worker could be killed"
+                assert time.monotonic() - t0 < 120
+                time.sleep(0.05)
+            worker = _store_worker_of(p.pid)
+            assert worker is not None
+            os.kill(worker, signal.SIGKILL)
+            assert p.wait(timeout=120) == 1
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+        report = json.loads((home.crawl_dir / "lazada" / "last_run.json").read_text())
+        assert report["reason"] == "store_worker_failed" and not report["complete"]
+        assert "store worker" in (home.log_dir / "crawl-lazada.log").read_text()
+        assert _listings_in(home.listings_db) < n
+        r2 = crawl_lazada(server, home, cfg2)
+    finally:
+        server.sandbox.modes.slow_ms = 0
+    assert r2.ok and r2.report["resumed"], log_tail(r2)
+    a, b = _snapshot(base), _snapshot(home)
+    assert len(a["listings"]) == n and b["listings"] == a["listings"]
+    assert set(b["observations"].values()) == {1}
     assert set(b["verdict_events"].values()) == {1} and b["verdict_events"].keys() == a["verdict_events"].keys()
     assert set(b["evidence"].values()) == {1} and b["evidence"].keys() == a["evidence"].keys()

@@ -135,3 +135,31 @@ def test_held_done_marks_reach_the_disk_at_release_after_the_requests(tmp_path):
     assert t.frontier.counts() == {"done": 2, "pending": 2}
     t.output_done(t.key(kids[1]), kids[1].url)          # no longer held: at once
     assert t.frontier.counts() == {"done": 3, "pending": 1}
+
+
+def test_a_commit_in_another_process_releases_only_the_marks_cut_before_it(tmp_path):
+    """The store worker (crawlers/storeworker.py): the marks held when a commit is asked are written
+    when it answers; pages done meanwhile wait for the next commit; a failed commit puts its marks
+    back; marks of writes that were lost are forgotten, so those pages come back on resume."""
+    sp = S()
+    t = tracker(tmp_path / "f.sqlite", sp)
+    t.hold()
+    pages = [R(sp, f"https://m.example/p{i}") for i in range(4)]
+    for p in pages:
+        t.record(p)
+    t.flush()
+    t.output_done(t.key(pages[0]), pages[0].url)
+    cut = t.take_held()                                  # commit 1 asked
+    t.output_done(t.key(pages[1]), pages[1].url)         # done while the worker commits
+    assert t.frontier.counts() == {"pending": 4}
+    t.release_marks(cut)                                 # commit 1 answered
+    assert t.frontier.counts() == {"done": 1, "pending": 3}
+    cut2 = t.take_held()                                 # commit 2 asked ...
+    t.put_back(cut2)                                     # ... and failed
+    t.output_done(t.key(pages[2]), pages[2].url)
+    t.release_marks(t.take_held())                       # commit 3 takes both
+    assert t.frontier.counts() == {"done": 3, "pending": 1}
+    t.output_done(t.key(pages[3]), pages[3].url)
+    t.forget_held()                                      # the worker died with its writes
+    t.release(stop=True)
+    assert t.frontier.counts() == {"done": 3, "pending": 1}
