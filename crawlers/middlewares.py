@@ -275,6 +275,13 @@ class FrontierMiddleware:
         return None
 
 
+def _cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 class CrawlReport:
     """Signals of one crawl: frontier bookkeeping, revisits, status, delisting, last_run.json."""
 
@@ -295,6 +302,7 @@ class CrawlReport:
         return cls(crawler)
 
     def spider_opened(self, spider):
+        self._cpu0 = _cpu_s()
         ctx = context_for(self.crawler)
         ctx.tracker_for(self.crawler)
         run = ctx.frontier.run
@@ -406,6 +414,10 @@ class CrawlReport:
                 reason = "store_worker_failed"      # so the run is not finished (the next one resumes)
                 ctx.complete = False
         stats = self.crawler.stats
+        # CPU seconds of the crawl from spider open to close: this process and its store worker
+        # (crawlers/storeworker.py), not Chromium's; start-up (imports) is before it
+        worker = (stats.get_value("tiswatch/store_worker/cpu_ms") or 0) / 1000
+        stats.set_value("tiswatch/cpu_s", round(_cpu_s() - getattr(self, "_cpu0", 0.0) + worker, 2))
         pages = self._browser_pages_open()
         if pages is not None:
             stats.set_value("tiswatch/browser_pages_open_at_end", pages)

@@ -53,6 +53,13 @@ class StoreWorkerFailed(RuntimeError):
 
 
 # ---- the worker's side -----------------------------------------------------------------------------------
+def _cpu_ms() -> int:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return int(1000 * (r.ru_utime + r.ru_stime))
+
+
 class _Stats:
     """What the pipelines count, returned to the crawl with each commit's answer."""
 
@@ -101,7 +108,7 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
     """The worker process: messages from the crawl, in order, until "exit" or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the crawl process decides when the worker ends
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if log_file:
+    if log_file:  # the crawl's log, then in its format (ops/logs.py)
         logging.basicConfig(filename=log_file, level=log_level,
                             format="%(asctime)s [%(name)s] %(levelname)s: %(message)s (store worker)")
     from scrapy.exceptions import DropItem
@@ -115,6 +122,10 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
 
     try:
         ts = load_settings(config=config or None, home=home)
+        if log_file:
+            from ops.logs import configure_crawl_logging
+
+            configure_crawl_logging(ts, marketplace)
         ctx = CrawlContext(ts, marketplace)
         ctx._frontier = _NoFrontier(resumed)
         ctx._store = open_store(ts)
@@ -129,6 +140,16 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
         conn.send(("failed", repr(e)))
         return
     conn.send(("ready", os.getpid()))
+    cpu = _cpu_ms()
+
+    def take_stats() -> dict[str, Any]:
+        """The pipelines' counts since the last answer, and this process's CPU time meanwhile."""
+        nonlocal cpu
+        now = _cpu_ms()
+        crawler.stats.inc_value("tiswatch/store_worker/cpu_ms", now - cpu)
+        cpu = now
+        return crawler.stats.take()
+
     while True:
         try:
             msg = conn.recv()
@@ -165,7 +186,7 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
             except Exception as e:
                 log.exception("committing the crawl's batched writes failed; the crawl tries again")
                 err = repr(e)
-            conn.send(("flushed", msg[1], crawler.stats.take(), err))
+            conn.send(("flushed", msg[1], take_stats(), err))
         elif kind == "end_batch":
             try:
                 ctx._batch.stop()
@@ -173,11 +194,11 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
             except Exception as e:
                 log.exception("committing the crawl's last writes failed")
                 err = repr(e)
-            conn.send(("flushed", msg[1], crawler.stats.take(), err))
+            conn.send(("flushed", msg[1], take_stats(), err))
         elif kind == "exit":
             ctx._batch.stop()
             ctx.close()
-            conn.send(("bye", crawler.stats.take()))
+            conn.send(("bye", take_stats()))
             conn.close()
             return
 
@@ -277,7 +298,10 @@ class RemoteBatch:
                 self._wait(lambda: self._proc is None or not self._proc.is_alive() or self._bye, timeout=60)
             except StoreWorkerFailed:
                 pass
-        self._queue.put(None)
+        try:
+            self._queue.put(None, timeout=5)  # the sender ends (it drains the queue once the worker is gone)
+        except queue.Full:
+            pass
         if self._proc is not None:
             self._proc.join(10)
             if self._proc.is_alive():
