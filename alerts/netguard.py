@@ -146,23 +146,41 @@ def check_url_now(url: str, policy: AddressPolicy,
     return addresses
 
 
-def make_resolver(policy: AddressPolicy, inner: Any = None) -> Any:
-    """An aiohttp resolver that resolves with `inner` (default: the system's) and then refuses
-    (BlockedAddress, an OSError, so the client reports a connection error) a host with any address the
-    policy does not allow. The client connects only to the addresses returned here."""
-    from aiohttp.abc import AbstractResolver
-    from aiohttp.resolver import DefaultResolver
+async def system_resolve_async(host: str, port: int = 0, family: int = socket.AF_UNSPEC) -> list[dict[str, Any]]:
+    """The system resolver's addresses for `host`, as the webhook client takes them (aiohttp's resolver
+    shape: dicts with host, port, family, ...)."""
+    import asyncio
 
-    class GuardedResolver(AbstractResolver):
-        def __init__(self) -> None:
-            self._inner = inner or DefaultResolver()
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    out, seen = [], set()
+    for fam, _type, proto, _name, addr in infos:
+        if addr[0] in seen:
+            continue
+        seen.add(addr[0])
+        out.append({"hostname": host, "host": addr[0], "port": addr[1], "family": fam, "proto": proto,
+                    "flags": socket.AI_NUMERICHOST})
+    return out
 
-        async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[Any]:
-            res = await self._inner.resolve(host, port, family)
-            policy.check(host, [r["host"] for r in res])
-            return res
 
-        async def close(self) -> None:
+class GuardedResolver:
+    """Resolves with `inner` (an object with `async resolve(host, port, family)`, such as an aiohttp
+    resolver; default: the system's), then refuses (BlockedAddress, an OSError, so the client reports a
+    connection error) a host with any address the policy does not allow. The webhook client connects
+    only to the addresses returned here."""
+
+    def __init__(self, policy: AddressPolicy, inner: Any = None):
+        self.policy, self._inner = policy, inner
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_UNSPEC) -> list[dict[str, Any]]:
+        res = await (self._inner.resolve(host, port, family) if self._inner is not None
+                     else system_resolve_async(host, port, family))
+        self.policy.check(host, [r["host"] for r in res])
+        return list(res)
+
+    async def close(self) -> None:
+        if self._inner is not None:
             await self._inner.close()
 
-    return GuardedResolver()
+
+def make_resolver(policy: AddressPolicy, inner: Any = None) -> GuardedResolver:
+    return GuardedResolver(policy, inner)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from alerts.clock import Clock, SystemClock
 from alerts.netguard import AddressPolicy, BlockedAddress, ip_literal, make_resolver
 from alerts.signing import webhook_headers
+from alerts.webhook_http import ProtocolError, Target, WebhookClient, parse_target
 
 USER_AGENT = "tiswatch-webhooks/1.0 (+https://www.standardwebhooks.com/)"
 
@@ -53,94 +54,70 @@ class Notifier(Protocol):
 class WebhookNotifier:
     def __init__(self, timeout: float = 10.0, clock: Clock | None = None, user_agent: str = USER_AGENT,
                  policy: AddressPolicy | None = None, dns: Any = None):
-        """`policy`: the addresses webhooks may reach (default: public ones only); `dns`: the aiohttp
+        """`policy`: the addresses webhooks may reach (default: public ones only); `dns`: the aiohttp-style
         resolver that does the lookups (default: the system's), checked by the policy either way."""
         self.timeout = timeout
         self.clock = clock or SystemClock()
         self.user_agent = user_agent
         self.policy = policy or AddressPolicy()
         self.dns = dns
-        self._session: Any = None
-        self._targets: dict[str, SendResult | None] = {}  # URL -> why it is refused (None: may be sent to)
-        import aiohttp  # here, not at the first send: importing it then delayed the first deliveries by ~0.3 s
+        self._client: WebhookClient | None = None
+        self._targets: dict[str, Target | SendResult] = {}  # URL -> parsed, or why it is refused
 
-        self._aiohttp = aiohttp
+    def _http(self) -> WebhookClient:
+        if self._client is None:
+            self._client = WebhookClient(make_resolver(self.policy, self.dns), connect_timeout=min(self.timeout, 5.0))
+        return self._client
 
-    async def _client(self) -> Any:
-        aiohttp = self._aiohttp
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300,
-                                               resolver=make_resolver(self.policy, self.dns)),
-                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(self.timeout, 5.0)),
-                headers={"User-Agent": self.user_agent}, trust_env=False)
-        return self._session
-
-    def _refused(self, target: str) -> SendResult | None:
-        """Why `target` cannot be sent to by its URL alone (bad URL, an address literal the policy refuses),
-        or None. Remembered per URL: the answer depends only on the URL and the (fixed) policy; names are
-        judged after every DNS lookup, in the resolver."""
-        if target in self._targets:
-            return self._targets[target]
-        from yarl import URL
-
-        why: SendResult | None = None
-        try:  # an address in the URL itself is not looked up: judge it here (names: in the resolver)
-            host = URL(target).raw_host or ""
-            lit = ip_literal(host)
-            if lit is not None:
-                self.policy.check(host, [str(lit)])
+    def _target(self, target: str) -> Target | SendResult:
+        """The parsed URL, or why it cannot be sent to by the URL alone (bad URL, an address literal the
+        policy refuses). Remembered per URL: the answer depends only on the URL and the (fixed) policy;
+        names are judged after every DNS lookup, in the resolver."""
+        hit = self._targets.get(target)
+        if hit is not None:
+            return hit
+        out: Target | SendResult
+        try:
+            out = parse_target(target)
+            lit = ip_literal(out.host)
+            if lit is not None:  # an address in the URL itself is not looked up: judge it here
+                self.policy.check(out.host, [str(lit)])
         except BlockedAddress as e:
-            why = SendResult(False, None, f"refused: {e}")
+            out = SendResult(False, None, f"refused: {e}")
         except ValueError as e:
-            why = SendResult(False, None, f"bad webhook URL {target!r}: {e}")
+            out = SendResult(False, None, f"bad webhook URL {target!r}: {e}")
         if len(self._targets) > 10_000:
             self._targets.clear()
-        self._targets[target] = why
-        return why
+        self._targets[target] = out
+        return out
 
     async def send(self, target: str, msg: Outgoing) -> SendResult:
-        aiohttp = self._aiohttp
-        refused = self._refused(target)
-        if refused is not None:
-            return SendResult(False, None, refused.error)
+        t = self._target(target)
+        if isinstance(t, SendResult):
+            return SendResult(False, None, t.error)
         ts = int(self.clock.now().timestamp())
-        headers = {"Content-Type": msg.content_type, **msg.headers,
+        headers = {"User-Agent": self.user_agent, "Content-Type": msg.content_type, **msg.headers,
                    **webhook_headers(list(msg.secrets), msg.id, ts, msg.body)}
-        session = await self._client()
+        client = self._http()
         t0 = time.perf_counter()
         try:
-            async with session.post(target, data=msg.body, headers=headers, allow_redirects=False) as resp:
-                await resp.content.read(65536)  # a little of the answer, so the connection can be reused
-                ms = (time.perf_counter() - t0) * 1000
-                ok = 200 <= resp.status < 300
-                return SendResult(ok, resp.status, None if ok else f"HTTP {resp.status} {resp.reason or ''}".strip(),
-                                  ms, resp.headers.get("Retry-After"))
+            async with asyncio.timeout(self.timeout):
+                ans = await client.post(t, headers, msg.body)
         except TimeoutError:
             return SendResult(False, None, f"timed out after {self.timeout:g} s", (time.perf_counter() - t0) * 1000)
-        except aiohttp.ClientConnectorError as e:
-            blocked = _blocked(e)
-            why = f"refused: {blocked}" if blocked else f"{type(e).__name__}: {e}"
-            return SendResult(False, None, why[:500], (time.perf_counter() - t0) * 1000)
-        except (aiohttp.ClientError, OSError, ValueError) as e:
+        except BlockedAddress as e:
+            return SendResult(False, None, f"refused: {e}"[:500], (time.perf_counter() - t0) * 1000)
+        except (OSError, ProtocolError, ValueError) as e:
             return SendResult(False, None, f"{type(e).__name__}: {e}"[:300], (time.perf_counter() - t0) * 1000)
+        ms = (time.perf_counter() - t0) * 1000
+        ok = 200 <= ans.status < 300
+        return SendResult(ok, ans.status, None if ok else f"HTTP {ans.status} {ans.reason}".strip(), ms,
+                          ans.headers.get("retry-after"))
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-
-
-def _blocked(e: BaseException) -> BlockedAddress | None:
-    """The BlockedAddress behind a connection error, if that is what it was."""
-    seen = 0
-    cur: BaseException | None = e
-    while cur is not None and seen < 5:
-        if isinstance(cur, BlockedAddress):
-            return cur
-        inner = getattr(cur, "os_error", None)
-        cur = inner if isinstance(inner, BaseException) and inner is not cur else cur.__cause__
-        seen += 1
-    return None
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
 
 
 @dataclass
