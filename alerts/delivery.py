@@ -28,6 +28,7 @@ from typing import Any
 from alerts.backoff import RetryPolicy, parse_retry_after
 from alerts.clock import Clock, SystemClock, iso, parse_iso, run_async
 from alerts.engine import AlertEngine, Publisher
+from alerts.engine_proc import EngineProcess
 from alerts.notify import Notifier, Outgoing, WebhookNotifier
 from alerts.secretbox import SecretsKeyError
 from alerts.store import AlertStore, Partner
@@ -43,6 +44,8 @@ class DrainStats:
     delivered: int = 0
     failed: int = 0
     dead: int = 0
+    handed: int = 0  # deliveries handed straight to the lanes by the engine process (not claimed from the queue)
+    engine_cpu: float = 0.0  # CPU seconds of the engine process (run() with one), not counted in this process
     per_partner: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, pid: str, what: str, n: int = 1) -> None:
@@ -69,15 +72,17 @@ class AlertWorker:
         self._failures: dict[str, int] = {}
         self._results: list[dict[str, Any]] = []
         self._flushed = time.monotonic()
+        self.engine_proc: EngineProcess | None = None  # run(): the engine in its own process (alerts/engine_proc.py)
+        self._handed: dict[str, list[Any]] = {}  # partner -> deliveries the engine process leased to us
 
     # ---- one attempt ---------------------------------------------------------------------------------
     async def _attempt(self, p: Partner, row: Any, secrets_: list[str], secrets_error: str | None = None) -> None:
         mid = row["message_id"]
         body = row["body"]
-        first = body is None
+        first = body is None  # never attempted: its body is made now (or was, by the engine process)
         try:
             if first:
-                body = self.publisher.body(row)
+                body = (row.get("prepared") if isinstance(row, dict) else None) or self.publisher.body(row)
             if not secrets_:
                 raise RuntimeError(secrets_error or "the partner has no webhook secret")
         except Exception as e:  # a bug or a locked database must not kill the lane; the message stays queued
@@ -179,6 +184,17 @@ class AlertWorker:
         secrets_: list[str] = []
         secrets_error: str | None = None
         decrypted: dict[str, str] = {}  # stored (encrypted) secret -> plain: decrypted once per lane
+
+        def load_secrets() -> None:
+            nonlocal secrets_, secrets_error
+            try:
+                secrets_ = self.store.webhook_secrets(pid, now, decrypted)
+            except SecretsKeyError as e:  # each message records why it was not sent; nothing is lost
+                log.error("partner %s: %s", pid, e)
+                secrets_, secrets_error = [], str(e)
+            else:
+                secrets_error = None
+
         try:
             while stop is None or not stop.is_set():
                 p = self.store.partner_fresh(pid)
@@ -192,6 +208,11 @@ class AlertWorker:
                     expired_at = now
                 if self._results and (time.monotonic() - self._flushed > 0.05 or not inflight):
                     self._flush()
+                handed = self._handed.pop(pid, None)
+                if handed:  # leased to us by the engine process: after what this lane holds already
+                    queue.extend(handed)
+                    self.stats.handed += len(handed)
+                    load_secrets()
                 slots = self._slots(p, now, len(inflight))
                 if slots < len(queue) and self._held_back(p, now):
                     # the partner is paused or probed: give back what it will not get now (while it is
@@ -202,13 +223,7 @@ class AlertWorker:
                     probing = self._failures.get(pid, 0) >= self.policy.circuit_after
                     queue.extend(self.store.claim_due(pid, now, 1 if probing else p.concurrency * 4, self.lease))
                     if queue:
-                        try:
-                            secrets_ = self.store.webhook_secrets(pid, now, decrypted)
-                        except SecretsKeyError as e:  # each message records why it was not sent; nothing is lost
-                            log.error("partner %s: %s", pid, e)
-                            secrets_, secrets_error = [], str(e)
-                        else:
-                            secrets_error = None
+                        load_secrets()
                 while queue and slots > 0:
                     t = asyncio.create_task(self._attempt(p, queue.popleft(), secrets_, secrets_error))
                     inflight.add(t)
@@ -258,6 +273,13 @@ class AlertWorker:
         self._failures, self._wake = {}, {}
         astop = stop if isinstance(stop, asyncio.Event) else asyncio.Event()
         lanes: dict[str, asyncio.Task[None]] = {}
+        self._handed = {}
+        proc = self.engine_proc
+        loop = asyncio.get_running_loop()
+        tick = asyncio.Event()  # the engine process said something
+        if proc is not None:
+            proc.start()
+            loop.add_reader(proc.conn.fileno(), tick.set)
         try:
             while not astop.is_set():
                 if isinstance(stop, threading.Event) and stop.is_set():
@@ -266,8 +288,17 @@ class AlertWorker:
                 for pid in self._webhook_partners():
                     if pid not in lanes or lanes[pid].done():
                         lanes[pid] = asyncio.create_task(self._lane(pid, until_idle=False, stop=astop))
+                if proc is not None:
+                    tick.clear()
+                    self._from_engine(proc.receive())
+                    if proc.dead:
+                        log.error("the alert engine process stopped; this worker runs the engine itself")
+                        loop.remove_reader(proc.conn.fileno())
+                        proc = None
+                    else:
+                        self._release_orphans(lanes)
                 busy = False
-                if self.engine is not None:
+                if self.engine is not None and (proc is None or not proc.active):
                     try:  # small batches: the lanes get the loop between them, so a backlog of events
                         r = self.engine.process(self.batch)  # does not hold up the first deliveries
                     except Exception:
@@ -278,14 +309,50 @@ class AlertWorker:
                         for ev in self._wake.values():
                             ev.set()
                     busy = r is not None and r.events >= self.batch
-                await asyncio.sleep(0.001 if busy else self.poll)  # real time: how often the event log is polled
+                if busy:
+                    await asyncio.sleep(0.001)
+                elif proc is not None:  # woken by the engine process at once, by the stop flag within `poll`
+                    try:
+                        await asyncio.wait_for(tick.wait(), 0.05 if not proc.active else self.poll)
+                    except TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(self.poll)  # real time: how often the event log is polled
         finally:
             astop.set()
             for ev in self._wake.values():
                 ev.set()
+            if proc is not None:
+                loop.remove_reader(proc.conn.fileno())
+                self._from_engine(proc.stop())
             if lanes:
                 await asyncio.gather(*lanes.values(), return_exceptions=True)
+            leftover = [r["message_id"] for rows in self._handed.values() for r in rows]
+            self._handed = {}
+            self.store.release(leftover)  # handed over, never started: back to the queue
             await self.notifier.aclose()
+
+    def _from_engine(self, messages: list[tuple[Any, ...]]) -> None:
+        """What the engine process sent: deliveries leased to us (to the lanes), batch counts."""
+        for m in messages:
+            if m[0] == "fresh":
+                for row in m[1]:
+                    self._handed.setdefault(row["partner_id"], []).append(row)
+                for pid in {row["partner_id"] for row in m[1]}:
+                    w = self._wake.get(pid)
+                    if w is not None:
+                        w.set()
+            elif m[0] == "done":
+                self.stats.events += m[1]
+                self.stats.messages += m[2]
+        if self.engine_proc is not None:
+            self.stats.engine_cpu = self.engine_proc.cpu
+
+    def _release_orphans(self, lanes: dict[str, asyncio.Task[None]]) -> None:
+        """Deliveries handed over for a partner without a running lane (disabled, no webhook any more):
+        back to the queue, for whoever sends them later."""
+        for pid in [p for p in self._handed if p not in lanes or lanes[p].done()]:
+            self.store.release([r["message_id"] for r in self._handed.pop(pid)])
 
 
 # ---- wiring to a data directory --------------------------------------------------------------------------
@@ -312,6 +379,8 @@ def deliver(settings: Any, *, loop: bool = False, stop: threading.Event | None =
     """Handle the event log and deliver webhooks: once (what is due now), or until `stop` is set when
     `loop`. This is the function the scheduler calls."""
     worker, svc = build_worker(settings, clock=clock, notifier=notifier)
+    if loop and clock is None:  # the engine on the machine's other core, handing new messages straight over
+        worker.engine_proc = EngineProcess(settings, lease_seconds=worker.lease.total_seconds())
 
     async def main() -> DrainStats:
         try:

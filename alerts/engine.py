@@ -120,10 +120,20 @@ class AlertEngine:
         self.store, self.events, self.listings, self.catalogue = store, events, listings, catalogue
         self.clock = clock or SystemClock()
         self.on_event = on_event  # called (event, facts) inside the batch, e.g. removal verification
+        self.handoff: timedelta | None = None  # lease new deliveries for this long and keep them (take_fresh)
+        self._fresh: list[dict[str, Any]] = []
 
     # ---- reading the event log ------------------------------------------------------------------------
     def process(self, limit: int = 500) -> BatchResult:
         """Handle the next batch of events (at most `limit`); one transaction with the cursor."""
+        self._fresh = []
+        try:
+            return self._process(limit)
+        except BaseException:
+            self._fresh = []  # rolled back: none of them exists
+            raise
+
+    def _process(self, limit: int) -> BatchResult:
         res = BatchResult()
         if self.store.flag("reconcile_all"):  # after a schema migration: bring every partner up to date once
             for p in self.store.partners(enabled_only=True):
@@ -245,10 +255,26 @@ class AlertEngine:
             self.store.retract_alert(aid, action.reason or "outside_filters", now)
             payload = self._payload(aid, "retracted", row["basis"], facts, details, row["opened_at"], parts, shared,
                                     retraction=action.reason or "outside_filters")
-        self.store.add_message(p, aid, action.type, facts.key, payload, now,
-                               marketplace=facts.marketplace, verdict=facts.verdict, tis_no=facts.tis_no,
-                               risk=facts.risk, event_id=event_id)
+        # handed straight to the delivery worker (leased from the start) unless an earlier message of the
+        # alert is still queued: that one goes first, through the queue (store.claim_due keeps the order)
+        hand = (self.handoff is not None and bool(p.webhook_url)
+                and (action.type == "alert.opened" or not self.store.has_pending(aid)))
+        n = iso(now)
+        rowid, msg_id, seq = self.store.add_message(p, aid, action.type, facts.key, payload, now,
+                                                    marketplace=facts.marketplace, verdict=facts.verdict,
+                                                    tis_no=facts.tis_no, risk=facts.risk, event_id=event_id,
+                                                    lease_until=iso(now + self.handoff) if hand and self.handoff else None)
+        if hand:
+            self._fresh.append({"message_id": rowid, "partner_id": p.id, "alert_id": aid, "attempts": 0, "created_at": n,
+                                "body": None, "msg_id": msg_id, "seq": seq, "type": action.type, "payload": payload,
+                                "msg_created_at": n, "key": facts.key})
         return 1
+
+    def take_fresh(self) -> list[dict[str, Any]]:
+        """The deliveries leased to the worker by the last `process` (with `handoff` set): what
+        `store.claim_due` would have returned for them. Empty after a batch that failed (rolled back)."""
+        out, self._fresh = self._fresh, []
+        return out
 
     @staticmethod
     def _public_state(facts: Facts, basis: str, shared: dict[Any, str]) -> str:

@@ -602,9 +602,10 @@ class AlertStore:
 
     def add_message(self, partner: Partner, alert_id: str, mtype: str, key: str, payload: str | dict[str, Any],
                     now: datetime, *, marketplace: str | None, verdict: str | None, tis_no: str | None,
-                    risk: int | None, event_id: int | None) -> tuple[int, str, int]:
+                    risk: int | None, event_id: int | None, lease_until: str | None = None) -> tuple[int, str, int]:
         """Append one message to a partner's feed (and its webhook queue); inside the caller's transaction.
-        Returns (row id, message id, seq)."""
+        `lease_until`: the delivery is leased from the start (handed straight to a running delivery
+        worker, alerts/engine_proc.py). Returns (row id, message id, seq)."""
         seq = self._seq.get(partner.id)
         if seq is None:
             seq = self.db.execute("SELECT coalesce(max(seq), 0) FROM messages WHERE partner_id=?", (partner.id,)).fetchone()[0]
@@ -618,9 +619,14 @@ class AlertStore:
              event_id, payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)))
         rowid = int(cur.lastrowid or 0)
         if partner.webhook_url:
-            self.db.execute("INSERT INTO deliveries(message_id, partner_id, alert_id, state, created_at, next_at)"
-                            " VALUES (?,?,?,'pending',?,?)", (rowid, partner.id, alert_id, iso(now), iso(now)))
+            self.db.execute("INSERT INTO deliveries(message_id, partner_id, alert_id, state, created_at, next_at, lease_until)"
+                            " VALUES (?,?,?,'pending',?,?,?)", (rowid, partner.id, alert_id, iso(now), iso(now), lease_until))
         return rowid, msg_id, seq
+
+    def has_pending(self, alert_id: str) -> bool:
+        """Whether a delivery of this alert is still pending (a new message of it must wait its turn)."""
+        return self.db.execute("SELECT 1 FROM deliveries WHERE alert_id=? AND state='pending' LIMIT 1",
+                               (alert_id,)).fetchone() is not None
 
     def feed(self, pid: str, after: int, limit: int, *, marketplace: str | None = None, verdict: str | None = None,
              standard: str | None = None, mtype: str | None = None) -> tuple[list[sqlite3.Row], int, bool]:

@@ -248,8 +248,15 @@ def test_a_worker_killed_mid_delivery_loses_nothing(home, tmp_path):
             deadline = time.time() + 120
             while len(a.processed) + len(b.processed) < 60 and time.time() < deadline and proc.poll() is None:
                 time.sleep(0.01)
+            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()  # its engine process
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(30)
+            deadline = time.time() + 30  # the engine process sees the pipe close and ends too
+            while any(Path(f"/proc/{k}").exists() and "zombie" not in Path(f"/proc/{k}/status").read_text()
+                      for k in kids) and time.time() < deadline:
+                time.sleep(0.05)
+            assert kids and not any(Path(f"/proc/{k}/cmdline").exists() and b"alerts.engine_proc" in
+                                    Path(f"/proc/{k}/cmdline").read_bytes() for k in kids), kids
         finally:
             if proc.poll() is None:
                 proc.kill()
