@@ -125,7 +125,7 @@ class AlertWorker:
         """Results are written in batches (one transaction for many attempts): a crash before a flush only
         means those messages are sent again, with the same webhook-id."""
         self._results.append({"message_id": mid, "partner_id": pid, "at": at, **kw})
-        if len(self._results) >= 64:
+        if len(self._results) >= 200:
             self._flush()
 
     def _flush(self) -> None:
@@ -184,6 +184,7 @@ class AlertWorker:
         secrets_: list[str] = []
         secrets_error: str | None = None
         decrypted: dict[str, str] = {}  # stored (encrypted) secret -> plain: decrypted once per lane
+        renew_at = float("inf")  # when the leases of what `queue` holds are to be extended (monotonic time)
 
         def load_secrets() -> None:
             nonlocal secrets_, secrets_error
@@ -206,13 +207,20 @@ class AlertWorker:
                     if dead:
                         self.stats.count(pid, "dead", dead)
                     expired_at = now
-                if self._results and (time.monotonic() - self._flushed > 0.05 or not inflight):
+                if self._results and (time.monotonic() - self._flushed > 0.1 or not inflight):
                     self._flush()
                 handed = self._handed.pop(pid, None)
                 if handed:  # leased to us by the engine process: after what this lane holds already
+                    if not queue:
+                        renew_at = time.monotonic() + self.lease.total_seconds() / 3
                     queue.extend(handed)
                     self.stats.handed += len(handed)
                     load_secrets()
+                if queue and time.monotonic() >= renew_at:
+                    # a long queue (a bulk handed over to a slow partner) outlasts its leases: extend them, so
+                    # that no other worker takes these messages while this lane still holds them
+                    self.store.renew([r["message_id"] for r in queue], now + self.lease)
+                    renew_at = time.monotonic() + self.lease.total_seconds() / 3
                 slots = self._slots(p, now, len(inflight))
                 if slots < len(queue) and self._held_back(p, now):
                     # the partner is paused or probed: give back what it will not get now (while it is
@@ -223,6 +231,7 @@ class AlertWorker:
                     probing = self._failures.get(pid, 0) >= self.policy.circuit_after
                     queue.extend(self.store.claim_due(pid, now, 1 if probing else p.concurrency * 4, self.lease))
                     if queue:
+                        renew_at = time.monotonic() + self.lease.total_seconds() / 3
                         load_secrets()
                 while queue and slots > 0:
                     t = asyncio.create_task(self._attempt(p, queue.popleft(), secrets_, secrets_error))
@@ -238,7 +247,7 @@ class AlertWorker:
                         break
                     await self._pause(wake, self._next_wait(pid, now))
                     continue
-                await self._pause(wake, 0.05 if self._results else (None if until_idle else self.poll))
+                await self._pause(wake, 0.1 if self._results else (None if until_idle else self.poll))
         finally:
             if queue:
                 self.store.release([r["message_id"] for r in queue])
@@ -290,12 +299,16 @@ class AlertWorker:
                         lanes[pid] = asyncio.create_task(self._lane(pid, until_idle=False, stop=astop))
                 if proc is not None:
                     tick.clear()
+                    was = proc.active
                     self._from_engine(proc.receive())
                     if proc.dead:
                         log.error("the alert engine process stopped; this worker runs the engine itself")
                         loop.remove_reader(proc.conn.fileno())
                         proc = None
+                        self._checkpoints(True)
                     else:
+                        if proc.active and not was:
+                            self._checkpoints(False)
                         self._release_orphans(lanes)
                 busy = False
                 if self.engine is not None and (proc is None or not proc.active):
@@ -325,6 +338,7 @@ class AlertWorker:
             if proc is not None:
                 loop.remove_reader(proc.conn.fileno())
                 self._from_engine(proc.stop())
+                self._checkpoints(True)
             if lanes:
                 await asyncio.gather(*lanes.values(), return_exceptions=True)
             leftover = [r["message_id"] for rows in self._handed.values() for r in rows]
@@ -347,6 +361,15 @@ class AlertWorker:
                 self.stats.messages += m[2]
         if self.engine_proc is not None:
             self.stats.engine_cpu = self.engine_proc.cpu
+
+    def _checkpoints(self, mine: bool) -> None:
+        """Whether this connection copies alerts.sqlite's write-ahead log into the database when it grows
+        (SQLite does it in the commit that passes 1,000 pages, which stalls every lane meanwhile): not
+        while the engine process, which writes most of the log, does it."""
+        try:
+            self.store.db.execute(f"PRAGMA wal_autocheckpoint={1000 if mine else 0}")
+        except Exception:  # a busy database: the default stays, which is only slower
+            log.debug("wal_autocheckpoint not changed", exc_info=True)
 
     def _release_orphans(self, lanes: dict[str, asyncio.Task[None]]) -> None:
         """Deliveries handed over for a partner without a running lane (disabled, no webhook any more):

@@ -122,6 +122,7 @@ class AlertEngine:
         self.on_event = on_event  # called (event, facts) inside the batch, e.g. removal verification
         self.handoff: timedelta | None = None  # lease new deliveries for this long and keep them (take_fresh)
         self._fresh: list[dict[str, Any]] = []
+        self._lease_for: tuple[datetime | None, str] = (None, "")
 
     # ---- reading the event log ------------------------------------------------------------------------
     def process(self, limit: int = 500) -> BatchResult:
@@ -259,11 +260,16 @@ class AlertEngine:
         # alert is still queued: that one goes first, through the queue (store.claim_due keeps the order)
         hand = (self.handoff is not None and bool(p.webhook_url)
                 and (action.type == "alert.opened" or not self.store.has_pending(aid)))
-        n = iso(now)
+        lease = None
+        if hand and self.handoff is not None:
+            if self._lease_for[0] is not now:  # one text per batch (`now` is the batch's)
+                self._lease_for = (now, iso(now + self.handoff))
+            lease = self._lease_for[1]
         rowid, msg_id, seq = self.store.add_message(p, aid, action.type, facts.key, payload, now,
                                                     marketplace=facts.marketplace, verdict=facts.verdict,
                                                     tis_no=facts.tis_no, risk=facts.risk, event_id=event_id,
-                                                    lease_until=iso(now + self.handoff) if hand and self.handoff else None)
+                                                    lease_until=lease)
+        n = iso(now)
         if hand:
             self._fresh.append({"message_id": rowid, "partner_id": p.id, "alert_id": aid, "attempts": 0, "created_at": n,
                                 "body": None, "msg_id": msg_id, "seq": seq, "type": action.type, "payload": payload,

@@ -47,11 +47,12 @@ def child_main(settings: Any, conn: Any, batch: int, poll: float, lease_seconds:
     try:
         conn.send(("ready", os.getpid()))
         while True:
+            r = None
             try:
-                r = svc.engine.process(batch)
+                if svc.engine.lag() or svc.store.flag("reconcile_all"):  # reads only: no write lock while idle
+                    r = svc.engine.process(batch)
             except Exception:
                 log.exception("alert engine batch failed; retrying")
-                r = None
             fresh = svc.engine.take_fresh()
             for row in fresh:  # the webhook body, made once here instead of in the sender
                 try:

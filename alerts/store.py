@@ -740,6 +740,14 @@ class AlertStore:
                                " last_status=?, last_error=?, next_at=?, lease_until=NULL, dead_at=?, body=coalesce(body, ?)"
                                " WHERE message_id=?", bad)
 
+    def renew(self, message_ids: list[int], until: datetime) -> None:
+        """Extend the leases of deliveries a worker holds (queued in a lane, not yet sent)."""
+        with self.tx() as db:
+            for i in range(0, len(message_ids), 500):
+                part = message_ids[i:i + 500]
+                db.execute(f"UPDATE deliveries SET lease_until=? WHERE state='pending' AND message_id IN"
+                           f" ({','.join('?' * len(part))})", [iso(until), *part])
+
     def release(self, message_ids: list[int]) -> None:
         """Give back leased deliveries that were not attempted (a paused lane, a worker stopping)."""
         if message_ids:

@@ -119,3 +119,34 @@ def test_when_the_engine_process_dies_the_worker_runs_the_engine_itself(home):
         assert worker.stats.delivered == 20
         wsvc.close()
     svc.close()
+
+
+def test_a_lane_holding_a_long_handed_queue_keeps_its_leases(home):
+    """A slow partner and many handed-over messages: the lane outlasts the leases it was given and
+    extends them, so a second worker draining meanwhile never takes (and sends again) one of them."""
+    svc = open_service(home)
+    with Receiver(delay=0.25) as rx:
+        rx.secret = svc.store.add_partner("pa", "A", svc.clock.now(), webhook_url=rx.url, concurrency=1).webhook_secret
+        worker, wsvc = build_worker(home)
+        worker.lease = timedelta(seconds=2)
+        proc = worker.engine_proc = EngineProcess(home, lease_seconds=2)
+        other, osvc = build_worker(home)
+        stop = threading.Event()
+        t = threading.Thread(target=lambda: run_async(lambda: worker.run(stop)))
+        t.start()
+        try:
+            assert wait_for(lambda: proc.ready)
+            for i in range(20):
+                verdict(svc.events, f"shopee:{i}", "unlicensed", 90)
+            assert wait_for(lambda: worker.stats.events == 20)
+            taken = 0
+            while len(rx.processed) < 20 and wait_for(lambda: False, 0.3) is False:
+                taken += run_async(other.drain).attempts  # what it could claim: leases that ran out
+        finally:
+            stop.set()
+            t.join(60)
+        assert len(rx.processed) == 20 and rx.duplicates == [] and taken == 0
+        assert worker.stats.handed == 20
+        wsvc.close()
+        osvc.close()
+    svc.close()
