@@ -57,6 +57,7 @@ def child_main(settings: Any, conn: Any, batch: int, poll: float, lease_seconds:
             for row in fresh:  # the webhook body, made once here instead of in the sender
                 try:
                     row["prepared"] = svc.publisher.body(row)
+                    del row["payload"]  # in the body; half the bytes through the pipe
                 except Exception:  # the sender makes it (and records why it cannot)
                     row["prepared"] = None
             for i in range(0, len(fresh), CHUNK):
