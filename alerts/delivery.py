@@ -74,6 +74,7 @@ class AlertWorker:
         self._flushed = time.monotonic()
         self.engine_proc: EngineProcess | None = None  # run(): the engine in its own process (alerts/engine_proc.py)
         self._handed: dict[str, list[Any]] = {}  # partner -> deliveries the engine process leased to us
+        self._partner_dirty: dict[str, bool] = {}  # this worker changed the partner's row: read it again
 
     # ---- one attempt ---------------------------------------------------------------------------------
     async def _attempt(self, p: Partner, row: Any, secrets_: list[str], secrets_error: str | None = None) -> None:
@@ -108,6 +109,7 @@ class AlertWorker:
                 self._failures[p.id] = 0
                 self._flush()
                 self.store.partner_recovered(p.id, now)
+                self._partner_dirty[p.id] = True
             return
         attempts = row["attempts"] + 1
         deadline = self.policy.deadline(parse_iso(row["created_at"]))
@@ -120,6 +122,7 @@ class AlertWorker:
         self._failures[p.id] = n
         pause = self.policy.circuit_pause(n, self.rng())
         self.store.partner_failed(p.id, n, now + timedelta(seconds=pause) if pause is not None else None)
+        self._partner_dirty[p.id] = True
 
     def _record(self, mid: int, pid: str, at: datetime, **kw: Any) -> None:
         """Results are written in batches (one transaction for many attempts): a crash before a flush only
@@ -197,8 +200,13 @@ class AlertWorker:
                 secrets_error = None
 
         try:
+            checked = float("-inf")
             while stop is None or not stop.is_set():
-                p = self.store.partner_fresh(pid)
+                if time.monotonic() - checked > 0.02 or self._partner_dirty.pop(pid, False):
+                    # at most every 20 ms (an administrator's change is seen within that), at once after
+                    # this worker changed the partner's failure state
+                    p = self.store.partner_fresh(pid)
+                    checked = time.monotonic()
                 if p is None or not p.enabled or not p.webhook_url:
                     break
                 now = self.clock.now()

@@ -101,8 +101,7 @@ class WebhookNotifier:
         client = self._http()
         t0 = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
-                ans = await client.post(t, headers, msg.body)
+            ans = await client.post(t, headers, msg.body, timeout=self.timeout)
         except TimeoutError:
             return SendResult(False, None, f"timed out after {self.timeout:g} s", (time.perf_counter() - t0) * 1000)
         except BlockedAddress as e:

@@ -33,6 +33,7 @@ MAX_HEAD = 65536  # bytes of status line and headers
 MAX_BODY = 65536  # bytes of an answer's body read to keep the connection
 IDLE_SECONDS = 15.0  # a kept-alive connection unused for longer is closed (servers close theirs too)
 DNS_TTL = 300.0  # resolved (and allowed) addresses are reused this long for new connections
+SWEEP = 0.1  # seconds between checks for answers that are late (a request's timeout is this precise)
 
 
 class ProtocolError(Exception):
@@ -214,6 +215,7 @@ class _Conn(asyncio.Protocol):
         self.closed = False
         self.idle_since = time.monotonic()
         self.reused = False
+        self.deadline = float("inf")  # monotonic time by which the answer must have come
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -265,6 +267,7 @@ class WebhookClient:
         self._ssl = ssl_context
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self._busy: set[_Conn] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -317,10 +320,13 @@ class WebhookClient:
             return c
         return None
 
-    async def post(self, target: Target, headers: dict[str, str], body: bytes) -> Answer:
-        """Send one POST and read its answer. The caller bounds the whole call with a timeout; a call
-        cancelled half-way closes its connection."""
+    async def post(self, target: Target, headers: dict[str, str], body: bytes, timeout: float = 30.0) -> Answer:
+        """Send one POST and read its answer within `timeout` seconds in all (TimeoutError otherwise;
+        the answer's wait is checked every SWEEP seconds, not by a timer per request). A call cancelled
+        half-way closes its connection."""
         data = head_block(target, headers, len(body)) + body
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
         pool = self._pools.get(target.origin)
         if pool is None:
             pool = self._pools[target.origin] = _Pool()
@@ -328,11 +334,15 @@ class WebhookClient:
             conn = self._take_idle(pool)
             fresh = conn is None
             if conn is None:
-                conn = await self._connect(target, pool)
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    conn = await self._connect(target, pool)
             conn.reused = not fresh
             conn.reader = _Reader()
-            conn.waiter = asyncio.get_running_loop().create_future()
+            conn.waiter = loop.create_future()
+            conn.deadline = deadline
             self._busy.add(conn)
+            if self._sweeper is None:
+                self._sweeper = loop.call_later(SWEEP, self._sweep)
             try:
                 assert conn.transport is not None
                 conn.transport.write(data)
@@ -353,6 +363,16 @@ class WebhookClient:
             return ans
         raise ConnectionResetError("the partner closed the connection twice before answering")
 
+    def _sweep(self) -> None:
+        """Fail the requests whose time is up (one timer for all, instead of one per request)."""
+        self._sweeper = None
+        now = time.monotonic()
+        for c in list(self._busy):
+            if c.deadline <= now and c.waiter is not None and not c.waiter.done():
+                c.waiter.set_exception(TimeoutError())
+        if self._busy:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP, self._sweep)
+
     async def aclose(self) -> None:
         for pool in self._pools.values():
             for c in pool.idle:
@@ -361,4 +381,7 @@ class WebhookClient:
         for c in list(self._busy):
             c.close()
         self._busy.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         await asyncio.sleep(0)  # let the transports finish closing on this loop
