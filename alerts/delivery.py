@@ -295,8 +295,13 @@ class AlertWorker:
         loop = asyncio.get_running_loop()
         tick = asyncio.Event()  # the engine process said something
         if proc is not None:
-            proc.start()
-            loop.add_reader(proc.conn.fileno(), tick.set)
+            try:
+                proc.start()
+            except Exception:  # e.g. no interpreter to start: the engine runs here, as without a process
+                log.exception("cannot start the alert engine process; this worker runs the engine itself")
+                proc = None
+            else:
+                loop.add_reader(proc.conn.fileno(), tick.set)
         try:
             while not astop.is_set():
                 if isinstance(stop, threading.Event) and stop.is_set():

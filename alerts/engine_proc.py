@@ -41,7 +41,6 @@ def child_main(settings: Any, conn: Any, batch: int, poll: float, lease_seconds:
     """The engine process: handle events in small batches, hand the new deliveries over, repeat."""
     from alerts.service import open_service
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which stops us in order
     svc = open_service(settings)
     svc.engine.handoff = timedelta(seconds=lease_seconds)
     try:
@@ -94,8 +93,9 @@ class EngineProcess:
         self.conn = Connection(mine.detach())
         fd = theirs.fileno()
         try:
+            # its own session: Ctrl-C in a terminal reaches the worker, which stops it in order
             self.proc = subprocess.Popen([sys.executable, "-m", "alerts.engine_proc", str(fd)], pass_fds=(fd,),
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             theirs.close()
         self.conn.send((self.settings, self.batch, self.poll, self.lease_seconds))
@@ -150,6 +150,7 @@ class EngineProcess:
 
 
 def main(argv: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops us in order
     conn = Connection(int(argv[0]))
     try:
         settings, batch, poll, lease = conn.recv()
