@@ -45,6 +45,7 @@ def child_main(settings: Any, conn: Any, batch: int, poll: float, lease_seconds:
     svc.engine.handoff = timedelta(seconds=lease_seconds)
     try:
         conn.send(("ready", os.getpid()))
+        checkpointed = time.monotonic()
         while True:
             r = None
             try:
@@ -64,6 +65,14 @@ def child_main(settings: Any, conn: Any, batch: int, poll: float, lease_seconds:
             if r is not None and r.events:
                 conn.send(("done", r.events, r.messages, time.process_time()))
             busy = r is not None and r.events >= batch
+            if not busy and time.monotonic() - checkpointed > 5:
+                # the worker leaves checkpoints to us (AlertWorker._checkpoints): also while no event
+                # comes and it keeps writing delivery results (a backlog draining), the log is copied back
+                try:
+                    svc.store.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:
+                    log.debug("checkpoint skipped", exc_info=True)
+                checkpointed = time.monotonic()
             if conn.poll(0 if busy else poll) and conn.recv() == "stop":
                 break
     except (EOFError, OSError):
