@@ -271,7 +271,8 @@ def run(
     now: Annotated[list[str] | None, typer.Option("--now", help="also run this job at once (repeatable), e.g. crawl:shopee")] = None,
     no_app: Annotated[bool, typer.Option("--no-app", help="run the scheduler only, without the review app")] = False,
 ) -> None:
-    """The service: the scheduler (crawls and the other scheduled jobs) and the review app together.
+    """The service: the scheduler (crawls and the other scheduled jobs), the review app and the webhook
+    delivery worker ([alerts] delivery_worker) together.
 
     Runs until SIGTERM or Ctrl-C, then stops gracefully: running crawls finish the pages in flight (or
     are killed after the schedule's shutdown_grace seconds) and nothing is left half-written. Runs missed

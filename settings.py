@@ -182,6 +182,7 @@ class AlertSettings(_Section):
     retry_max_delay_seconds: float = Field(6 * 3600, gt=0)
     circuit_after: int = Field(5, ge=1, le=1000)
     poll_seconds: float = Field(0.25, gt=0, le=60)
+    delivery_worker: bool = True  # `tiswatch run` keeps `partners deliver --loop` running (ops/delivery_child.py)
     verify_http_marketplaces: list[str] = ["shop"]
     verify_days: float = Field(14, gt=0)
     digest_top: int = Field(10, ge=1, le=100)

@@ -7,7 +7,9 @@ On SIGTERM (systemd stop, docker stop) or Ctrl-C:
    report is written; a child still running `[schedule] shutdown_grace` seconds later is killed (its
    last listing's transaction is rolled back by SQLite, nothing half-written); a re-check stops between
    listings; jobs waiting for a marketplace give up;
-3. the scheduler waits for the running jobs, records them, and the process exits 0.
+3. the scheduler waits for the running jobs, records them, the delivery worker child
+   (ops/delivery_child.py, `[alerts] delivery_worker`) gets SIGINT and stops in order (or is killed
+   after the same grace), and the process exits 0.
 
 A second `tiswatch run` on the same data directory refuses to start (the service lock file).
 """
@@ -42,6 +44,7 @@ class Service:
         self._server: Any = None
         self._metrics_server: Any = None
         self._relay: Any = None  # distributed mode: events from Redis into events.sqlite (cluster/worker.py)
+        self._delivery: Any = None  # the delivery worker child (ops/delivery_child.py)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self, now_jobs: list[str] | None = None) -> dict[str, list[str]]:
@@ -94,6 +97,11 @@ class Service:
         if first:
             log.info("jobs that never ran here run now: %s", ", ".join(first))
         self.sched.resume()
+        if self.settings.alerts.delivery_worker:
+            from ops.delivery_child import DeliveryChild
+
+            self._delivery = DeliveryChild(self.settings, self.config, grace=self.settings.schedule.shutdown_grace)
+            self._delivery.start()
         return changes
 
     def stop(self) -> None:
@@ -103,6 +111,9 @@ class Service:
             log.info("stopping: waiting for running jobs (crawls get %ss to finish their pages)",
                      self.settings.schedule.shutdown_grace)
             self.sched.shutdown(wait=True)
+        if self._delivery is not None:
+            self._delivery.stop()
+            self._delivery = None
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server = None

@@ -195,3 +195,81 @@ def test_revisit_fetches_due_listing_pages_again(sandbox, service_home):
             assert datetime.fromisoformat(d["last_seen"]) > old + timedelta(days=29)
     finally:
         st.close()
+
+
+@pytest.mark.slow
+def test_the_service_keeps_a_delivery_worker_so_webhooks_go_out_within_seconds(home, tmp_path):
+    """`tiswatch run` with the once-a-minute `alerts` job off: a verdict still reaches the partner's
+    webhook within seconds, through the delivery worker child; the child is started again when it dies,
+    and on SIGTERM the service stops it (no process left) and exits 0."""
+    from alerts_helpers import Receiver, verdict
+
+    from alerts.service import open_service
+
+    cfg = tmp_path / "svc.toml"
+    cfg.write_text("""
+[schedule]
+crawl = "off"
+revisit = "off"
+registry_refresh = "off"
+recheck = "off"
+alerts = "off"
+digest = "off"
+removals = "off"
+retention = "off"
+shutdown_grace = 30
+[alerts]
+webhook_allow_networks = ["127.0.0.1/32"]
+""", "utf-8")
+    home.alerts.webhook_allow_networks = ["127.0.0.1/32"]  # the receiver is on this machine
+    svc = open_service(home)
+    with Receiver() as rx:
+        rx.secret = svc.store.add_partner("etda", "ETDA", datetime.now(UTC), webhook_url=rx.url).webhook_secret
+        port = _free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("TISWATCH_CONFIG", None)
+        log = (tmp_path / "service.out").open("wb")
+        proc = subprocess.Popen([*TISWATCH, "--home", str(home.home), "--config", str(cfg), "run", "--port", str(port)],
+                                cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def children() -> list[int]:
+            kids = []
+            for t in Path(f"/proc/{proc.pid}/task").iterdir():
+                kids += [int(x) for x in (t / "children").read_text().split()]
+            return kids
+
+        def wait_for(cond, what: str, seconds: float = 90) -> None:
+            deadline = time.monotonic() + seconds
+            while not cond():
+                assert proc.poll() is None, (tmp_path / "service.out").read_text()[-3000:]
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{what}: " + (tmp_path / "service.out").read_text()[-3000:])
+                time.sleep(0.1)
+
+        try:
+            wait_for(lambda: children(), "no delivery worker child")
+            first = children()
+            verdict(svc.events, "shopee:1", "unlicensed", 90)
+            wait_for(lambda: len(rx.processed) == 1, "the first alert did not arrive")
+            # the worker dies: the service starts another, which delivers the next alert
+            os.killpg(first[0], signal.SIGKILL)
+            wait_for(lambda: children() and children() != first, "the delivery worker was not started again")
+            verdict(svc.events, "lazada:2", "mislabeled", 95)
+            wait_for(lambda: len(rx.processed) == 2, "the second alert did not arrive")
+            last = children()
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+        out = (tmp_path / "service.out").read_text()
+        assert rc == 0, out[-3000:]
+        assert not rx.bad_signatures and not rx.duplicates
+        # nothing of the delivery worker is left running
+        for pid in last:
+            p = Path(f"/proc/{pid}/status")
+            assert not p.exists() or "zombie" in p.read_text(), out[-2000:]
+        assert "delivery worker stopped" in out
+    svc.close()
