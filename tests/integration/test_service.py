@@ -235,8 +235,11 @@ webhook_allow_networks = ["127.0.0.1/32"]
         def children() -> list[int]:
             kids = []
             for t in Path(f"/proc/{proc.pid}/task").iterdir():
-                kids += [int(x) for x in (t / "children").read_text().split()]
-            return kids
+                try:
+                    kids += [int(x) for x in (t / "children").read_text().split()]
+                except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
+                    pass
+            return sorted(kids)
 
         def wait_for(cond, what: str, seconds: float = 90) -> None:
             deadline = time.monotonic() + seconds
