@@ -143,8 +143,8 @@ def run_crawl(settings: Settings, marketplace: str, *, time_limit: float | None 
     return CrawlResult(marketplace, proc.returncode, time.monotonic() - t0, log_path, timed_out, report, stopped)
 
 
-def stop_child(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM the crawl process itself (Scrapy finishes in-flight pages, closes its browser and writes
+def stop_child(proc: subprocess.Popen, grace: float = 15.0, sig: int = signal.SIGTERM) -> None:
+    """SIGTERM (or `sig`) the crawl process itself (Scrapy finishes in-flight pages, closes its browser and writes
     last_run.json), then SIGKILL its whole process group after `grace` seconds, and the group's
     leftovers (a browser) once it has gone.
 
@@ -152,19 +152,19 @@ def stop_child(proc: subprocess.Popen, grace: float = 15.0) -> None:
     Chromium, and killing those under Scrapy's feet made scrapy-playwright launch a new browser while
     closing, which could outlast the grace time, so the crawl was killed without its report."""
     try:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
     except ProcessLookupError:
         return
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         proc.wait()
     else:
-        _kill_group(proc.pid)  # a browser the crawl left behind
+        kill_group(proc.pid)  # a browser the crawl left behind
 
 
-def _kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

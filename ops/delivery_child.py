@@ -48,7 +48,6 @@ class DeliveryChild:
     def __init__(self, settings: Any, config: str | None = None, grace: float = 30.0):
         self.settings, self.config, self.grace = settings, config, grace
         self.proc: subprocess.Popen | None = None
-        self.starts = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -78,7 +77,6 @@ class DeliveryChild:
                 log.error("cannot start the delivery worker: %s", e)
                 self._stop.wait(60)
                 continue
-            self.starts += 1
             log.info("delivery worker started (pid %d)", self.proc.pid)
             self.proc.wait()  # this thread outlives the child (its death signal is tied to the thread)
             if self._stop.is_set():
@@ -93,21 +91,14 @@ class DeliveryChild:
     def stop(self) -> None:
         """SIGINT (the worker stops in order), SIGKILL to its process group after the grace, then wait
         for the supervisor thread."""
+        from crawlers.runner import kill_group, stop_child
+
         self._stop.set()
         p = self.proc
-        if p is not None and p.poll() is None:
-            try:
-                p.send_signal(signal.SIGINT)
-                p.wait(timeout=self.grace)
-            except subprocess.TimeoutExpired:
-                pass
-            except ProcessLookupError:
-                pass
         if p is not None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)  # what is left: a worker past its grace, its engine process
-            except (ProcessLookupError, PermissionError):
-                pass
+            if p.poll() is None:
+                stop_child(p, self.grace, signal.SIGINT)  # the worker stops in order (KeyboardInterrupt)
+            kill_group(p.pid)  # what is left: its engine process
             p.wait()
         if self._thread is not None:
             self._thread.join(10)

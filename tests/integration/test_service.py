@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +43,24 @@ def _count(db: Path, sql: str) -> int:
         return 0
     finally:
         c.close()
+
+
+@contextmanager
+def _service(home, cfg: Path, out: Path):
+    """`tiswatch run` on `home` with `cfg` (the machine's TISWATCH_CONFIG ignored), its output in `out`;
+    yields (the process, its review app port); killed at the end if still running."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TISWATCH_CONFIG", None)
+    with out.open("wb") as log:
+        proc = subprocess.Popen([*TISWATCH, "--home", str(home.home), "--config", str(cfg), "run", "--port", str(port)],
+                                cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc, port
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture
@@ -105,13 +124,7 @@ def test_sigterm_during_a_crawl_leaves_a_consistent_store(slow_sandbox, service_
     # load of 35 that took over 20 s and the child was killed (no report). Being killed after the
     # grace is another path; this test is about a crawl that finishes on SIGTERM.
     cfg = _config(home, slow_sandbox, seeds)
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("TISWATCH_CONFIG", None)
-    log = (home.home / "service.out").open("wb")
-    proc = subprocess.Popen([*TISWATCH, "--home", str(home.home), "--config", str(cfg), "run",
-                             "--port", str(port)], cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with _service(home, cfg, home.home / "service.out") as (proc, port):
         # a new data directory: the crawl starts at once; wait until it has stored some listings
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -128,11 +141,6 @@ def test_sigterm_during_a_crawl_leaves_a_consistent_store(slow_sandbox, service_
         assert is_locked(service_lock_path(home.home))
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
     out = (home.home / "service.out").read_text()
     assert rc == 0, out[-3000:]
     # the crawl child is gone and said why it stopped; the service let go of the data directory
@@ -225,32 +233,26 @@ webhook_allow_networks = ["127.0.0.1/32"]
     svc = open_service(home)
     with Receiver() as rx:
         rx.secret = svc.store.add_partner("etda", "ETDA", datetime.now(UTC), webhook_url=rx.url).webhook_secret
-        port = _free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        env.pop("TISWATCH_CONFIG", None)
-        log = (tmp_path / "service.out").open("wb")
-        proc = subprocess.Popen([*TISWATCH, "--home", str(home.home), "--config", str(cfg), "run", "--port", str(port)],
-                                cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+        with _service(home, cfg, tmp_path / "service.out") as (proc, _):
 
-        def children() -> list[int]:
-            kids = []
-            for t in Path(f"/proc/{proc.pid}/task").iterdir():
-                try:
-                    kids += [int(x) for x in (t / "children").read_text().split()]
-                except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
-                    pass
-            return sorted(kids)
+            def children() -> list[int]:
+                kids = []
+                for t in Path(f"/proc/{proc.pid}/task").iterdir():
+                    try:
+                        kids += [int(x) for x in (t / "children").read_text().split()]
+                    except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
+                        pass
+                return sorted(kids)
 
-        def wait_for(cond, what: str, seconds: float = 90) -> None:
-            deadline = time.monotonic() + seconds
-            while not cond():
-                assert proc.poll() is None, (tmp_path / "service.out").read_text()[-3000:]
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{what}: " + (tmp_path / "service.out").read_text()[-3000:])
-                time.sleep(0.1)
+            def wait_for(cond, what: str, seconds: float = 90) -> None:
+                deadline = time.monotonic() + seconds
+                while not cond():
+                    assert proc.poll() is None, (tmp_path / "service.out").read_text()[-3000:]
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"{what}: " + (tmp_path / "service.out").read_text()[-3000:])
+                    time.sleep(0.1)
 
-        try:
-            wait_for(lambda: children(), "no delivery worker child")
+            wait_for(children, "no delivery worker child")
             first = children()
             verdict(svc.events, "shopee:1", "unlicensed", 90)
             wait_for(lambda: len(rx.processed) == 1, "the first alert did not arrive")
@@ -262,11 +264,6 @@ webhook_allow_networks = ["127.0.0.1/32"]
             last = children()
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
         out = (tmp_path / "service.out").read_text()
         assert rc == 0, out[-3000:]
         assert not rx.bad_signatures and not rx.duplicates
