@@ -275,6 +275,16 @@ def _listings_in(db) -> int:
         return 0
 
 
+def _pending_requests(home, marketplace: str) -> int:
+    """Requests the open run of a marketplace's frontier still has to fetch (what a resumed crawl re-issues)."""
+    c = sqlite3.connect(home.crawl_dir / marketplace / "frontier.sqlite", timeout=5)
+    try:
+        return c.execute("SELECT count(*) FROM requests JOIN runs ON runs.id = requests.run"
+                         " WHERE runs.state = 'open' AND requests.state = 'pending' AND data IS NOT NULL").fetchone()[0]
+    finally:
+        c.close()
+
+
 def _kill9_when(home, cfg, server, at_least: int, timeout: float = 120, fetched: int = 0) -> None:
     """Start a crawl and kill -9 its process group once `at_least` listings are stored (or, with
     `fetched`, once the sandbox has answered that many more pages)."""
@@ -344,6 +354,7 @@ def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(server, small_wor
         _kill9_when(home, cfg2, server, 2 * n // 3, fetched=6 if worker else 0)
         second = _listings_in(home.listings_db)
         assert first <= second < n and (worker or first < second)
+        pending = _pending_requests(home, "lazada")
         r2 = crawl_lazada(server, home, cfg2)
     finally:
         server.sandbox.modes.slow_ms = 0
@@ -355,7 +366,11 @@ def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(server, small_wor
     assert set(once.values()) == {1} and set(killed) == set(once)
     again = sorted(u for u, k in killed.items() if k > 1)
     assert sum(killed[u] - 1 for u in again) <= 2 * (8 + waiting), again
-    assert r2.report["stats"]["tiswatch/frontier/resumed_requests"] > 0
+    # the resumed crawl re-issued every request the killed ones had written down. With the store worker
+    # that can be none: the frontier is written when a commit is answered, and a kill can land before the
+    # first one (the next crawl then starts over, skipping the listings already stored, as counted above)
+    assert r2.report["stats"].get("tiswatch/frontier/resumed_requests", 0) == pending
+    assert worker or pending > 0
     # the resumed crawl did not fetch again what was committed before the kills
     assert r2.report["stats"].get("tiswatch/listings", 0) <= n - second + 8 + waiting
     assert bool(r2.report["stats"].get("tiswatch/store_worker")) == worker
