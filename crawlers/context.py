@@ -141,11 +141,11 @@ class CrawlContext:
     def tracker_for(self, crawler):
         """The frontier tracker of this crawl (crawlers/frontier.py), made on first use."""
         if self.tracker is None:
-            from crawlers.frontier import Tracker
+            from crawlers.frontier import Tracker, request_dict
 
             spider = crawler.spider
             self.tracker = Tracker(self.frontier, crawler.request_fingerprinter.fingerprint,
-                                   lambda r: r.to_dict(spider=spider))
+                                   lambda r: request_dict(r, spider))
             if self._batch is not None and self._batch.active:
                 self.tracker.hold()  # pages are done on disk once the batch holding their listings is
         return self.tracker

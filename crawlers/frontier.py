@@ -162,6 +162,34 @@ class Frontier:
         return dict(self.db.execute("SELECT state, count(*) FROM requests WHERE run=? GROUP BY state", (self.run.id,)).fetchall())
 
 
+def request_dict(request: Any, spider: Any) -> dict[str, Any]:
+    """`request.to_dict(spider=spider)`, the same dict, made faster: Scrapy finds the name of a callback
+    by listing every attribute of the spider (inspect.getmembers, which also evaluates each property)
+    for every request; here a method of the spider is found by its own name first, and anything else
+    (a function from elsewhere, a renamed method) goes the way Scrapy's does."""
+    def name(f: Any) -> Any:
+        if not callable(f):
+            return f
+        n = getattr(f, "__name__", None)
+        fn = getattr(f, "__func__", None)
+        if n and fn is not None and getattr(getattr(spider, n, None), "__func__", None) is fn:
+            return n
+        raise LookupError(n)
+
+    from scrapy import Request
+
+    try:
+        d = {"url": request.url, "callback": name(request.callback), "errback": name(request.errback),
+             "headers": dict(request.headers)}
+    except LookupError:
+        return request.to_dict(spider=spider)
+    for attr in request.attributes:
+        d.setdefault(attr, getattr(request, attr))
+    if type(request) is not Request:
+        d["_class"] = request.__module__ + "." + request.__class__.__name__
+    return d
+
+
 class Tracker:
     """The crawl-side bookkeeping on top of a Frontier: records every request once, drops requests
     this run already handled (also those handled by a crawl that was killed), and marks a response
