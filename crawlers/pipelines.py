@@ -97,6 +97,8 @@ class StorePipeline(_Base):
             batch.on_failed = self._worker_failed
             stats.set_value("tiswatch/store_worker", 1)
         batch.start()
+        if getattr(batch, "prestarted", False):
+            self.crawler.stats.set_value("tiswatch/store_worker/prestarted", 1)
         from twisted.internet import task
 
         self._timer = task.LoopingCall(batch.flush_if_due)

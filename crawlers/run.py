@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     if until is not None:
         write_status(ts.home, a.marketplace, "forced", previous=status.get(a.marketplace))
 
+    log_file = a.log_file or str(ts.log_dir / f"crawl-{a.marketplace}.log")
+    from crawlers.storeworker import prestart, wanted
+
+    if wanted(ts.crawl) and ts.crawl.store_batch > 1 and ts.store.backend == "sqlite" and not a.distributed:
+        # the store worker starts now: its start-up runs beside Scrapy's below, on the other core
+        prestart(str(ts.home), a.config or None, a.marketplace, log_file, ts.log.level)
     from scrapy.crawler import CrawlerProcess  # imported only now: a paused or busy crawl exits at once
     from scrapy.settings import Settings
     from scrapy.utils.misc import load_object
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.config:
         s.set("TISWATCH_CONFIG", a.config, priority="cmdline")
     s.set("TISWATCH_FRESH", a.fresh, priority="cmdline")
-    s.set("LOG_FILE", a.log_file or str(ts.log_dir / f"crawl-{a.marketplace}.log"), priority="cmdline")
+    s.set("LOG_FILE", log_file, priority="cmdline")
     urls = _read_urls(a.urls_file) if a.urls_file else []
     if urls:
         s.set("TISWATCH_FRONTIER", "revisit", priority="cmdline")

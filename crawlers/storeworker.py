@@ -1,5 +1,6 @@
-"""The store worker ([crawl] store_worker = true): checking, storing and evidence of a crawl's listings in
-a second process, so that they use another core than the crawl's fetching and parsing.
+"""The store worker ([crawl] store_worker: "auto", the default, on a machine with 2 CPUs or more; true;
+false): checking, storing and evidence of a crawl's listings in a second process, so that they use
+another core than the crawl's fetching and parsing.
 
 Why: on a fast site the crawl process is CPU-bound, and the matcher, the store (SQL and the search
 index) and the evidence files cost as much CPU per page as Scrapy's own fetching. In one process the
@@ -9,14 +10,17 @@ fetching and parsing alone, while the machine has a core to spare.
 What runs where:
 - the crawl process: Scrapy, the spiders (parsing, incremental planning from the store's committed
   state), the validate and image stages, the durable frontier;
-- the worker (one child process, started with the crawl and ended with it): the check, store and
-  evidence stages, exactly the code of crawlers/pipelines.py, with batched writes (crawlers/batch.py),
+- the worker (one child process, started with the crawl process before Scrapy's start-up, so that its
+  own start-up (imports, the registry, the Thai dictionary) runs meanwhile; ended with it): the check,
+  store and evidence stages, exactly the code of crawlers/pipelines.py, with batched writes (crawlers/batch.py),
   and every write the crawl process makes to the store or the event log (touch, delist, fetch notes,
   delisting events), in the order the crawl made them.
 
 Listings go to the worker over a pipe through a bounded queue (one batch, 8 to 64 listings; a crawl
 that outruns the worker waits), so a kill -9 costs about two batches of pages fetched again instead of
-one.
+one. They go in chunks of up to CHUNK listings (a chunk leaves when it is full, before any other
+message, and on the commit timer), so that the pickling, the pipe and the sender thread's wake-ups are
+paid per chunk rather than per listing.
 A commit works as in one process, across the two: the crawl process cuts the frontier's done marks held
 so far and asks the worker to commit everything sent before; the worker commits the store, then the
 events, then the fetch notes (crawlers/batch.py) and answers; only then does the crawl process write
@@ -44,8 +48,28 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 QUEUE_MIN, QUEUE_MAX = 8, 64  # listings waiting for the pipe: one batch, within these bounds (then the crawl waits)
+CHUNK = 16  # listings per message to the worker
 LOCAL_READS = frozenset({"fetch_states", "due_refetch"})  # answered by the crawl process's own connection
 NO_ANSWER = frozenset({"touch", "record_fetch", "add_images", "add_evidence"})  # writes nobody waits for
+
+
+def cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def wanted(crawl: Any, cpu_count: int | None = None) -> bool:
+    """[crawl] store_worker resolved: true, false, or "auto" (the default): on when the crawl may run
+    on two CPUs or more, where the worker has a core of its own. It also needs batched writes
+    (store_batch > 1) and a store that batches them (SQLite); without them the crawl runs in one
+    process whatever this says."""
+    v = crawl.store_worker
+    if v == "auto":
+        return (cpus() if cpu_count is None else cpu_count) >= 2
+    return bool(v)
 
 
 class StoreWorkerFailed(RuntimeError):
@@ -103,9 +127,11 @@ class _Crawler:
         self.stats = _Stats()
 
 
-def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resumed: bool,
-                log_file: str | None, log_level: str) -> None:
-    """The worker process: messages from the crawl, in order, until "exit" or the pipe closes."""
+def worker_main(conn: Any, home: str, config: str | None, marketplace: str, log_file: str | None,
+                log_level: str) -> None:
+    """The worker process: messages from the crawl, in order, until "exit" or the pipe closes. It says
+    "ready" once it can check and store at full speed: the matcher, the registry and the Thai
+    dictionary are loaded first (see prestart()), not on the first listing while the crawl waits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the crawl process decides when the worker ends
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if log_file:  # the crawl's log, then in its format (ops/logs.py)
@@ -127,7 +153,7 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
 
             configure_crawl_logging(ts, marketplace)
         ctx = CrawlContext(ts, marketplace)
-        ctx._frontier = _NoFrontier(resumed)
+        ctx._frontier = _NoFrontier(False)  # the crawl says whether its run is resumed ("run")
         ctx._store = open_store(ts)
         ctx._events = open_events(ts)
         # commits only when the crawl asks (it then writes the done marks of the pages sent before)
@@ -135,11 +161,12 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
         ctx._batch.start()
         crawler = _Crawler(ctx)
         stages = [CheckPipeline(crawler), StorePipeline(crawler), EvidencePipeline(crawler)]
+        _warm_up(ctx)
     except Exception as e:
         log.exception("the store worker cannot start")
-        conn.send(("failed", repr(e)))
+        _send_or_exit(conn, ("failed", repr(e)))
         return
-    conn.send(("ready", os.getpid()))
+    _send_or_exit(conn, ("ready", os.getpid()))
     cpu = _cpu_ms()
 
     def take_stats() -> dict[str, Any]:
@@ -156,16 +183,18 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
         except (EOFError, OSError):  # the crawl process is gone (killed): what is not committed is lost
             os._exit(0)
         kind = msg[0]
-        if kind == "item":
-            item = msg[1]
-            try:
-                for stage in stages:
-                    item = stage.process_item(item)
-            except DropItem as e:
-                log.warning("dropped: %s", e)
-            except Exception:
-                crawler.stats.inc_value("tiswatch/store_worker/errors")
-                log.exception("storing the listing from %s failed", item.get("url") if isinstance(item, dict) else "?")
+        if kind == "run":
+            ctx._frontier.run.resumed = bool(msg[1])
+        elif kind == "items":
+            for item in msg[1]:
+                try:
+                    for stage in stages:
+                        item = stage.process_item(item)
+                except DropItem as e:
+                    log.warning("dropped: %s", e)
+                except Exception:
+                    crawler.stats.inc_value("tiswatch/store_worker/errors")
+                    log.exception("storing the listing from %s failed", item.get("url") if isinstance(item, dict) else "?")
         elif kind == "call":
             _, seq, target, name, args, kw, answer = msg
             obj = ctx.store if target == "store" else ctx.events
@@ -203,7 +232,57 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, resu
             return
 
 
+def _send_or_exit(conn: Any, msg: tuple) -> None:
+    try:
+        conn.send(msg)
+    except (OSError, ValueError):  # the crawl process is gone (it never opened, or was killed)
+        os._exit(0)
+
+
+def _warm_up(ctx: Any) -> None:
+    """Load what checking a listing needs (the matcher's modules, the registry, the Thai dictionary)
+    by checking one made-up listing; nothing is stored."""
+    from listings.model import Listing
+    from matching import check
+
+    check(Listing(marketplace=ctx.marketplace, item_id="warm-up", title="ปลั๊กพ่วง 3 ช่อง power strip"), ctx.registry)
+
+
 # ---- the crawl process's side ----------------------------------------------------------------------------
+_early: dict[tuple, tuple[Any, Any]] = {}  # prestart(): (home, config, marketplace, log file, level) -> (process, pipe)
+
+
+def _spawn(home: str, config: str | None, marketplace: str, log_file: str | None, log_level: str) -> tuple[Any, Any]:
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")  # not fork: the crawl process runs threads (reactor, Playwright)
+    mine, theirs = mp.Pipe(duplex=True)
+    proc = mp.Process(target=worker_main, name="tiswatch-store-worker", daemon=True,
+                      args=(theirs, home, config, marketplace, log_file, log_level))
+    proc.start()
+    theirs.close()
+    return proc, mine
+
+
+def prestart(home: str, config: str | None, marketplace: str, log_file: str | None, log_level: str) -> None:
+    """Start the store worker now, at the beginning of the crawl process's own start-up (Scrapy's
+    imports and set-up), so that the worker's start-up (its imports, the registry, the Thai
+    dictionary) runs meanwhile on the other core instead of after it. The crawl's RemoteBatch takes
+    it over when the crawl opens (the same arguments); one that is never taken over ends with this
+    process (a daemon; its pipe closes)."""
+    key = (home, config or None, marketplace, log_file or None, log_level)
+    if key not in _early:
+        _early[key] = _spawn(*key)
+
+
+def _take_early(key: tuple) -> tuple[Any, Any] | None:
+    got = _early.pop(key, None)
+    if got is not None and not got[0].is_alive():
+        got[1].close()
+        return None
+    return got
+
+
 class RemoteBatch:
     """The crawl process's end of the worker; takes the place of crawlers.batch.WriteBatch (the same
     calls: start, item_stored, flush_if_due, flush, stop) and adds `send_item` and `call`."""
@@ -231,7 +310,9 @@ class RemoteBatch:
         self._cuts: dict[int, list] = {}     # commit asked -> the done marks it releases
         self._results: dict[int, tuple[Any, str | None]] = {}
         # small: a kill -9 loses what waits here too (fetched again by the next run)
-        self._queue: queue.Queue = queue.Queue(min(QUEUE_MAX, max(QUEUE_MIN, self.max_items)))
+        self.chunk = min(CHUNK, self.max_items)
+        self._chunk: list[dict[str, Any]] = []  # listings not yet in the queue (at most `chunk`)
+        self._queue: queue.Queue = queue.Queue(max(1, min(QUEUE_MAX, max(QUEUE_MIN, self.max_items)) // self.chunk))
         self._proc: Any = None
         self._conn: Any = None
         self._sender: threading.Thread | None = None
@@ -241,15 +322,11 @@ class RemoteBatch:
     def start(self) -> None:
         if self.active:
             return
-        import multiprocessing
-
-        mp = multiprocessing.get_context("spawn")  # not fork: the crawl process runs threads (reactor, Playwright)
-        mine, theirs = mp.Pipe(duplex=True)
         home, config, marketplace = self._args
-        self._proc = mp.Process(target=worker_main, name="tiswatch-store-worker", daemon=True,
-                                args=(theirs, home, config, marketplace, self._resumed(), self.log_file, self.log_level))
-        self._proc.start()
-        theirs.close()
+        key = (home, config or None, marketplace, self.log_file or None, self.log_level)
+        early = _take_early(key)
+        self.prestarted = early is not None
+        self._proc, mine = early or _spawn(*key)
         self._conn = mine
         if not mine.poll(120):
             self._fail("the store worker did not start within 120 s")
@@ -264,6 +341,7 @@ class RemoteBatch:
         self.pid = first[1]
         self._sender = threading.Thread(target=self._send_loop, name="store-worker-sender", daemon=True)
         self._sender.start()
+        self._put(("run", self._resumed()))
         tr = self._tracker()
         if tr is not None:
             tr.hold()
@@ -311,11 +389,17 @@ class RemoteBatch:
 
     _bye = False
     _send_error: str | None = None
+    prestarted = False  # the worker was started with the crawl process (prestart())
 
     # ---- what the crawl sends ----------------------------------------------------------------------
     def send_item(self, item: dict[str, Any]) -> None:
+        """Store this listing (in the worker, in order with everything sent before and after it)."""
+        self._check()
         self._touch()
-        self._put(("item", item))
+        self._chunk.append(item)
+        if len(self._chunk) >= self.chunk:
+            self._put_chunk()
+            self.poll()  # the worker's answers (commits done): taken once a chunk, not once a listing
 
     def call(self, target: str, name: str, *args: Any, answer: bool = True, **kw: Any) -> Any:
         """A store or event log method, run by the worker in order with the listings sent before."""
@@ -334,7 +418,6 @@ class RemoteBatch:
     def item_stored(self) -> None:
         self._touch()
         self.items += 1
-        self.poll()
         if self.due():
             self._ask_commit("flush")
 
@@ -348,6 +431,7 @@ class RemoteBatch:
         if not self.active:
             return
         try:
+            self._put_chunk()  # a slow crawl's listings do not wait for a full chunk
             self.poll()
             if self.due():
                 self._ask_commit("flush")
@@ -382,8 +466,15 @@ class RemoteBatch:
         if self.failed is not None:
             raise StoreWorkerFailed(self.failed)
 
+    def _put_chunk(self) -> None:
+        if self._chunk:
+            chunk, self._chunk = self._chunk, []
+            self._put(("items", chunk))
+
     def _put(self, msg: tuple) -> None:
         self._check()
+        if self._chunk and msg[0] != "items":
+            self._put_chunk()  # the listings sent before this message go before it
         while True:
             try:
                 self._queue.put(msg, timeout=1.0)

@@ -72,6 +72,8 @@ def test_recrawl_fetches_only_changed_cards_and_marks_vanished_listings_delisted
     world_keys = {f"lazada:{w.item_id}" for w in small_world.for_marketplace("lazada", 1)}
     r1 = crawl_lazada(server, home, cfg)
     assert r1.ok, log_tail(r1)
+    # the worker was started with the crawl process, before Scrapy's start-up, and taken over
+    assert r1.report["stats"].get("tiswatch/store_worker/prestarted") == (1 if worker else None)
     st = SqliteStore(home.listings_db)
     assert {h["key"] for h in st.search(__import__("listings.store", fromlist=["SearchQuery"]).SearchQuery(limit=1000)).hits} == world_keys
     assert r1.report["stats"]["tiswatch/cards/new"] == len(world_keys)
