@@ -78,7 +78,8 @@ class CrawlSettings(_Section):
     browser_recycle_pages: int = Field(200, ge=0)
     store_batch: int = Field(200, ge=0)
     store_batch_seconds: float = Field(1.0, gt=0)
-    store_worker: bool = False  # check, store and evidence in a second process (crawlers/storeworker.py)
+    # check, store and evidence in a second process (crawlers/storeworker.py); "auto": with 2+ CPUs
+    store_worker: bool | Literal["auto"] = "auto"
 
 
 class MarketplaceSettings(_Section):

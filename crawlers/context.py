@@ -83,7 +83,9 @@ class CrawlContext:
 
                 self._store = open_store(self.settings)
             c = self.settings.crawl
-            if hasattr(self._store, "begin_batch") and c.store_worker:
+            from crawlers.storeworker import wanted
+
+            if hasattr(self._store, "begin_batch") and wanted(c):
                 from crawlers.storeworker import RemoteBatch
 
                 self._batch = RemoteBatch(str(self.settings.home), self.config_path, self.marketplace,

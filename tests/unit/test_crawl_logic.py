@@ -151,3 +151,36 @@ def test_bad_seed_file_names_itself(tmp_path):
 ])
 def test_paused_until(status, expected):
     assert paused_until(status, "shopee", NOW) == expected
+
+
+@pytest.mark.parametrize("value, cpus, on", [
+    ("auto", 1, False), ("auto", 2, True), ("auto", 16, True),   # the default: a core for the worker
+    (True, 1, True), (False, 16, False),                          # an administrator's choice wins
+])
+def test_store_worker_setting(value, cpus, on):
+    from crawlers.storeworker import wanted
+    from settings import CrawlSettings
+
+    assert wanted(CrawlSettings(store_worker=value), cpu_count=cpus) is on
+
+
+@pytest.mark.parametrize("toml, env, expected", [
+    ("", {}, "auto"), ("store_worker = true\n", {}, True), ("store_worker = false\n", {}, False),
+    ('store_worker = "auto"\n', {}, "auto"), ("", {"TISWATCH_CRAWL__STORE_WORKER": "false"}, False),
+    ("store_worker = false\n", {"TISWATCH_CRAWL__STORE_WORKER": "auto"}, "auto"),
+])
+def test_store_worker_from_config_and_environment(tmp_path, toml, env, expected):
+    from settings import load_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[crawl]\n" + toml)
+    assert load_settings(config=cfg, home=tmp_path / "h", environ=env).crawl.store_worker == expected
+
+
+def test_a_store_worker_value_that_is_not_one_is_refused(tmp_path):
+    from settings import ConfigError, load_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[crawl]\nstore_worker = "sometimes"\n')
+    with pytest.raises(ConfigError, match="store_worker"):
+        load_settings(config=cfg, home=tmp_path / "h", environ={})
