@@ -240,12 +240,19 @@ def _send_or_exit(conn: Any, msg: tuple) -> None:
 
 
 def _warm_up(ctx: Any) -> None:
-    """Load what checking a listing needs (the matcher's modules, the registry, the Thai dictionary)
-    by checking one made-up listing; nothing is stored."""
-    from listings.model import Listing
-    from matching import check
+    """Load what the worker's stages need before the first listing: the Thai dictionary (the search
+    index cuts Thai into words), and, where the worker checks the listings, the matcher and the
+    registry, by checking one made-up listing (nothing is stored). With screenshots on, the spiders
+    check each listing themselves (to decide on a screenshot) and the worker seldom does: the
+    registry then loads on first use."""
+    from matching.normalise import tokens
 
-    check(Listing(marketplace=ctx.marketplace, item_id="warm-up", title="ปลั๊กพ่วง 3 ช่อง power strip"), ctx.registry)
+    tokens("ปลั๊กพ่วง")
+    if not ctx.settings.crawl.screenshots:
+        from listings.model import Listing
+        from matching import check
+
+        check(Listing(marketplace=ctx.marketplace, item_id="warm-up", title="ปลั๊กพ่วง 3 ช่อง power strip"), ctx.registry)
 
 
 # ---- the crawl process's side ----------------------------------------------------------------------------
