@@ -152,6 +152,67 @@ class RobotsTxtMiddleware(_ScrapyRobots):
         return rp
 
 
+def _made_by_pipeline(request) -> bool:
+    """A request the crawl's own machinery makes while other work waits on it: a picture the image
+    stage fetches (engine.download, meta tiswatch_image), robots.txt (Scrapy's NO_CALLBACK). Holding
+    one of these back until the item pipeline drains would wait on itself."""
+    from scrapy.http.request import NO_CALLBACK
+
+    return bool(request.meta.get("tiswatch_image") or request.meta.get("tiswatch_pipeline")
+                or request.callback is NO_CALLBACK)
+
+
+class ScrapeBacklogMiddleware:
+    """Downloader middleware: a new page is fetched only while fewer than TISWATCH_MAX_SCRAPING
+    responses are still being scraped (their callbacks running or their items in the item pipeline).
+
+    Scrapy bounds that backlog by the bytes of the responses' bodies (SCRAPER_SLOT_MAX_ACTIVE_SIZE,
+    5 MB) only. A listing waiting for a slow stage holds far more than its body: in a Shopee crawl
+    the body Scrapy counts is the rendered page (a few KB on the sandbox), while the same response
+    keeps its Playwright page objects with the API answers the page received, the listing's JSON and
+    HTML, its screenshot and its pictures. With the image stage reading 4 listings at a time (OCR,
+    about a CPU-second each) and Chromium fetching faster, ~1,500 such responses could pile up before
+    Scrapy backed off: the Python process grew by ~60 MB per 1,000 pages, every closed page still
+    alive (tracemalloc and gc counts over a sandbox crawl, see README "Memory and speed"). Counting
+    responses instead keeps the crawl's memory flat whatever their bodies weigh: requests wait here,
+    inside the downloader's concurrency, so the engine stops taking new ones from the scheduler.
+    Requests the pipeline itself makes (pictures, robots.txt) never wait. 0 turns the bound off."""
+
+    POLL = 0.05  # seconds between looks at the backlog while it is full
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+        limit = crawler.settings.getint("TISWATCH_MAX_SCRAPING", -1)
+        if limit < 0:  # default: a few times the downloads in flight
+            limit = max(32, 4 * crawler.settings.getint("CONCURRENT_REQUESTS", 16))
+        self.limit = limit
+        self.waiting = 0  # requests held here now
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def backlog(self) -> int:
+        """Responses handed to the scraper and not yet done with (callback, spider output, items)."""
+        engine = self.crawler.engine
+        slot = getattr(getattr(engine, "scraper", None), "slot", None)
+        return len(slot.active) + len(slot.queue) if slot is not None else 0
+
+    async def process_request(self, request, spider=None):
+        if not self.limit or _made_by_pipeline(request) or self.backlog() < self.limit:
+            return None
+        self.crawler.stats.inc_value("tiswatch/backlog_waits")
+        t0 = time.monotonic()
+        self.waiting += 1
+        try:
+            while self.backlog() >= self.limit and self.crawler.engine.running:
+                await asyncio.sleep(self.POLL)
+        finally:
+            self.waiting -= 1
+        self.crawler.stats.inc_value("tiswatch/backlog_wait_s", round(time.monotonic() - t0, 3))
+        return None
+
+
 class BrowserRecycleMiddleware:
     """Downloader middleware: browser pages are opened in a Playwright context that is replaced after
     [crawl] browser_recycle_pages pages; a replaced context is closed as soon as its last page is.
@@ -318,13 +379,17 @@ class CrawlReport:
     MEMORY_WINDOW = 8  # samples (the last 200 responses) in each median
 
     def response_received(self, response, request, spider):
-        """Resident memory of the crawl (this process, Playwright, Chromium) after so many responses:
+        """Resident memory of the crawl (this process, Playwright, Chromium) after so many pages:
         stats tiswatch/rss_mb/<n> and tiswatch/pss_mb/<n>; a long crawl's memory must stay flat.
+        Pages are the responses to the crawl's own requests: the pictures the image stage fetches
+        (two or three a listing) are not counted, so that n pages means n pages in any crawl.
 
         One reading of a process tree with Chromium in it rises and falls by hundreds of MB with the
         renderers alive at that instant (a page open is a renderer, and RSS counts the pages they
         share once per renderer), so the tree is also read every MEMORY_EVERY responses and
         tiswatch/rss_mb_median/<n> (and pss_) is the median of the readings over the last 200."""
+        if request.meta.get("tiswatch_image"):
+            return
         self._responses += 1
         n = self._responses
         if n % self.MEMORY_EVERY == 0 and self._browser_pages_open() is not None:

@@ -53,6 +53,7 @@ ITEM_PIPELINES = {
 DOWNLOADER_MIDDLEWARES = {
     "crawlers.middlewares.BackoffRetryMiddleware": 550,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawlers.middlewares.ScrapeBacklogMiddleware": 50,  # first: a page waits before anything else
     "crawlers.middlewares.RobotsTxtMiddleware": 100,
     "crawlers.middlewares.BrowserRecycleMiddleware": 950,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
