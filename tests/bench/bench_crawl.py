@@ -26,9 +26,13 @@
 2. Browser: the Shopee spider (every page in one Chromium through scrapy-playwright, screenshots of
    flagged listings included): pages/s, and the resident memory of the crawl (Python, Playwright's
    driver, Chromium) after 200, 1,000 and 2,000 pages. Goal: growth from 1,000 to 2,000 under 50 MB.
-   The crawl stops just past the last reading ([crawl] max_pages): the world has more.
+   The crawl stops just past the last reading ([crawl] max_pages): the world has more. Pages are the
+   pages opened in Chromium; the listings' pictures are not read (as in part 1; --browser-images reads
+   them: the image stage's downloads and OCR, about a CPU-second a listing, then set the pace, and
+   the crawl runs to the end of its world).
 
     .venv/bin/python -m tests.bench.bench_crawl [--listings N] [--browser-pages N] [--rounds R] [--no-http]
+                                                [--browser-images]
     make bench                                   # every benchmark in tests/bench
 
 Prints figures and ratios; asserts nothing about time (the machine may be shared). Wall-clock rates
@@ -197,7 +201,7 @@ def bench_http(tmp: Path, n_listings: int, rounds: int, latency_ms: int = 0,
     return rows
 
 
-def bench_browser(tmp: Path, pages: int) -> list[tuple[str, str]]:
+def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str, str]]:
     from crawlers.runner import crawl_command
     from sandbox.server import SandboxServer
     from sandbox.world import build_world
@@ -208,17 +212,25 @@ def bench_browser(tmp: Path, pages: int) -> list[tuple[str, str]]:
         cats = [f"{srv.url}/shopee/x-cat.{c[0]}" for c in srv.sandbox.categories("shopee")]
         # the crawl stops after `pages` pages (CLOSESPIDER_PAGECOUNT), just past the last memory reading
         home, cfg = _home(tmp, "browser", world, {**HTTP_CRAWL, "screenshots": True, "concurrency": 8,
-                                                  "max_pages": pages + 8})
+                                                  # max_pages counts every response: pictures too
+                                                  "max_pages": 0 if images else pages + 8},
+                          "" if images else "[images]\nenabled = false\n")
         cmd = crawl_command(home, "shopee", base_url=srv.url + "/shopee", categories=cats, config=cfg,
                             max_search_pages=1000) + ["--log-file", str(home.log_dir / "crawl.log")]
         _, cpu = _child(cmd)
     rep = json.loads((home.crawl_dir / "shopee" / "last_run.json").read_text())
     st = rep["stats"]
-    rows = [("Browser: Shopee pages in one Chromium", f"{st['response_received_count']} pages ({rep['listings']} listings, "
-             f"{st.get('tiswatch/screenshots', 0)} screenshots), {rep['reason']}"),
-            ("Browser: pages/s", f"{st['response_received_count'] / st['elapsed_time_seconds']:.1f} pages/s "
-             f"({st['response_received_count'] / cpu:.1f} pages per CPU-s of the crawl child and Chromium)"),
-            ("Browser: pages left open at the end", str(st.get("tiswatch/browser_pages_open_at_end")))]
+    pw = st.get("playwright/page_count", 0)  # pages opened in Chromium (search and product pages)
+    rows = [("Browser: Shopee pages in one Chromium", f"{pw} pages ({rep['listings']} listings, "
+             f"{st.get('tiswatch/screenshots', 0)} screenshots, {st['response_received_count']} responses "
+             f"with robots.txt{' and pictures' if images else ''}), {rep['reason']}; pictures "
+             f"{'read (the image stage on)' if images else 'not read ([images] enabled = false)'}"),
+            ("Browser: pages/s", f"{pw / st['elapsed_time_seconds']:.2f} pages/s in {st['elapsed_time_seconds']:.0f}s "
+             f"({pw / cpu:.2f} pages per CPU-s of the crawl child and Chromium)"),
+            ("Browser: pages left open at the end", str(st.get("tiswatch/browser_pages_open_at_end"))),
+            ("Browser: pages held back while responses waited for the pipeline",
+             f"{st.get('tiswatch/backlog_waits', 0)} ({st.get('tiswatch/backlog_wait_s', 0):.0f}s in all; "
+             "crawlers.middlewares.ScrapeBacklogMiddleware)")]
     rss = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/rss_mb/")}
     pss = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/pss_mb/")}
     py = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/python_rss_mb/")}
@@ -245,14 +257,15 @@ def bench_browser(tmp: Path, pages: int) -> list[tuple[str, str]]:
 
 
 def run(n_listings: int = 3000, browser_pages: int = 2000, rounds: int = 2,
-        latencies: tuple[int, ...] = (0, 150), where: str | None = None) -> list[tuple[str, str]]:
+        latencies: tuple[int, ...] = (0, 150), where: str | None = None,
+        browser_images: bool = False) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="crawlers-bench-", dir=where) as d:
         tmp = Path(d)
         rows = []
         for ms in latencies:  # localhost answers at once (CPU-bound); a real marketplace takes 100-500 ms
             rows += bench_http(tmp, n_listings, rounds, ms)
         if browser_pages:
-            rows += bench_browser(tmp, browser_pages)
+            rows += bench_browser(tmp, browser_pages, browser_images)
     w = max(len(r[0]) for r in rows)
     print()
     for name, value in rows:
@@ -276,5 +289,8 @@ if __name__ == "__main__":
                     "(repeatable; default 0 and 150)")
     ap.add_argument("--dir", help="where the data directories go (default: the system's temporary directory)")
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP part (the browser part alone)")
+    ap.add_argument("--browser-images", action="store_true", help="browser part: read the listings' pictures too "
+                    "(the image stage: two or three downloads and OCR a listing, about a CPU-second each)")
     a = ap.parse_args()
-    run(a.listings, a.browser_pages, a.rounds, () if a.no_http else tuple(a.latency_ms or (0, 150)), a.dir)
+    run(a.listings, a.browser_pages, a.rounds, () if a.no_http else tuple(a.latency_ms or (0, 150)), a.dir,
+        a.browser_images)
