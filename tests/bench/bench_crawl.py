@@ -237,8 +237,9 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
     procs = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/processes/")}
     for k in sorted(rss):
         rows.append((f"Browser: memory after {k} pages", f"PSS {pss.get(k, 0):5.0f} MB   RSS {rss[k]:5.0f} MB   "
-                     f"(Python process alone: RSS {py.get(k, 0):4.0f} MB; {procs.get(k, '?')} processes)"))
-    rows.append(("  (the whole process tree: Python, Playwright's driver, every Chromium process; RSS counts "
+                     f"(the crawl's Python process alone: RSS {py.get(k, 0):4.0f} MB; {procs.get(k, '?')} processes)"))
+    rows.append(("  (the whole process tree: Python (the crawl process, its store worker on 2+ CPUs), Playwright's "
+                 "driver, every Chromium process; RSS counts "
                  "Chromium's shared pages once per process, so it moves with the renderers alive at that instant)", ""))
     med = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/rss_mb_median/")}
     pmed = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/pss_mb_median/")}
@@ -247,7 +248,7 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
     if 1000 in rss and 2000 in rss:
         rows.append(("Browser: growth from 1,000 to 2,000 pages", f"RSS {rss[2000] - rss[1000]:+.0f} MB   (goal < 50 MB), "
                      f"PSS {pss.get(2000, 0) - pss.get(1000, 0):+.0f} MB, "
-                     f"Python process RSS {py.get(2000, 0) - py.get(1000, 0):+.0f} MB   (one reading each)"))
+                     f"crawl process RSS {py.get(2000, 0) - py.get(1000, 0):+.0f} MB   (one reading each)"))
     if 1000 in med and 2000 in med:
         rows.append(("Browser: growth from 1,000 to 2,000 pages, medians", f"RSS {med[2000] - med[1000]:+.0f} MB   (goal < 50 MB), "
                      f"PSS {pmed.get(2000, 0) - pmed.get(1000, 0):+.0f} MB"))
