@@ -170,10 +170,10 @@ class ScrapeBacklogMiddleware:
     5 MB) only. A listing waiting for a slow stage holds far more than its body: in a Shopee crawl
     the body Scrapy counts is the rendered page (a few KB on the sandbox), while the same response
     keeps its Playwright page objects with the API answers the page received, the listing's JSON and
-    HTML, its screenshot and its pictures. With the image stage reading 4 listings at a time (OCR,
+    HTML and its screenshot. With the image stage reading 4 listings at a time (OCR,
     about a CPU-second each) and Chromium fetching faster, ~1,500 such responses could pile up before
-    Scrapy backed off: the Python process grew by ~60 MB per 1,000 pages, every closed page still
-    alive (tracemalloc and gc counts over a sandbox crawl, see README "Memory and speed"). Counting
+    Scrapy backed off: the Python process grew by ~60 MB per 1,000 responses, every closed page still
+    alive (gc counts over a sandbox crawl, README "Benchmarks"). Counting
     responses instead keeps the crawl's memory flat whatever their bodies weigh: requests wait here,
     inside the downloader's concurrency, so the engine stops taking new ones from the scheduler.
     Requests the pipeline itself makes (pictures, robots.txt) never wait. 0 turns the bound off."""
