@@ -257,18 +257,47 @@ def _warm_up(ctx: Any) -> None:
 
 # ---- the crawl process's side ----------------------------------------------------------------------------
 _early: dict[tuple, tuple[Any, Any]] = {}  # prestart(): (home, config, marketplace, log file, level) -> (process, pipe)
+_live: dict[int, tuple[Any, Any]] = {}  # every worker this process started and has not ended: pid -> (process, pipe)
+_exit_handler = False
 
 
 def _spawn(home: str, config: str | None, marketplace: str, log_file: str | None, log_level: str) -> tuple[Any, Any]:
+    import atexit
     import multiprocessing
 
+    global _exit_handler
     mp = multiprocessing.get_context("spawn")  # not fork: the crawl process runs threads (reactor, Playwright)
     mine, theirs = mp.Pipe(duplex=True)
     proc = mp.Process(target=worker_main, name="tiswatch-store-worker", daemon=True,
                       args=(theirs, home, config, marketplace, log_file, log_level))
     proc.start()
     theirs.close()
+    _live[proc.pid] = (proc, mine)
+    if not _exit_handler:  # registered after multiprocessing's own, so it runs before it (atexit is LIFO)
+        atexit.register(_end_at_exit)
+        _exit_handler = True
     return proc, mine
+
+
+def _end_at_exit() -> None:
+    """At exit: workers this process started and did not end (one prestarted for a crawl that never
+    opened, or one whose crawl left without closing it) end now, as if the crawl had been killed: their
+    pipe closes (a worker then exits; what it had not committed is lost and fetched again by the next
+    run), and one still starting is killed. Otherwise multiprocessing would wait for them for ever at
+    exit: the worker ignores SIGTERM (the crawl decides when it ends)."""
+    workers = list(_live.values())
+    _live.clear()
+    _early.clear()
+    for _, conn in workers:
+        try:
+            conn.close()
+        except OSError:
+            pass
+    for proc, _ in workers:
+        proc.join(3)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(3)
 
 
 def prestart(home: str, config: str | None, marketplace: str, log_file: str | None, log_level: str) -> None:
@@ -286,6 +315,7 @@ def _take_early(key: tuple) -> tuple[Any, Any] | None:
     got = _early.pop(key, None)
     if got is not None and not got[0].is_alive():
         got[1].close()
+        _live.pop(got[0].pid, None)
         return None
     return got
 
@@ -392,6 +422,7 @@ class RemoteBatch:
             if self._proc.is_alive():
                 self._proc.kill()
                 self._proc.join(5)
+            _live.pop(self._proc.pid, None)
         self._proc = None
 
     _bye = False
