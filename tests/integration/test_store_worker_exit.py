@@ -43,3 +43,13 @@ def test_the_crawl_process_and_its_worker_exit_when_the_worker_was_not_ended(tmp
     assert r.returncode == 0, r.stderr[-2000:]
     pid = int(r.stdout.split()[0])
     assert _gone(pid)
+
+
+def test_a_crawl_that_fails_before_it_opens_exits(tmp_path):
+    # a revisit whose URL file is missing fails after the worker was prestarted, before Scrapy opens
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[crawl]\nstore_worker = true\n")
+    r = subprocess.run([sys.executable, "-m", "crawlers.run", "lazada", "--home", str(tmp_path / "home"), "--config",
+                        str(cfg), "--urls-file", str(tmp_path / "missing.txt")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1 and "missing.txt" in r.stderr
