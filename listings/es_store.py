@@ -46,6 +46,7 @@ from listings.store import (
     SearchQuery,
     SearchResult,
     StoreError,
+    dump_record_batches,
     gc_paused,
     item_key,
 )
@@ -1114,23 +1115,7 @@ class ElasticStore:
             yield {"type": "listing_images", "key": key, "images": pics}
 
     def load(self, records: Iterable[dict[str, Any]], batch: int = 200) -> int:
-        n = 0
-        part: list[dict[str, Any]] = []
-        for rec in records:
-            t = rec.get("type", "listing")
-            if t == "meta":
-                v = rec.get("schema_version")
-                if v is not None and int(v) > SCHEMA_VERSION:
-                    raise StoreError(f"records of schema v{v} are newer than this tiswatch (v{SCHEMA_VERSION})")
-                continue
-            if t not in ("listing", "crawl_state", "listing_images"):
-                raise StoreError(f"unknown record type {t!r}")
-            part.append(rec)
-            if len(part) >= batch:
-                n += self._load(part)
-                part = []
-        if part:
-            n += self._load(part)
+        n = sum(self._load(part) for part in dump_record_batches(records, batch))
         if self.refresh:
             self._refresh_now(*S.KINDS)
         return n

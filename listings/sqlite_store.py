@@ -38,6 +38,7 @@ from listings.store import (
     SearchQuery,
     SearchResult,
     StoreError,
+    dump_record_batches,
     gc_paused,
 )
 
@@ -1057,23 +1058,7 @@ class SqliteStore:
     def load(self, records: Iterable[dict[str, Any]], batch: int = 200) -> int:
         """Write dump records (listings with their history, crawl state) as they are: a listing already
         stored is replaced with the record's. Returns the number of records written."""
-        n = 0
-        part: list[dict[str, Any]] = []
-        for rec in records:
-            t = rec.get("type", "listing")
-            if t == "meta":
-                v = rec.get("schema_version")
-                if v is not None and int(v) > SCHEMA_VERSION:
-                    raise StoreError(f"records of schema v{v} are newer than this tiswatch (v{SCHEMA_VERSION})")
-                continue
-            if t not in ("listing", "crawl_state", "listing_images"):
-                raise StoreError(f"unknown record type {t!r}")
-            part.append(rec)
-            if len(part) >= batch:
-                n += self._load(part)
-                part = []
-        if part:
-            n += self._load(part)
+        n = sum(self._load(part) for part in dump_record_batches(records, batch))
         return n
 
     def _load(self, recs: list[dict[str, Any]]) -> int:

@@ -130,6 +130,28 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def dump_record_batches(records: Iterable[dict[str, Any]], batch: int) -> Iterator[list[dict[str, Any]]]:
+    """The records of a dump (ListingStore.dump) to write with ListingStore.load, in batches of at most
+    `batch`: the meta record is checked (a dump of a newer schema is refused before anything is
+    written) and left out; a record of an unknown type is refused."""
+    part: list[dict[str, Any]] = []
+    for rec in records:
+        t = rec.get("type", "listing")
+        if t == "meta":
+            v = rec.get("schema_version")
+            if v is not None and int(v) > SCHEMA_VERSION:
+                raise StoreError(f"records of schema v{v} are newer than this tiswatch (v{SCHEMA_VERSION})")
+            continue
+        if t not in ("listing", "crawl_state", "listing_images"):
+            raise StoreError(f"unknown record type {t!r}")
+        part.append(rec)
+        if len(part) >= batch:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
 def item_key(item: IngestItem) -> str:
     return item.key if isinstance(item, Delisting) else item[0].key
 

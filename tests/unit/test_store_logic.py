@@ -13,7 +13,7 @@ from listings import plan as P
 from listings import query as Q
 from listings import retention as R
 from listings import timeline as T
-from listings.store import SearchQuery
+from listings.store import SCHEMA_VERSION, SearchQuery, StoreError, dump_record_batches
 from matching.verdict import Verdict
 
 R1 = P.Run("r1", "A", "2026-01-02", "2026-01-04", 3, 1)
@@ -280,3 +280,27 @@ def test_sub_words_fast_path_agrees_with_unicode61_categories():
                                         (30, datetime(2026, 10, 25, 3, tzinfo=UTC))])
 def test_observation_cutoff(days, want):
     assert R.observation_cutoff(days, datetime(2026, 11, 24, 3, tzinfo=UTC)) == want
+
+
+def _recs(*types):
+    return [{"type": t, "key": f"k{i}"} if t else {"key": f"k{i}"} for i, t in enumerate(types)]
+
+
+@pytest.mark.parametrize("records,batch,want", [
+    ([], 2, []),
+    ([{"type": "meta", "schema_version": SCHEMA_VERSION}], 2, []),                  # the meta record is left out
+    ([{"type": "meta"}, *_recs("listing", None, "crawl_state")], 2, [["k0", "k1"], ["k2"]]),  # no type: a listing
+    (_recs("listing", "listing_images", "listing", "listing"), 2, [["k0", "k1"], ["k2", "k3"]]),
+    (_recs("listing", "listing"), 5, [["k0", "k1"]]),
+])
+def test_dump_record_batches(records, batch, want):
+    assert [[r["key"] for r in part] for part in dump_record_batches(records, batch)] == want
+
+
+@pytest.mark.parametrize("records,error", [
+    ([{"type": "meta", "schema_version": SCHEMA_VERSION + 1}, *_recs("listing")], "newer than this tiswatch"),
+    ([*_recs("listing"), {"type": "verdict", "key": "x"}], "unknown record type 'verdict'"),
+])
+def test_dump_record_batches_refuses(records, error):
+    with pytest.raises(StoreError, match=error):
+        list(dump_record_batches(records, 1000))
