@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -37,9 +39,24 @@ def _svc():
     return open_service(state.settings())
 
 
-def _fail(msg: str, code: int = 2) -> None:
+def _fail(msg: str, code: int = 2) -> NoReturn:
     err.print(f"[red]{msg}[/red]")
     raise typer.Exit(code)
+
+
+@contextmanager
+def _service(*refusals: type[Exception]) -> Iterator[Any]:
+    """The alerts service for one command, closed when it is done. A refused change (PartnerError, or
+    one of `refusals`) ends the command with its message and exit code 2, not a traceback."""
+    from alerts.store import PartnerError
+
+    svc = _svc()
+    try:
+        yield svc
+    except (PartnerError, *refusals) as e:
+        _fail(str(e))
+    finally:
+        svc.close()
 
 
 def _filters(base, marketplace, standard, verdict, min_risk, confirmed_only):
@@ -81,10 +98,7 @@ def add(
     """Add a partner. Prints its API key (and webhook secret) once: they are stored hashed / only here."""
     from alerts.model import DEFAULT_SCOPES
     from alerts.rules import Filters
-    from alerts.store import PartnerError
-
-    svc = _svc()
-    try:
+    with _service() as svc:
         svc.engine.process_all()  # the partner's backfill starts from what is known now
         f = _filters(Filters(min_risk=svc.settings.alerts.min_risk), marketplace, standard, verdict, min_risk, confirmed_only)
         c = svc.store.add_partner(partner_id, name or partner_id, svc.clock.now(), scopes=tuple(scope or DEFAULT_SCOPES),
@@ -92,11 +106,6 @@ def add(
                                   concurrency=concurrency or svc.settings.alerts.concurrency, kind=kind or "other",
                                   operates=tuple(operates or ()))
         n = svc.engine.reconcile(partner_id) if backfill else 0
-    except PartnerError as e:
-        _fail(str(e))
-        return
-    finally:
-        svc.close()
     console.print(f"partner [bold]{c.partner.id}[/bold] added; {n} alerts opened from the current flags")
     console.print(f"API key (shown once, give it to the partner): [bold]{c.api_key}[/bold]")
     if c.webhook_secret:
@@ -106,8 +115,7 @@ def add(
 @app.command("list")
 def list_() -> None:
     """All partners with their filters and delivery state."""
-    svc = _svc()
-    try:
+    with _service() as svc:
         t = Table("id", "name", "kind", "enabled", "scopes", "filters", "webhook", "pending", "dead", "failures")
         for p in svc.store.partners():
             st = svc.store.delivery_stats(p.id)
@@ -121,24 +129,18 @@ def list_() -> None:
             t.add_row(p.id, p.name, kind, "yes" if p.enabled else "[red]no[/red]", " ".join(p.scopes), desc,
                       p.webhook_url or "—", str(st["pending"]), str(st["dead"]), str(p.failures))
         console.print(t)
-    finally:
-        svc.close()
 
 
 @app.command()
 def show(partner_id: str) -> None:
     """One partner: filters, keys (ids only), webhook and delivery figures."""
-    svc = _svc()
-    try:
+    with _service() as svc:
         p = svc.store.partner(partner_id)
         if p is None:
             _fail(f"no partner {partner_id!r}")
-            return
         console.print_json(json.dumps({
             **p.public(), "keys": svc.store.keys(p.id), "deliveries": svc.store.delivery_stats(p.id),
             "open_alerts": len(svc.store.open_alerts(p.id))}, ensure_ascii=False))
-    finally:
-        svc.close()
 
 
 @app.command("set")
@@ -154,14 +156,10 @@ def set_(
 ) -> None:
     """Change a partner. New filters (or kind) apply at once: alerts that now qualify are opened, those
     that no longer do are retracted."""
-    from alerts.store import PartnerError
-
-    svc = _svc()
-    try:
+    with _service() as svc:
         p = svc.store.partner(partner_id)
         if p is None:
             _fail(f"no partner {partner_id!r}")
-            return
         f = _filters(p.filters, marketplace, standard, verdict, min_risk, confirmed_only)
         q, secret = svc.store.update_partner(partner_id, svc.clock.now(), name=name, webhook_url=webhook, email=email,
                                              digest=digest, filters=f, scopes=tuple(scope) if scope else None,
@@ -169,11 +167,6 @@ def set_(
                                              operates=tuple(operates) if operates is not None else None)
         changed = f != p.filters or (q.kind, q.operates) != (p.kind, p.operates)
         n = svc.engine.reconcile(partner_id) if changed else 0
-    except PartnerError as e:
-        _fail(str(e))
-        return
-    finally:
-        svc.close()
     console.print(f"partner {q.id} updated" + (f"; {n} alerts opened or retracted by the new filters" if n else ""))
     if secret:
         console.print(f"webhook secret (shown once): [bold]{secret}[/bold]")
@@ -183,16 +176,8 @@ def set_(
 def rotate_key(partner_id: str,
                grace: Annotated[str, typer.Option(help="how long the old key keeps working (0, 30m, 24h, 7d)")] = "24h") -> None:
     """A new API key for a partner (shown once); the old one stops after the grace period."""
-    from alerts.store import PartnerError
-
-    svc = _svc()
-    try:
+    with _service() as svc:
         key = svc.store.rotate_key(partner_id, svc.clock.now(), parse_duration(grace))
-    except PartnerError as e:
-        _fail(str(e))
-        return
-    finally:
-        svc.close()
     console.print(f"new API key (shown once): [bold]{key}[/bold]\nthe previous key works for {grace} more")
 
 
@@ -201,16 +186,8 @@ def rotate_secret(partner_id: str,
                   grace: Annotated[str, typer.Option(help="how long webhooks are signed with the old secret too")] = "24h") -> None:
     """A new webhook secret (shown once). During the grace period every webhook carries two signatures,
     one per secret, so the partner can switch without losing a delivery."""
-    from alerts.store import PartnerError
-
-    svc = _svc()
-    try:
+    with _service() as svc:
         s = svc.store.rotate_secret(partner_id, svc.clock.now(), parse_duration(grace))
-    except PartnerError as e:
-        _fail(str(e))
-        return
-    finally:
-        svc.close()
     console.print(f"new webhook secret (shown once): [bold]{s}[/bold]\nwebhooks are signed with both for {grace}")
 
 
@@ -226,8 +203,7 @@ def rotate_encryption_key(
     Running delivery workers pick the new key up by themselves. Back up the key file afterwards."""
     from alerts.secretbox import SecretsKeyError
 
-    svc = _svc()
-    try:
+    with _service(SecretsKeyError) as svc:
         if lost:
             fresh = svc.store.replace_lost_key(svc.clock.now())
             console.print(f"{svc.store.box.source.describe()}: ready; {len(fresh)} partners need their new secret:")
@@ -235,11 +211,6 @@ def rotate_encryption_key(
                 console.print(f"  {pid}: [bold]{secret}[/bold]")
             return
         n = svc.store.reencrypt_secrets() if reencrypt_only else svc.store.rotate_encryption_key()
-    except SecretsKeyError as e:
-        _fail(str(e))
-        return
-    finally:
-        svc.close()
     console.print(f"{n} webhook secrets encrypted again" + ("" if reencrypt_only else
                                                             f"; new key in {svc.store.box.source.describe()}"))
 
@@ -257,17 +228,9 @@ def enable(partner_id: str) -> None:
 
 
 def _enable(partner_id: str, on: bool) -> None:
-    from alerts.store import PartnerError
-
-    svc = _svc()
-    try:
+    with _service() as svc:
         svc.store.update_partner(partner_id, svc.clock.now(), enabled=on)
         n = svc.engine.reconcile(partner_id) if on else 0
-    except PartnerError as e:
-        _fail(str(e))
-        return
-    finally:
-        svc.close()
     console.print(f"partner {partner_id} {'enabled' if on else 'disabled'}" + (f"; {n} alerts brought up to date" if n else ""))
 
 
@@ -297,8 +260,7 @@ def deliveries(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 30,
 ) -> None:
     """Recent webhook deliveries: attempts, last status, error."""
-    svc = _svc()
-    try:
+    with _service() as svc:
         t = Table("message", "partner", "seq", "type", "state", "attempts", "last status", "last error", "next / done")
         for r in svc.store.deliveries(partner_id, state_, limit):
             t.add_row(r["msg_id"], r["partner_id"], str(r["seq"]), r["type"], r["state"], str(r["attempts"]),
@@ -306,8 +268,6 @@ def deliveries(
                       r["delivered_at"] or r["dead_at"] or r["next_at"])
         console.print(t)
         console.print(svc.store.delivery_stats(partner_id))
-    finally:
-        svc.close()
 
 
 @app.command()
@@ -319,11 +279,8 @@ def replay(
     """Put dead-lettered webhooks back in the queue (same webhook-id; the next `deliver` sends them)."""
     if not (partner_id or message or all_):
         _fail("name a partner, --message ID, or --all")
-    svc = _svc()
-    try:
+    with _service() as svc:
         n = svc.store.replay(partner_id, svc.clock.now(), message)
-    finally:
-        svc.close()
     console.print(f"{n} deliveries queued again")
 
 
@@ -336,8 +293,7 @@ def verify(list_only: Annotated[bool, typer.Option("--list", help="only print th
     from alerts.verify import revisit_removed, verify_removals
     from cli import state
 
-    svc = _svc()
-    try:
+    with _service() as svc:
         svc.engine.process_all()
         if crawl and not list_only:
             for mp, r in revisit_removed(svc.settings, svc.store, svc.listings, config=state.config).items():
@@ -352,8 +308,6 @@ def verify(list_only: Annotated[bool, typer.Option("--list", help="only print th
         a = svc.settings.alerts
         r = verify_removals(svc.store, svc.listings, svc.clock, http_marketplaces=tuple(a.verify_http_marketplaces),
                             give_up=timedelta(days=a.verify_days), user_agent=svc.settings.crawl.user_agent)
-    finally:
-        svc.close()
     console.print(f"{r.checked} checked: {r.gone} gone, {r.still_listed} still listed, {r.unverified} unverified, "
                   f"{r.undecided} still pending")
 
@@ -371,12 +325,9 @@ def digest(
     except ValueError:
         _fail(f"--day {day!r}: not a date YYYY-MM-DD")
         return
-    svc = _svc()
-    try:
+    with _service() as svc:
         svc.engine.process_all()
         out = send_digests(svc, d, dry_run=dry_run)
-    finally:
-        svc.close()
     failed = 0
     for o in out:
         if o.status == "dry-run":

@@ -394,6 +394,9 @@ def test_kinds_and_key_rotation_from_the_command_line(tmp_path):
     assert json.loads(run("show", "shopee").output)["operates"] == ["shopee"]
     r = run("set", "shopee", "--operates", "shopee", "--operates", "shopee-mall")
     assert r.exit_code == 0 and json.loads(run("show", "shopee").output)["operates"] == ["shopee", "shopee-mall"]
+    for cmd in (["show", "lazada"], ["set", "lazada", "--name", "x"], ["rotate-key", "lazada"], ["disable", "lazada"]):
+        r = run(*cmd)  # an unknown partner: its name and exit code 2, no traceback
+        assert r.exit_code == 2 and "lazada" in r.output and "Traceback" not in r.output, (cmd, r.output)
     before = (home / "alerts.key").read_text()
     r = run("rotate-encryption-key")
     assert r.exit_code == 0 and "1 webhook secrets encrypted again" in r.output, r.output
