@@ -701,22 +701,6 @@ class AlertStore:
         with self.tx() as db:
             db.execute("UPDATE deliveries SET body=? WHERE message_id=? AND body IS NULL", (body, message_id))
 
-    def record_attempt(self, message_id: int, pid: str, now: datetime, *, ok: bool, status: int | None,
-                       error: str | None, latency_ms: float, next_at: datetime | None, dead: bool) -> None:
-        n = iso(now)
-        with self.tx() as db:
-            db.execute("INSERT INTO attempts(message_id, partner_id, at, status, error, latency_ms) VALUES (?,?,?,?,?,?)",
-                       (message_id, pid, n, status, error, round(latency_ms, 2)))
-            if ok:
-                db.execute("UPDATE deliveries SET state='delivered', attempts=attempts+1, first_at=coalesce(first_at, ?),"
-                           " last_at=?, last_status=?, last_error=NULL, delivered_at=?, lease_until=NULL WHERE message_id=?",
-                           (n, n, status, n, message_id))
-            else:
-                db.execute("UPDATE deliveries SET state=?, attempts=attempts+1, first_at=coalesce(first_at, ?), last_at=?,"
-                           " last_status=?, last_error=?, next_at=?, lease_until=NULL, dead_at=? WHERE message_id=?",
-                           ("dead" if dead else "pending", n, n, status, (error or "")[:500],
-                            iso(next_at) if next_at else n, n if dead else None, message_id))
-
     def record_many(self, results: list[dict[str, Any]]) -> None:
         """Record several attempts in one transaction: dicts with message_id, partner_id, at (datetime), ok,
         status, error, latency_ms, next_at (datetime or None), dead, and body (bytes of a first attempt that

@@ -537,7 +537,7 @@ class RemoteBatch:
 
     def poll(self) -> None:
         """Take the worker's answers that have come (without waiting)."""
-        while self._conn is not None:
+        while self._conn is not None and not self._bye:  # after its goodbye the worker's pipe closes: not a failure
             try:
                 if not self._conn.poll():
                     return
