@@ -19,6 +19,11 @@
    process ([crawl] store_worker = false: the matcher's registry and dictionary load on first use,
    inside the clock).
    The rounds interleave bare and full runs, so that both sides share whatever load the machine has.
+   The world: 9,000 listings, 3,000 of them on Lazada (3,079 pages; each run lasts several seconds at
+   once, so that a moment's load elsewhere moves a ratio less); with server latency at most 3,000
+   listings (1,000 on Lazada, 1,028 pages: at 150 ms per answer such a run already lasts about 10 s).
+   Ratios are printed for the best run of each side and as the median (and range) of the rounds'
+   own ratios, each round's runs having shared the machine's load.
    The bare spider runs twice per round too: as Scrapy ships it (the goal's baseline), and with the
    pipeline's CONCURRENT_ITEMS = 8 instead of Scrapy's 100 (Scrapy starts that many asyncio tasks for
    every response's output, a large share of a bare spider's CPU): what the pipeline's own work costs
@@ -32,7 +37,7 @@
    the crawl runs to the end of its world).
 
     .venv/bin/python -m tests.bench.bench_crawl [--listings N] [--browser-pages N] [--rounds R] [--no-http]
-                                                [--browser-images]
+                                                [--latency-ms MS] [--browser-images]
     make bench                                   # every benchmark in tests/bench
 
 Prints figures and ratios; asserts nothing about time (the machine may be shared). Wall-clock rates
@@ -45,6 +50,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -174,7 +180,8 @@ def bench_http(tmp: Path, n_listings: int, rounds: int, latency_ms: int = 0,
                                    st["response_received_count"], st["elapsed_time_seconds"], cpu, wall,
                                    st["tiswatch/cpu_s"], (st.get("tiswatch/store_worker/cpu_ms") or 0) / 1000))
     where = f"server latency {latency_ms} ms" if latency_ms else "no server latency"
-    rows.append((f"HTTP, {where}: Lazada listings, concurrency 16", f"{len(world.for_marketplace('lazada'))}"))
+    rows.append((f"HTTP, {where}: Lazada listings, concurrency 16", f"{len(world.for_marketplace('lazada'))}, "
+                 f"{rounds} rounds"))
 
     def line(r: Run) -> str:
         split = f" = {1000 * (r[5] - r[6]) / r[1]:.2f} crawl + {1000 * r[6] / r[1]:.2f} store worker" if r[6] else ""
@@ -192,8 +199,11 @@ def bench_http(tmp: Path, n_listings: int, rounds: int, latency_ms: int = 0,
         against = "" if k == 0 else f" (vs the {bname})"
         for name, runs in full.items():
             fb = max(runs)
+            per_round = sorted(f[0] / b[0] for f, b in zip(runs, runs_b, strict=True))
             rows.append((f"  {name}: full / bare pages/s (best of each){against}", f"{fb[0] / bb[0]:.2f}x" +
                          ("   (goal >= 0.8x)" if k == 0 else "")))
+            rows.append((f"  {name}: full / bare pages/s, median of the rounds{against}",
+                         f"{statistics.median(per_round):.2f}x   (rounds {per_round[0]:.2f}x to {per_round[-1]:.2f}x)"))
             rows.append((f"  {name}: bare / full CPU per page{against}", f"{(bb[5] / bb[1]) / (fb[5] / fb[1]):.2f}x   "
                          f"(whole processes with start-up: {(bb[3] / bb[1]) / (fb[3] / fb[1]):.2f}x; the store worker's CPU included)"))
     rows.append(("  (pages/s: Scrapy's spider-open to spider-close time on both sides, process start-up excluded; "
@@ -258,14 +268,19 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
     return rows
 
 
-def run(n_listings: int = 3000, browser_pages: int = 2000, rounds: int = 2,
+# at once, a world large enough for runs of several seconds; with latency a run lasts 10 s at a third of it
+HTTP_LISTINGS = 9000
+LATENCY_LISTINGS = 3000
+
+
+def run(n_listings: int = HTTP_LISTINGS, browser_pages: int = 2000, rounds: int = 2,
         latencies: tuple[int, ...] = (0, 150), where: str | None = None,
         browser_images: bool = False) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="crawlers-bench-", dir=where) as d:
         tmp = Path(d)
         rows = []
         for ms in latencies:  # localhost answers at once (CPU-bound); a real marketplace takes 100-500 ms
-            rows += bench_http(tmp, n_listings, rounds, ms)
+            rows += bench_http(tmp, min(n_listings, LATENCY_LISTINGS) if ms else n_listings, rounds, ms)
         if browser_pages:
             rows += bench_browser(tmp, browser_pages, browser_images)
     w = max(len(r[0]) for r in rows)
@@ -276,7 +291,7 @@ def run(n_listings: int = 3000, browser_pages: int = 2000, rounds: int = 2,
 
 
 def test_bench_crawl():
-    run(int(os.environ.get("BENCH_CRAWL_LISTINGS", 3000)), int(os.environ.get("BENCH_CRAWL_BROWSER_PAGES", 2000)))
+    run(int(os.environ.get("BENCH_CRAWL_LISTINGS", HTTP_LISTINGS)), int(os.environ.get("BENCH_CRAWL_BROWSER_PAGES", 2000)))
 
 
 if __name__ == "__main__":
@@ -284,7 +299,8 @@ if __name__ == "__main__":
         _bare_main(sys.argv[5:], sys.argv[3], sys.argv[2], int(sys.argv[4]) or None)
         sys.exit(0)
     ap = argparse.ArgumentParser(prog="python -m tests.bench.bench_crawl")
-    ap.add_argument("--listings", type=int, default=3000, help="sandbox world size for the HTTP part (a third on Lazada)")
+    ap.add_argument("--listings", type=int, default=HTTP_LISTINGS, help="sandbox world size for the HTTP part (a third "
+                    f"on Lazada; with --latency-ms above 0 at most {LATENCY_LISTINGS})")
     ap.add_argument("--browser-pages", type=int, default=2000, help="Shopee pages for the browser part (0: skip it)")
     ap.add_argument("--rounds", type=int, default=2, help="runs of each HTTP variant (the best is compared)")
     ap.add_argument("--latency-ms", type=int, action="append", help="sandbox answer delay for the HTTP part "
