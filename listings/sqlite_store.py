@@ -304,6 +304,10 @@ class SqliteStore:
         self._ensure_facet_counts()
         self._written = 0
         self._batch = False  # begin_batch(): writes share one transaction until commit_batch()
+        # in a batch, the full-text rows of the listings written: {listing id: (words, folded text)};
+        # those of the write in progress are staged until its SAVEPOINT is released (see _index)
+        self._fts_pending: dict[int, tuple[str, str]] = {}
+        self._fts_staged: dict[int, tuple[str, str]] = {}
         self.use_facet_counts = True  # False: every search counts by reading the listings (tests compare both)
 
     def _create_or_read_version(self) -> int:
@@ -388,7 +392,23 @@ class SqliteStore:
         """Commit the batch's open transaction, if any; batching goes on."""
         with self._lock:
             if self.db.in_transaction:
+                self._write_fts()
                 self.db.execute("COMMIT")
+
+    def _write_fts(self) -> None:
+        """Write the batch's full-text rows (see _index), inside its transaction and outside any
+        SAVEPOINT. Kept until written: a failed write is tried again at the next commit (the same
+        rows deleted and inserted again)."""
+        if not self._fts_pending:
+            return
+        rows = list(self._fts_pending.items())
+        ids = [(lid,) for lid, _ in rows]
+        cur = self.db.cursor()
+        cur.executemany("DELETE FROM search_words WHERE rowid=?", ids)
+        cur.executemany("DELETE FROM search_tri WHERE rowid=?", ids)
+        cur.executemany("INSERT INTO search_words(rowid, words) VALUES (?,?)", [(lid, w) for lid, (w, _) in rows])
+        cur.executemany("INSERT INTO search_tri(rowid, text) VALUES (?,?)", [(lid, f) for lid, (_, f) in rows])
+        self._fts_pending = {}
 
     def end_batch(self) -> None:
         """Commit and go back to one transaction per write."""
@@ -410,8 +430,12 @@ class SqliteStore:
 
     def _commit(self, cur: sqlite3.Cursor) -> None:
         cur.execute("RELEASE write" if self._batch else "COMMIT")
+        if self._fts_staged:
+            self._fts_pending.update(self._fts_staged)
+            self._fts_staged = {}
 
     def _rollback(self, cur: sqlite3.Cursor) -> None:
+        self._fts_staged = {}
         if self._batch:
             cur.execute("ROLLBACK TO write")
             cur.execute("RELEASE write")
@@ -458,6 +482,7 @@ class SqliteStore:
         from listings.sqlite_bulk import Batch
 
         with self._lock, gc_paused():
+            self._write_fts()  # the batch's pending full-text rows first: Batch writes its own at once
             cur = self.db.cursor()
             self._begin(cur)
             try:
@@ -512,9 +537,16 @@ class SqliteStore:
         for name, a, b in pl.changes:
             cur.execute("INSERT INTO changes(key, at, field, old, new) VALUES (?,?,?,?,?)", (key, pl.at, name, a, b))
 
-    @staticmethod
-    def _index(cur: sqlite3.Cursor, lid: int, rec: dict[str, Any]) -> None:
+    def _index(self, cur: sqlite3.Cursor, lid: int, rec: dict[str, Any]) -> None:
+        """The listing's full-text rows. In a batch they are written at its commit (_write_fts), all
+        at once: FTS5 writes the rows it holds in memory to a new segment of its index at every
+        SAVEPOINT and RELEASE, so rows written inside each write's SAVEPOINT cost a segment (and the
+        merges that follow) per listing, three times the CPU of the rows themselves. This connection's
+        searches write them first (search), so it still reads its own uncommitted writes."""
         words, folded = Q.search_fields(rec)
+        if self._batch:
+            self._fts_staged[lid] = (words, folded)
+            return
         cur.execute("DELETE FROM search_words WHERE rowid=?", (lid,))
         cur.execute("DELETE FROM search_tri WHERE rowid=?", (lid,))
         cur.execute("INSERT INTO search_words(rowid, words) VALUES (?,?)", (lid, words))
@@ -946,6 +978,9 @@ class SqliteStore:
         return out
 
     def search(self, q: SearchQuery) -> SearchResult:
+        if self._fts_pending:
+            with self._lock:
+                self._write_fts()
         q = Q.normalized(q)
         terms = Q.terms(q.text)
         if Q.fold(q.text).strip() and not terms:

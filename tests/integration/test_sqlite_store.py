@@ -266,3 +266,49 @@ def test_many_processes_opening_a_new_store_at_once_all_get_the_whole_schema(tmp
         st = SqliteStore(path)
         assert st.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         st.close()
+
+
+def _found(store: SqliteStore, text: str) -> list[str]:
+    return sorted(h["key"] for h in store.search(SearchQuery(text=text)).hits)
+
+
+def test_search_index_in_a_batch_reads_its_own_writes_and_commits_with_it(tmp_path, monkeypatch):
+    """In a batch the full-text rows are written at the commit (outside each write's SAVEPOINT): this
+    connection still finds its uncommitted listings, others find them once committed, a listing seen
+    twice is found by its latest text only, and a write that fails leaves no rows behind."""
+    path = tmp_path / "s.sqlite"
+    store, other = SqliteStore(path), SqliteStore(path)
+    try:
+        def li(n: int, title: str) -> Listing:
+            return Listing(marketplace="shopee", item_id=str(n), title=title, url=f"https://shopee.example/{n}",
+                           seller="ร้านหนึ่ง", price=100.0)
+
+        store.begin_batch()
+        store.ingest(li(1, "ปลั๊กพ่วง 4 ช่อง"), None, T0)
+        store.ingest(li(2, "หม้อหุงข้าว"), None, T0)
+        assert _found(store, "ปลั๊กพ่วง") == ["shopee:1"]  # its own uncommitted write
+        assert _found(other, "ปลั๊กพ่วง") == []
+        store.ingest(li(2, "พัดลมตั้งพื้น"), None, T0.replace(hour=5))  # the same listing, a new title
+        real = SqliteStore._write_plan
+
+        def fail_after(self, *a, **kw):
+            real(self, *a, **kw)
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(SqliteStore, "_write_plan", fail_after)
+        with pytest.raises(sqlite3.OperationalError):
+            store.ingest(li(3, "เตารีดไอน้ำ"), None, T0)
+        monkeypatch.undo()
+        store.ingest(li(1, "ปลั๊กพ่วง 4 ช่อง"), None, T0.replace(hour=6))  # seen again unchanged: no index rows
+        store.commit_batch()
+        assert store.db.execute("SELECT count(*) FROM search_words").fetchone()[0] == 2  # none of the failed write
+        for s in (store, other):
+            assert _found(s, "ปลั๊กพ่วง") == ["shopee:1"]
+            assert _found(s, "พัดลม") == ["shopee:2"] and _found(s, "หม้อหุงข้าว") == []
+            assert _found(s, "เตารีด") == [] and s.get("shopee:3") is None
+        store.end_batch()
+        store.ingest(li(4, "เตารีดไอน้ำ"), None, T0)  # out of a batch: at once
+        assert _found(other, "เตารีด") == ["shopee:4"]
+    finally:
+        store.close()
+        other.close()
