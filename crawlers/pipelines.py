@@ -7,7 +7,6 @@ A bad item is dropped with a log line naming its URL; it never stops the crawl.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from scrapy.exceptions import DropItem
 
 from crawlers.context import context_for
+from listings.evidence import dumps_indented
 from listings.model import Listing
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,19 @@ class ValidatePipeline(_Base):
         return item
 
 
+_check: Any = None  # matching.check, once imported
+
+
 class CheckPipeline(_Base):
     def process_item(self, item: dict[str, Any], spider=None) -> dict[str, Any]:
         if self._remote():
             return item  # checked by the store worker
-        from matching import check
+        global _check
+        check = _check
+        if check is None:  # imported on first use (not at import: the crawl process may never check)
+            from matching import check
 
+            _check = check
         # claims read from the listing's pictures (images/pipeline.py) join the text's: check again
         if item.get("_verdict") is None or item.get("_image_claims"):
             item["_verdict"] = check(item["_listing"], self.ctx.registry, image_claims=item.get("_image_claims"))
@@ -193,8 +200,8 @@ class EvidencePipeline(_Base):
         if item.get("_screenshot"):
             files["screenshot"] = ("screenshot.png", item["_screenshot"])
         files.update(item.get("_evidence_files") or {})  # other stages' files, e.g. the pictures (images/)
-        files["verdict"] = ("verdict.json", json.dumps(v.detail(), ensure_ascii=False, indent=1).encode())
-        files["listing"] = ("listing.json", json.dumps(listing.record(), ensure_ascii=False, indent=1).encode())
+        files["verdict"] = ("verdict.json", dumps_indented(v.detail()).encode())
+        files["listing"] = ("listing.json", dumps_indented(listing.record()).encode())
         at = listing.observed_at or datetime.now(UTC)
         _, written = self.ctx.evidence.save(listing.marketplace, listing.item_id, listing.url, files, at,
                                                  {"source_urls": item.get("_sources", []), **(item.get("_evidence_extra") or {})})

@@ -3,7 +3,10 @@
 evidence/<marketplace>/<item_id>/<UTC stamp>/ holds the raw response, the rendered HTML, a full-page
 screenshot (PNG) when a browser saw the page, and manifest.json with the URL, the time in UTC and in
 Asia/Bangkok, and the SHA-256 of every file. Files are written first, the manifest last, each through
-a temporary name, so an interrupted write never leaves a manifest that lies.
+a temporary name, so an interrupted write never leaves a manifest that lies. (A folder this call
+created is new to everyone: its files are written under their own names at once, the manifest still
+through a temporary one, which saves a rename per file; a crawl writes thousands of these folders, and
+creating and renaming files is most of their cost.)
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -42,6 +47,72 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+class _Plain(Exception):
+    """A value dumps_indented leaves to the json module."""
+
+
+def _indented(o: Any, level: int, out: list[str]) -> None:
+    t = type(o)
+    if t is str:
+        out.append(encode_basestring(o))
+    elif o is None:
+        out.append("null")
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif t is int:
+        out.append(int.__repr__(o))
+    elif t is float and o == o and o not in (_INF, -_INF):
+        out.append(float.__repr__(o))
+    elif t is dict or t is list or t is tuple:
+        if not o:
+            out.append("{}" if t is dict else "[]")
+            return
+        inner = "\n" + " " * (level + 1)
+        sep = "," + inner
+        out.append("{" if t is dict else "[")
+        first = True
+        if t is dict:
+            for k, v in o.items():
+                if type(k) is not str:
+                    raise _Plain
+                out.append(inner if first else sep)
+                first = False
+                out.append(encode_basestring(k))
+                out.append(": ")
+                _indented(v, level + 1, out)
+        else:
+            for v in o:
+                out.append(inner if first else sep)
+                first = False
+                _indented(v, level + 1, out)
+        out.append("\n" + " " * level + ("}" if t is dict else "]"))
+    else:
+        raise _Plain
+
+
+_INF = float("inf")
+
+
+def dumps_indented(obj: Any) -> str:
+    """`json.dumps(obj, ensure_ascii=False, indent=1)`, the same text, about twice as fast: with an
+    indent the json module encodes in pure Python, and evidence files (the verdict, the listing, the
+    manifest) are written for every flagged listing. Anything but plain JSON types (str keys, exact
+    int and float, NaN and infinities, subclasses, deep nesting) goes to json.dumps itself."""
+    out: list[str] = []
+    try:
+        _indented(obj, 0, out)
+    except (_Plain, RecursionError):
+        return json.dumps(obj, ensure_ascii=False, indent=1)
+    return "".join(out)
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 class EvidenceWriter:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -54,14 +125,28 @@ class EvidenceWriter:
         """files: kind -> (file name, content). Returns the folder and what was written, manifest last."""
         at = at or datetime.now(UTC)
         folder = self.folder(marketplace, item_id, at)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(folder)
+            new = True
+        except FileNotFoundError:
+            os.makedirs(folder.parent, exist_ok=True)
+            try:
+                os.mkdir(folder)
+                new = True
+            except FileExistsError:
+                new = False
+        except FileExistsError:
+            new = False
+        base = str(folder) + os.sep
         written: list[EvidenceFile] = []
         for kind, (name, data) in files.items():
-            p = folder / _safe(name)
-            tmp = p.with_name(p.name + ".part")
-            tmp.write_bytes(data)
-            os.replace(tmp, p)
-            written.append(EvidenceFile(kind, p, hashlib.sha256(data).hexdigest(), len(data)))
+            p = base + _safe(name)
+            if new:  # nobody has a manifest here to contradict
+                _write(p, data)
+            else:
+                _write(p + ".part", data)
+                os.replace(p + ".part", p)
+            written.append(EvidenceFile(kind, Path(p), hashlib.sha256(data).hexdigest(), len(data)))
         manifest = {
             "marketplace": marketplace, "item_id": item_id, "url": url,
             "captured_utc": at.astimezone(UTC).isoformat(timespec="seconds"),
@@ -69,12 +154,11 @@ class EvidenceWriter:
             "files": [{"kind": f.kind, "name": f.path.name, "sha256": f.sha256, "size": f.size} for f in written],
             **(extra or {}),
         }
-        mp = folder / "manifest.json"
-        tmp = mp.with_name("manifest.json.part")
-        tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1), "utf-8")
-        os.replace(tmp, mp)
-        data = mp.read_bytes()
-        written.append(EvidenceFile("manifest", mp, hashlib.sha256(data).hexdigest(), len(data)))
+        mp = base + "manifest.json"
+        data = dumps_indented(manifest).encode("utf-8")
+        _write(mp + ".part", data)
+        os.replace(mp + ".part", mp)
+        written.append(EvidenceFile("manifest", Path(mp), hashlib.sha256(data).hexdigest(), len(data)))
         return folder, written
 
 

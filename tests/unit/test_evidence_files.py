@@ -1,12 +1,14 @@
 """Evidence folders: written with a manifest of SHA-256s and both times, and verified later."""
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
+import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from listings.evidence import EvidenceWriter, manifests_under, verify_manifest
+from listings.evidence import EvidenceWriter, dumps_indented, manifests_under, verify_manifest
 
 AT = datetime(2026, 11, 24, 3, 15, 9, tzinfo=UTC)
 
@@ -51,3 +53,44 @@ def test_cli_verifies_a_tree(tmp_path):
     (b / "response.html").write_bytes(b"x")
     r = CliRunner().invoke(app, ["--home", str(tmp_path), "evidence", "verify", str(tmp_path / "evidence")])
     assert r.exit_code == 1 and "response.html: SHA-256 differs" in r.output and "1 problems in 2" in r.output
+
+
+def _nested(depth):
+    x = {"leaf": [1]}
+    for i in range(depth):
+        x = [x, {"level": i}] if i % 2 else {"in": x}
+    return x
+
+
+@pytest.mark.parametrize("obj", [
+    {}, [], "", 0, -3, 1.5, 1e300, None, True, False, "ปลั๊ก \"quoted\"\n\t\u2028 \x00",
+    {"verdict": "unlicensed", "risk": 80, "claims": [{"kind": "tis", "value": "2432-2555", "span": [3, 9]}],
+     "empty": {}, "none": [], "nested": [[1, [2, {}]], {"a": {"b": [None, True, 0.1]}}], "ไทย": "ข้อความ"},
+    (1, (2, 3)),
+    # left to the json module: NaN and infinities, keys that are not strings, subclasses
+    {"x": float("nan"), "y": float("inf"), "z": -float("inf")}, {1: "a", None: "b", 2.5: "c", False: "d"},
+    {"e": __import__("enum").IntEnum("E", "A B").B}, _nested(40),
+])
+def test_dumps_indented_is_json_dumps_with_indent_1(obj):
+    assert dumps_indented(obj) == json.dumps(obj, ensure_ascii=False, indent=1)
+
+
+def test_dumps_indented_refuses_what_json_refuses():
+    with pytest.raises(TypeError):
+        dumps_indented({"when": AT})
+
+
+def test_a_second_capture_in_the_same_folder_replaces_the_files_and_the_manifest(tmp_path):
+    """Two captures of one listing within one second share a folder: the second goes through
+    temporary names (the first's manifest is there), and the manifest matches the files after it."""
+    folder, _ = write(tmp_path)
+    w = EvidenceWriter(tmp_path / "evidence")
+    folder2, files = w.save("lazada", "123", "https://www.lazada.co.th/products/x-i123.html",
+                            {"raw": ("response.html", b"<html>second</html>")}, AT)
+    assert folder2 == folder and [f.kind for f in files] == ["raw", "manifest"]
+    assert (folder / "response.html").read_bytes() == b"<html>second</html>" and not list(folder.glob("*.part"))
+    m = json.loads((folder / "manifest.json").read_text())
+    assert [f["name"] for f in m["files"]] == ["response.html"]
+    assert files[-1].sha256 == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+    # the screenshot of the first capture is not in the second's manifest: verify says so
+    assert verify_manifest(folder) == [f"{folder / 'screenshot.png'}: not in the manifest"]
