@@ -161,7 +161,9 @@ def crawl(
     catalogue's product words, config/category_seeds.toml) unless --keyword/--category/--start-url/
     --sitemap say otherwise. A crawl that was stopped or killed resumes where it stopped, unless --fresh.
     After a block or captcha page the marketplace is paused (\\[crawl] block_pause_minutes) unless --force.
-    Exit status 0 finished, 3 blocked or paused, 4 already running, 1 failed or stopped early.
+    A cap on the pages a crawl fetches: \\[crawl] max_pages (pages only: the listings' pictures and
+    robots.txt do not count). Exit status 0 finished, 3 blocked or paused, 4 already running, 1 failed
+    or stopped early (the time limit, the page cap).
 
     With --distributed any number of these processes, on any machines, split one crawl run of the
     marketplace (the first creates and seeds it, the others join; README "Scaling out"); the listings

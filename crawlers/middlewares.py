@@ -270,8 +270,10 @@ class BrowserRecycleMiddleware:
 
     async def _close_context(self, name: str) -> None:
         try:
-            for h in self.crawler.engine.downloader.handlers._handlers.values():
-                w = getattr(h, "context_wrappers", {}).get(name)
+            from crawlers.browser import playwright_handlers
+
+            for h in playwright_handlers(self.crawler):
+                w = h.context_wrappers.get(name)
                 if w is not None:
                     await w.context.close()
                     self.crawler.stats.inc_value("tiswatch/browser_contexts_recycled")
@@ -349,8 +351,10 @@ class CrawlReport:
     def __init__(self, crawler):
         self.crawler = crawler
         self._revisited = False
-        self._responses = 0
-        self._memory: list[tuple[int, float, float]] = []  # (responses, tree RSS, tree PSS) every MEMORY_EVERY
+        self._responses = 0  # pages: responses to the crawl's own requests (not pictures, not robots.txt)
+        self.max_pages = crawler.settings.getint("TISWATCH_MAX_PAGES", 0)
+        # (responses, tree RSS, tree PSS, the tree by role) every MEMORY_EVERY responses, the last MEMORY_WINDOW
+        self._memory: list[tuple[int, float, float, dict]] = []
         for handler, sig in ((self.spider_opened, signals.spider_opened), (self.spider_closed, signals.spider_closed),
                              (self.response_received, signals.response_received),
                              (self.request_scheduled, signals.request_scheduled), (self.item_done, signals.item_scraped),
@@ -374,7 +378,7 @@ class CrawlReport:
         ctx.write_status("running", pid=os.getpid(), run=run.id, resumed=run.resumed,
                          run_started=run.started.isoformat(timespec="seconds"))
 
-    RSS_AT = (1, 200, 1000, 2000, 5000, 10_000, 20_000, 50_000)
+    RSS_AT = (1, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
     MEMORY_EVERY = 25  # responses between the samples behind tiswatch/rss_mb_median/<n>
     MEMORY_WINDOW = 8  # samples (the last 200 responses) in each median
 
@@ -382,20 +386,32 @@ class CrawlReport:
         """Resident memory of the crawl (this process, Playwright, Chromium) after so many pages:
         stats tiswatch/rss_mb/<n> and tiswatch/pss_mb/<n>; a long crawl's memory must stay flat.
         Pages are the responses to the crawl's own requests: the pictures the image stage fetches
-        (two or three a listing) are not counted, so that n pages means n pages in any crawl.
+        (two or three a listing) and robots.txt are not counted, so that n pages means n pages in
+        any crawl. The same count stops the crawl at TISWATCH_MAX_PAGES ([crawl] max_pages; Scrapy's
+        CLOSESPIDER_PAGECOUNT counts every response, so a crawl with pictures on got fewer listings),
+        with the same reason, closespider_pagecount; the responses already on their way are still
+        handled.
 
         One reading of a process tree with Chromium in it rises and falls by hundreds of MB with the
         renderers alive at that instant (a page open is a renderer, and RSS counts the pages they
         share once per renderer), so the tree is also read every MEMORY_EVERY responses and
         tiswatch/rss_mb_median/<n> (and pss_) is the median of the readings over the last 200."""
-        if request.meta.get("tiswatch_image"):
+        if _made_by_pipeline(request):
             return
         self._responses += 1
         n = self._responses
-        if n % self.MEMORY_EVERY == 0 and self._browser_pages_open() is not None:
-            from crawlers.procmem import tree_memory_mb
+        if n == self.max_pages:
+            from scrapy.utils.defer import _schedule_coro
 
-            self._memory.append((n, *tree_memory_mb()))
+            log.info("%d pages fetched ([crawl] max_pages): stopping", n)
+            _schedule_coro(self.crawler.engine.close_spider_async(reason="closespider_pagecount"))
+        if n % self.MEMORY_EVERY == 0 and self._browser_pages_open() is not None:
+            from crawlers.procmem import tree_by_role
+
+            roles = tree_by_role()
+            self._memory.append((n, round(sum(r["rss"] for r in roles.values()), 1),
+                                 round(sum(r["pss"] for r in roles.values()), 1), roles))
+            del self._memory[:-self.MEMORY_WINDOW]
         if n in self.RSS_AT and n > 1 and self._memory:
             import statistics
 
@@ -403,6 +419,11 @@ class CrawlReport:
             if last:
                 self.crawler.stats.set_value(f"tiswatch/rss_mb_median/{n}", statistics.median(m[1] for m in last))
                 self.crawler.stats.set_value(f"tiswatch/pss_mb_median/{n}", statistics.median(m[2] for m in last))
+                # the same medians per kind of process (crawlers/procmem.py role_of): where the memory is
+                names = sorted({r for m in last for r in m[3]})
+                self.crawler.stats.set_value(f"tiswatch/roles_mb_median/{n}", {
+                    r: {k: statistics.median(m[3].get(r, {}).get(k, 0) for m in last) for k in ("rss", "pss", "n")}
+                    for r in names})
         if self._responses in self.RSS_AT:
             from crawlers.procmem import tree_memory
 
@@ -458,16 +479,10 @@ class CrawlReport:
 
     def _browser_pages_open(self) -> int | None:
         """Playwright pages still open (every callback and errback closes its page: this must be 0)."""
-        try:
-            handlers = self.crawler.engine.downloader.handlers._handlers.values()
-        except AttributeError:
-            return None
-        n = None
-        for h in handlers:
-            wrappers = getattr(h, "context_wrappers", None)
-            if wrappers is not None:
-                n = (n or 0) + sum(len(w.context.pages) for w in wrappers.values())
-        return n
+        from crawlers.browser import playwright_handlers
+
+        handlers = playwright_handlers(self.crawler)
+        return sum(len(w.context.pages) for h in handlers for w in h.context_wrappers.values()) if handlers else None
 
     def spider_closed(self, spider, reason):
         ctx = context_for(self.crawler)
@@ -483,6 +498,7 @@ class CrawlReport:
         # (crawlers/storeworker.py), not Chromium's; start-up (imports) is before it
         worker = (stats.get_value("tiswatch/store_worker/cpu_ms") or 0) / 1000
         stats.set_value("tiswatch/cpu_s", round(_cpu_s() - getattr(self, "_cpu0", 0.0) + worker, 2))
+        stats.set_value("tiswatch/pages", self._responses)  # what [crawl] max_pages counts
         pages = self._browser_pages_open()
         if pages is not None:
             stats.set_value("tiswatch/browser_pages_open_at_end", pages)

@@ -82,3 +82,65 @@ def tree_memory(pid: int | None = None) -> dict[str, float]:
             "self_rss": round(_field_kb(PROC / str(root) / "status", "VmRSS:") / 1024, 1),
             "self_pss": round(_field_kb(PROC / str(root) / "smaps_rollup", "Pss:") / 1024, 1),
             "processes": len(pids)}
+
+
+# ---- where the memory is: the tree by role ------------------------------------------------------------
+ROLES = ("crawl", "store_worker", "python_other", "driver", "browser", "renderers", "gpu", "utility",
+         "zygote", "other")
+
+
+def role_of(argv: list[str], is_root: bool = False) -> str:
+    """What a process of a crawl's tree is, from its command line (`/proc/PID/cmdline` split at NULs):
+    the crawl process itself (the root), its store worker (a multiprocessing "spawn" child,
+    crawlers/storeworker.py), another Python helper (multiprocessing's resource tracker), Playwright's
+    node driver, Chromium's browser process, its renderers (one per site a page is open on), its GPU
+    process, its utility processes (the network service, storage) and its zygotes. Pure."""
+    if is_root:
+        return "crawl"
+    if not argv:
+        return "other"
+    if len(argv) == 1 and " " in argv[0]:  # Chromium rewrites its children's titles into one string
+        argv = argv[0].split()
+    exe = argv[0].rsplit("/", 1)[-1]
+    joined = " ".join(argv)
+    if exe.startswith("python") or "python" in exe:
+        return "store_worker" if "spawn_main" in joined else "python_other"
+    if exe == "node" or exe.startswith("node") or "run-driver" in joined or "playwright/driver" in joined:
+        return "driver"
+    if "chrom" in exe or "headless_shell" in exe or "chrome" in joined.split(" ", 1)[0]:
+        kind = next((a.split("=", 1)[1] for a in argv if a.startswith("--type=")), None)
+        if kind is None:
+            return "browser"
+        return {"renderer": "renderers", "gpu-process": "gpu", "utility": "utility", "zygote": "zygote"}.get(kind, "other")
+    return "other"
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def tree_by_role(pid: int | None = None) -> dict[str, dict[str, float]]:
+    """The tree of `pid` (default: this process) by role (role_of): for each role present,
+    {"rss": MiB, "pss": MiB, "n": processes}. Which process grows during a long crawl: the tree's
+    total says that it grows, this says where."""
+    if not PROC.exists():
+        return {}
+    root = os.getpid() if pid is None else pid
+    out: dict[str, dict[str, float]] = {}
+    for p in _tree(root):
+        r = role_of(_argv(p), p == root)
+        rss = _field_kb(PROC / str(p) / "status", "VmRSS:")
+        pss = _field_kb(PROC / str(p) / "smaps_rollup", "Pss:")
+        if not rss and not pss:
+            continue  # gone while we looked
+        d = out.setdefault(r, {"rss": 0.0, "pss": 0.0, "n": 0})
+        d["rss"] += rss / 1024
+        d["pss"] += pss / 1024
+        d["n"] += 1
+    for d in out.values():
+        d["rss"], d["pss"] = round(d["rss"], 1), round(d["pss"], 1)
+    return out

@@ -70,9 +70,9 @@ RETRY_EXCEPTIONS = [
 ]
 # Requests with meta "playwright" go through Chromium (all of Shopee; flagged Lazada and shop pages for
 # their evidence screenshot); the others are plain HTTP. The browser starts only when first needed.
-DOWNLOAD_HANDLERS = {
-    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
-    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+DOWNLOAD_HANDLERS = {  # scrapy-playwright's handler, one instance (one Playwright driver) for both schemes
+    "http": "crawlers.browser.PlaywrightHandler",
+    "https": "crawlers.browser.PlaywrightHandler",
 }
 PLAYWRIGHT_ABORT_REQUEST = "crawlers.spiders.shopee.abort_request"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -108,7 +108,7 @@ def scrapy_settings(ts: Any, marketplace: str) -> dict[str, Any]:
         "DOWNLOAD_TIMEOUT": c.timeout,
         "RETRY_TIMES": c.retries,
         "USER_AGENT": c.user_agent,
-        "CLOSESPIDER_PAGECOUNT": c.max_pages,
+        "TISWATCH_MAX_PAGES": c.max_pages,  # pages, not pictures or robots.txt (crawlers.middlewares.CrawlReport)
         "LOG_LEVEL": ts.log.level,
         "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": c.browser_executable, "headless": True, "args": CHROMIUM_ARGS},
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": c.browser_pages,

@@ -33,8 +33,8 @@
    driver, Chromium) after 200, 1,000 and 2,000 pages. Goal: growth from 1,000 to 2,000 under 50 MB.
    The crawl stops just past the last reading ([crawl] max_pages): the world has more. Pages are the
    pages opened in Chromium; the listings' pictures are not read (as in part 1; --browser-images reads
-   them: the image stage's downloads and OCR, about a CPU-second a listing, then set the pace, and
-   the crawl runs to the end of its world).
+   them: the image stage's downloads and OCR, about a CPU-second a listing, then set the pace; the
+   pictures do not count as pages).
 
     .venv/bin/python -m tests.bench.bench_crawl [--listings N] [--browser-pages N] [--rounds R] [--no-http]
                                                 [--latency-ms MS] [--browser-images]
@@ -220,10 +220,9 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
     world = build_world(seed=5, n_licences=1000, n_listings=n)
     with SandboxServer(world) as srv:
         cats = [f"{srv.url}/shopee/x-cat.{c[0]}" for c in srv.sandbox.categories("shopee")]
-        # the crawl stops after `pages` pages (CLOSESPIDER_PAGECOUNT), just past the last memory reading
+        # the crawl stops after `pages` pages ([crawl] max_pages: pages, not pictures), just past the last reading
         home, cfg = _home(tmp, "browser", world, {**HTTP_CRAWL, "screenshots": True, "concurrency": 8,
-                                                  # max_pages counts every response: pictures too
-                                                  "max_pages": 0 if images else pages + 8},
+                                                  "max_pages": pages + 8},
                           "" if images else "[images]\nenabled = false\n")
         cmd = crawl_command(home, "shopee", base_url=srv.url + "/shopee", categories=cats, config=cfg,
                             max_search_pages=1000) + ["--log-file", str(home.log_dir / "crawl.log")]
@@ -263,6 +262,20 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
     if 1000 in med and 2000 in med:
         rows.append(("Browser: growth from 1,000 to 2,000 pages, medians", f"RSS {med[2000] - med[1000]:+.0f} MB   (goal < 50 MB), "
                      f"PSS {pmed.get(2000, 0) - pmed.get(1000, 0):+.0f} MB"))
+    roles = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/roles_mb_median/")}
+    if roles:
+        rows.append(("Browser: medians by process (crawlers/procmem.py role_of), PSS / RSS MB (processes)", ""))
+        names = sorted({r for v in roles.values() for r in v}, key=lambda r: -max(v.get(r, {}).get("pss", 0) for v in roles.values()))
+        for r in names:
+            cells = []
+            for k in sorted(roles):
+                d = roles[k].get(r, {})
+                cells.append(f"{k}: {d.get('pss', 0):5.0f} / {d.get('rss', 0):5.0f} ({d.get('n', 0):g})")
+            grow = ""
+            if 1000 in roles and 2000 in roles:
+                a, b = roles[1000].get(r, {}), roles[2000].get(r, {})
+                grow = f"   1,000->2,000: PSS {b.get('pss', 0) - a.get('pss', 0):+.0f} RSS {b.get('rss', 0) - a.get('rss', 0):+.0f}"
+            rows.append((f"  {r}", "   ".join(cells) + grow))
     rows.append(("Browser: contexts replaced ([crawl] browser_recycle_pages)",
                  str(st.get("tiswatch/browser_contexts_recycled", 0))))
     return rows

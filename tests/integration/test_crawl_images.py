@@ -3,6 +3,7 @@ crawled by the real spiders in child processes; the verdicts must equal the trut
 
 import json
 import urllib.request
+from pathlib import Path
 
 import pytest
 from image_helpers import needs_tesseract
@@ -123,3 +124,28 @@ def test_stage_switched_off_reads_no_picture(image_sandbox, image_world, home):
     # the claims that were only in pictures are not seen: text-only verdicts
     only = [w for w in image_world.for_marketplace("shop") if "/" in w.scenario and w.expected["verdict"] == "mislabeled"]
     assert only and all(st.get(f"shop:{w.item_id}")["verdict"] != "mislabeled" for w in only)
+
+
+def test_max_pages_counts_pages_not_pictures(image_sandbox, image_world, home):
+    """[crawl] max_pages caps the pages a crawl fetches: the pictures the image stage downloads (two or
+    three a listing) and robots.txt do not use it up (with Scrapy's CLOSESPIDER_PAGECOUNT they did, and
+    a crawl asked for N pages with pictures on got far fewer listings)."""
+    cap = 12
+    cfg = _home(home, image_world, f"max_pages = {cap}\n[images]\nocr = false\n")
+    # one request at a time, so that few responses are still on their way when the cap is reached
+    Path(cfg).write_text(Path(cfg).read_text().replace("concurrency = 16", "concurrency = 1")
+                         .replace("concurrency_per_domain = 16", "concurrency_per_domain = 1"))
+    seeds = json.load(urllib.request.urlopen(image_sandbox.url + "/_sandbox/seeds.json"))
+    r = run_crawl(home, "lazada", base_url=f"{image_sandbox.url}/lazada", config=cfg, time_limit=600,
+                  categories=seeds["lazada"]["categories"])
+    assert r.report["reason"] == "closespider_pagecount", r.log_path.read_text()[-3000:]
+    st = r.report["stats"]
+    pictures = st.get("tiswatch/images/requests", 0)
+    assert pictures > 0 and st.get("tiswatch/images/fetched", 0) > 0   # the image stage did download pictures
+    robots = st.get("robotstxt/response_count", 0)
+    assert robots >= 1
+    pages = st["response_received_count"] - pictures - robots
+    assert pages >= cap                      # every page of the cap was a page
+    assert st["tiswatch/pages"] >= cap
+    assert st["response_received_count"] >= cap + pictures
+    assert len(image_world.for_marketplace("lazada")) > cap  # the world had more: the cap stopped it

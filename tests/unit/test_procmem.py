@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.procmem import tree_memory_mb
+from crawlers.procmem import role_of, tree_by_role, tree_memory_mb
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc")
 
@@ -27,3 +27,40 @@ def test_a_child_counts_towards_its_parent():
         child.kill()
         child.wait()
     assert tree_memory_mb(2**22 + 12345) == (0.0, 0.0)   # no such process
+
+
+@pytest.mark.parametrize("argv, root, role", [
+    (["/work/x/.venv/bin/python", "-m", "crawlers.run", "shopee"], True, "crawl"),
+    (["/work/x/.venv/bin/python", "-B", "-c", "from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=7, "
+      "pipe_handle=9)", "--multiprocessing-fork"], False, "store_worker"),
+    (["/work/x/.venv/bin/python", "-B", "-c", "from multiprocessing.resource_tracker import main;main(6)"], False, "python_other"),
+    (["/work/x/.venv/lib/python3.11/site-packages/playwright/driver/node",
+      "/work/x/.venv/lib/python3.11/site-packages/playwright/driver/package/cli.js", "run-driver"], False, "driver"),
+    (["/usr/lib/chromium/chromium", "--headless", "--no-sandbox", "--user-data-dir=/tmp/p"], False, "browser"),
+    # Chromium rewrites its children's command lines into one string
+    (["/usr/lib/chromium/chromium --type=renderer --crashpad-handler-pid=0 --lang=en-US"], False, "renderers"),
+    (["/usr/lib/chromium/chromium", "--type=gpu-process", "--no-sandbox"], False, "gpu"),
+    (["/usr/lib/chromium/chromium", "--type=utility", "--utility-sub-type=network.mojom.NetworkService"], False, "utility"),
+    (["/usr/lib/chromium/chromium", "--type=zygote", "--no-zygote-sandbox"], False, "zygote"),
+    (["/usr/lib/chromium/chromium", "--type=broker"], False, "other"),
+    (["/bin/sh", "-c", "tesseract x.png"], False, "other"),
+    ([], False, "other"),  # a zombie, or gone
+])
+def test_role_of_a_process_in_a_crawl_tree(argv, root, role):
+    assert role_of(argv, root) == role
+
+
+def test_tree_by_role_finds_a_python_child():
+    child = subprocess.Popen([sys.executable, "-c", "from multiprocessing.spawn import spawn_main; import time; time.sleep(30)"])
+    try:
+        for _ in range(200):
+            roles = tree_by_role()
+            if "store_worker" in roles:
+                break
+            __import__("time").sleep(0.05)
+        assert roles["crawl"]["n"] == 1 and roles["crawl"]["rss"] > 5
+        assert roles["store_worker"]["n"] == 1 and roles["store_worker"]["rss"] > 1
+    finally:
+        child.kill()
+        child.wait()
+    assert tree_by_role(2**22 + 12345) == {}
