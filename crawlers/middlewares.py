@@ -381,6 +381,7 @@ class CrawlReport:
     RSS_AT = (1, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
     MEMORY_EVERY = 25  # responses between the samples behind tiswatch/rss_mb_median/<n>
     MEMORY_WINDOW = 8  # samples (the last 200 responses) in each median
+    TRIM_EVERY = 50  # pages between two returns of malloc's free memory to the system (procmem.release_free_heap)
 
     def response_received(self, response, request, spider):
         """Resident memory of the crawl (this process, Playwright, Chromium) after so many pages:
@@ -405,6 +406,13 @@ class CrawlReport:
 
             log.info("%d pages fetched ([crawl] max_pages): stopping", n)
             _schedule_coro(self.crawler.engine.close_spider_async(reason="closespider_pagecount"))
+        if n % self.TRIM_EVERY == 0:
+            from crawlers.procmem import release_free_heap
+
+            t = time.perf_counter()
+            if release_free_heap():
+                self.crawler.stats.inc_value("tiswatch/malloc_trims")
+                self.crawler.stats.inc_value("tiswatch/malloc_trim_ms", round(1000 * (time.perf_counter() - t), 2))
         if n % self.MEMORY_EVERY == 0 and self._browser_pages_open() is not None:
             from crawlers.procmem import tree_by_role
 
@@ -422,7 +430,7 @@ class CrawlReport:
                 # the same medians per kind of process (crawlers/procmem.py role_of): where the memory is
                 names = sorted({r for m in last for r in m[3]})
                 self.crawler.stats.set_value(f"tiswatch/roles_mb_median/{n}", {
-                    r: {k: statistics.median(m[3].get(r, {}).get(k, 0) for m in last) for k in ("rss", "pss", "n")}
+                    r: {k: statistics.median(m[3].get(r, {}).get(k, 0) for m in last) for k in ("rss", "pss", "anon", "n")}
                     for r in names})
         if self._responses in self.RSS_AT:
             from crawlers.procmem import tree_memory

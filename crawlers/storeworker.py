@@ -142,6 +142,7 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, log_
     from crawlers.batch import WriteBatch
     from crawlers.context import CrawlContext
     from crawlers.pipelines import CheckPipeline, EvidencePipeline, StorePipeline
+    from crawlers.procmem import release_free_heap
     from listings.events import open_events
     from listings.store import open_store
     from settings import load_settings
@@ -168,6 +169,7 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, log_
         return
     _send_or_exit(conn, ("ready", os.getpid()))
     cpu = _cpu_ms()
+    untrimmed = 0  # listings handled since malloc's free memory was last given back
 
     def take_stats() -> dict[str, Any]:
         """The pipelines' counts since the last answer, and this process's CPU time meanwhile."""
@@ -186,6 +188,7 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, log_
         if kind == "run":
             ctx._frontier.run.resumed = bool(msg[1])
         elif kind == "items":
+            untrimmed += len(msg[1])
             for item in msg[1]:
                 try:
                     for stage in stages:
@@ -212,6 +215,10 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, log_
             try:
                 ctx._batch.flush()
                 err = None
+                if untrimmed >= 100:
+                    # screenshots and pictures pass through here: give their freed memory back (procmem.py)
+                    release_free_heap()
+                    untrimmed = 0
             except Exception as e:
                 log.exception("committing the crawl's batched writes failed; the crawl tries again")
                 err = repr(e)

@@ -264,18 +264,21 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
                      f"PSS {pmed.get(2000, 0) - pmed.get(1000, 0):+.0f} MB"))
     roles = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/roles_mb_median/")}
     if roles:
-        rows.append(("Browser: medians by process (crawlers/procmem.py role_of), PSS / RSS MB (processes)", ""))
+        rows.append(("Browser: medians by process (crawlers/procmem.py role_of), PSS / RSS / anonymous RSS MB (processes)", ""))
         names = sorted({r for v in roles.values() for r in v}, key=lambda r: -max(v.get(r, {}).get("pss", 0) for v in roles.values()))
         for r in names:
             cells = []
             for k in sorted(roles):
                 d = roles[k].get(r, {})
-                cells.append(f"{k}: {d.get('pss', 0):5.0f} / {d.get('rss', 0):5.0f} ({d.get('n', 0):g})")
+                cells.append(f"{k}: {d.get('pss', 0):4.0f} / {d.get('rss', 0):4.0f} / {d.get('anon', 0):4.0f} ({d.get('n', 0):g})")
             grow = ""
             if 1000 in roles and 2000 in roles:
                 a, b = roles[1000].get(r, {}), roles[2000].get(r, {})
-                grow = f"   1,000->2,000: PSS {b.get('pss', 0) - a.get('pss', 0):+.0f} RSS {b.get('rss', 0) - a.get('rss', 0):+.0f}"
+                grow = (f"   1,000->2,000: PSS {b.get('pss', 0) - a.get('pss', 0):+.0f} RSS {b.get('rss', 0) - a.get('rss', 0):+.0f}"
+                        f" anon {b.get('anon', 0) - a.get('anon', 0):+.0f}")
             rows.append((f"  {r}", "   ".join(cells) + grow))
+    rows.append(("Browser: malloc's free memory given back (crawlers/procmem.py release_free_heap)",
+                 f"{st.get('tiswatch/malloc_trims', 0)} times, {st.get('tiswatch/malloc_trim_ms', 0):.0f} ms in all"))
     rows.append(("Browser: contexts replaced ([crawl] browser_recycle_pages)",
                  str(st.get("tiswatch/browser_contexts_recycled", 0))))
     return rows
