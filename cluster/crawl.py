@@ -48,7 +48,7 @@ from cluster import streams
 from cluster.frontier import RedisFrontier, RunClosed, process_name
 from cluster.keys import Keys, connect
 from crawlers.context import CrawlContext
-from crawlers.frontier import Tracker
+from crawlers.frontier import Tracker, request_dict
 from crawlers.middlewares import CrawlReport, FrontierMiddleware
 from listings.store import IngestResult
 
@@ -186,8 +186,9 @@ def distributed_context(crawler) -> DistributedContext:
 # ---- requests ----------------------------------------------------------------------------------------
 def encode_request(request, spider) -> bytes:
     """A request as the shared queue keeps it (Request.to_dict, callbacks by name, pickled as
-    scrapy-redis does); raises when it cannot be kept (a lambda in its meta, say)."""
-    d = request.to_dict(spider=spider)
+    scrapy-redis does); raises when it cannot be kept (a lambda in its meta, say). The dict is
+    to_dict's, made by crawlers.frontier.request_dict (without listing the spider's attributes)."""
+    d = request_dict(request, spider)
     for m in _DROP_META:
         d.get("meta", {}).pop(m, None)
     return pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL)

@@ -500,8 +500,7 @@ class SqliteStore:
 
     def _ingest_one(self, cur: sqlite3.Cursor, listing: Listing, verdict: Any | None, at: str) -> IngestResult:
         key = listing.key
-        h = listing.content_hash()
-        rec = listing.record()
+        rec, h = listing.view()  # record() and content_hash() with one serialisation
         old = cur.execute("SELECT * FROM listings WHERE key=?", (key,)).fetchone()
         prior = self._row(old, internal=True) if old is not None else None
         runs = self._runs(cur, key, False) if prior is not None else []

@@ -162,9 +162,10 @@ class TiswatchSpider(scrapy.Spider):
         states = ctx.store.fetch_states(self.marketplace, [c["item_id"] for c in cards])
         out: list[tuple[dict[str, Any], str]] = []
         unchanged: list[str] = []
+        policy = ctx.policy
         for c in cards:
             h = card_hash(c)
-            d = decide(h, states.get(c["item_id"]), now, ctx.policy)
+            d = decide(h, states.get(c["item_id"]), now, policy)
             self.crawler.stats.inc_value(f"tiswatch/cards/{d.why}")
             if d.fetch:
                 out.append((c, h))
