@@ -30,7 +30,9 @@
    against a spider tuned the same way.
 2. Browser: the Shopee spider (every page in one Chromium through scrapy-playwright, screenshots of
    flagged listings included): pages/s, and the resident memory of the crawl (Python, Playwright's
-   driver, Chromium) after 200, 1,000 and 2,000 pages. Goal: growth from 1,000 to 2,000 under 50 MB.
+   driver, Chromium) after 200, 500, 1,000 and 2,000 pages, in all and by kind of process (the crawl
+   process, its store worker, the driver, Chromium's browser, renderer, GPU and utility processes:
+   where it grows). Goal: growth from 1,000 to 2,000 under 50 MB.
    The crawl stops just past the last reading ([crawl] max_pages): the world has more. Pages are the
    pages opened in Chromium; the listings' pictures are not read (as in part 1; --browser-images reads
    them: the image stage's downloads and OCR, about a CPU-second a listing, then set the pace; the
