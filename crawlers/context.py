@@ -41,6 +41,7 @@ class CrawlContext:
     # or crawlers.storeworker.RemoteBatch ([crawl] store_worker): the worker's config file and log
     config_path: str | None = None
     log_file: str | None = None
+    _store_view: Any = None  # (batch, store, the store as the crawl sees it in that batch)
 
     @property
     def registry(self):
@@ -64,13 +65,18 @@ class CrawlContext:
             self._store = open_store(self.settings)
         batch = self.batch
         if batch is not None:
-            if getattr(batch, "remote", False):
-                from crawlers.storeworker import RemoteStore
+            view = self._store_view  # the wrapper, made once per store and batch (asked several times a listing)
+            if view is None or view[0] is not batch or view[1] is not self._store:
+                if getattr(batch, "remote", False):
+                    from crawlers.storeworker import RemoteStore
 
-                return RemoteStore(self._store, batch)
-            from crawlers.batch import BatchedStore
+                    wrapper: Any = RemoteStore(self._store, batch)
+                else:
+                    from crawlers.batch import BatchedStore
 
-            return BatchedStore(self._store, batch)
+                    wrapper = BatchedStore(self._store, batch)
+                view = self._store_view = (batch, self._store, wrapper)
+            return view[2]
         return self._store
 
     @property

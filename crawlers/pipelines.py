@@ -8,6 +8,7 @@ A bad item is dropped with a log line naming its URL; it never stops the crawl.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -177,6 +178,13 @@ class StorePipeline(_Base):
         return bool(getattr(run, "resumed", False))
 
 
+def relative_path(path: Any, home: Any) -> str:
+    """str(path.relative_to(home)), from the strings where path is below home (evidence files are:
+    Path.relative_to parses both paths each time, five times per flagged listing)."""
+    p, under = str(path), str(home) + os.sep
+    return p[len(under):] if p.startswith(under) else str(path.relative_to(home))
+
+
 class EvidencePipeline(_Base):
     """Keeps the raw response, rendered HTML and screenshot of every flagged listing, with a manifest."""
 
@@ -205,7 +213,8 @@ class EvidencePipeline(_Base):
         at = listing.observed_at or datetime.now(UTC)
         _, written = self.ctx.evidence.save(listing.marketplace, listing.item_id, listing.url, files, at,
                                                  {"source_urls": item.get("_sources", []), **(item.get("_evidence_extra") or {})})
+        store, home = self.ctx.store, self.ctx.settings.home
         for f in written:
-            self.ctx.store.add_evidence(listing.key, f.kind, str(f.path.relative_to(self.ctx.settings.home)), f.sha256, f.size, at)
+            store.add_evidence(listing.key, f.kind, relative_path(f.path, home), f.sha256, f.size, at)
         self.crawler.stats.inc_value("tiswatch/evidence")
         return item

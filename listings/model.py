@@ -104,5 +104,8 @@ class Listing(BaseModel):
         return rec, _hash({k: v for k, v in rec.items() if k != "observed_at"})
 
 
+_SORTED_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # json.dumps's, built once
+
+
 def _hash(d: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
+    return hashlib.sha256(_SORTED_JSON(d).encode()).hexdigest()[:32]

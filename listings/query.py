@@ -20,7 +20,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from matching.normalise import clean, fold, fold_uncached, iter_tokens
+from matching.normalise import _RUNS, _thai_words, clean, fold, fold_uncached, iter_tokens
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 12
@@ -65,8 +65,22 @@ def index_words(text: str | None) -> str:
         return ""
     folded = fold_uncached(text)
     if len(folded) <= 20_000:  # folded once (iter_tokens would fold the folded text again)
-        return " ".join(w for t in iter_tokens(folded, folded=True) for w in sub_words(t))
+        # iter_tokens(folded, folded=True)'s tokens split by sub_words, a run of letters at a time
+        parts = []
+        for m in _RUNS.finditer(folded):
+            p = _run_words(m.group(1), True) if m.group(1) else _run_words(m.group(2), False)
+            if p:
+                parts.append(p)
+        return " ".join(parts)
     return " ".join(w for t in iter_tokens(folded[:20_000], cache=False) for w in sub_words(t))
+
+
+@lru_cache(maxsize=65536)
+def _run_words(run: str, thai: bool) -> str:
+    """The index words of one run of iter_tokens (a run of Thai letters, cut into words, or one Latin
+    word), cached by run: listing text repeats its runs (product words, shop boilerplate, sellers),
+    and cutting and splitting them again was most of a listing's indexing."""
+    return " ".join(w for t in (_thai_words(run) if thai else (run,)) for w in sub_words(t))
 
 
 GRAM_SPACE = "\u2423"  # ␣ stands for a space inside a trigram, so trigrams can be separated by spaces

@@ -24,6 +24,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from weakref import WeakKeyDictionary
 
 from matching.normalise import fold
@@ -56,18 +57,18 @@ class Text:
         if not f:
             self.squeezed, self.pos = "", []
             return
-        chars: list[str] = []
-        pos: list[int] = []
-        n = len(f)
-        for i, ch in enumerate(f):
-            if ch == " ":
-                continue
-            if ch in _THAI_SHAPES and (i + 1 < n and _is_thai(f[i + 1])) and (i == 0 or not _is_latin(f[i - 1])) \
-                    and (i + 2 >= n or not _is_latin(f[i + 2])):
-                ch = _THAI_SHAPES[ch]  # a lone Latin letter glued to the Thai that follows it
-            chars.append(ch)
-            pos.append(i)
-        self.squeezed = "".join(chars)
+        pos = [i for i, ch in enumerate(f) if ch != " "]
+        squeezed = f.replace(" ", "")
+        if "v" in squeezed or "u" in squeezed or "w" in squeezed:  # _THAI_SHAPES
+            chars = list(squeezed)
+            n = len(f)
+            for k, i in enumerate(pos):
+                ch = chars[k]
+                if ch in _THAI_SHAPES and (i + 1 < n and _is_thai(f[i + 1])) and (i == 0 or not _is_latin(f[i - 1])) \
+                        and (i + 2 >= n or not _is_latin(f[i + 2])):
+                    chars[k] = _THAI_SHAPES[ch]  # a lone Latin letter glued to the Thai that follows it
+            squeezed = "".join(chars)
+        self.squeezed = squeezed
         self.pos = pos
 
     def bounded(self, start: int, end: int, word: str) -> bool:
@@ -113,6 +114,14 @@ class Text:
     def before(self, i: int, chars: int) -> str:
         """Up to `chars` squeezed characters before position i."""
         return self.squeezed[max(0, i - chars):i]
+
+
+@lru_cache(maxsize=2048)
+def _shared_text(raw: str | None) -> Text:
+    """Text(raw), cached: a marketplace's categories and attribute lines repeat across its listings
+    (titles and descriptions hardly do: they are prepared each time). Nothing changes a Text once
+    made, so one can serve every listing."""
+    return Text(raw)
 
 
 class WordIndex:
@@ -306,11 +315,11 @@ def decide_product(title: str, category: list[str] | None, attributes: dict[str,
                    vocab: Vocabulary | None = None) -> ProductMatch:
     idx = product_index(catalogue, vocab)
     t = Text(title)
-    cat_text = Text(" > ".join(category or []))
-    attr_text = Text(" ".join(f"{k} {v}" for k, v in (attributes or {}).items()))
+    cat_text = _shared_text(" > ".join(category or []))
+    attr_text = _shared_text(" ".join(f"{k} {v}" for k, v in (attributes or {}).items()))
     # the marketplace says this is food, a pet product, a book: no compulsory product
     for level in category or []:
-        lv = Text(level)
+        lv = _shared_text(level)
         veto = next((w for w in idx.not_controlled_categories if next(iter(lv.find_words(w)), None) is not None), None)
         if veto:
             return ProductMatch("not_controlled", reasons=[f"category_not_controlled:{level.strip()}"])

@@ -94,3 +94,43 @@ def test_a_second_capture_in_the_same_folder_replaces_the_files_and_the_manifest
     assert files[-1].sha256 == hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
     # the screenshot of the first capture is not in the second's manifest: verify says so
     assert verify_manifest(folder) == [f"{folder / 'screenshot.png'}: not in the manifest"]
+
+
+def test_files_are_written_whole_with_opens_mode(tmp_path):
+    """_write (os.open/os.write) writes every byte, replaces what was there, and gives the file the
+    mode open(path, "wb") gives."""
+    import os
+
+    from listings.evidence import _write
+
+    data = bytes(range(256)) * 40_000  # 10 MB: more than one write() may take
+    _write(str(tmp_path / "a.bin"), data)
+    _write(str(tmp_path / "b.bin"), b"longer content first")
+    _write(str(tmp_path / "b.bin"), b"short")
+    with open(tmp_path / "c.bin", "wb") as f:
+        f.write(b"x")
+    assert (tmp_path / "a.bin").read_bytes() == data and (tmp_path / "b.bin").read_bytes() == b"short"
+    assert os.stat(tmp_path / "a.bin").st_mode == os.stat(tmp_path / "c.bin").st_mode
+    with pytest.raises(FileNotFoundError):
+        _write(str(tmp_path / "no" / "such.bin"), b"x")
+
+
+@pytest.mark.parametrize("home, path", [
+    ("/data/tw", "/data/tw/evidence/lazada/1/20261124T031509Z/manifest.json"),
+    ("data", "data/evidence/x/response.html"),
+    ("/data/tw", "/data/tw2/evidence/x.json"),   # a sibling folder: not under the home
+    ("/", "/evidence/x.json"),
+    ("/data/tw/", "/data/tw/evidence/x.json"),
+])
+def test_relative_path_is_relative_to(home, path):
+    from pathlib import Path
+
+    from crawlers.pipelines import relative_path
+
+    try:
+        want = str(Path(path).relative_to(Path(home)))
+    except ValueError:
+        with pytest.raises(ValueError):
+            relative_path(Path(path), Path(home))
+        return
+    assert relative_path(Path(path), Path(home)) == want

@@ -58,3 +58,30 @@ def test_model_named_with_another_number_is_another_model(reg):
     assert f.model_named == "PN-2" and f.match is None
     f = find_licence("Pono", "แบตสำรอง pn 1", "2879", reg)
     assert f.match is not None and f.match.licence_no == "ท1-1/1"
+
+
+def test_endings_answer_as_str_endswith():
+    """_title_brands asks whether a Thai run ends, at each position, with a title word through
+    _Endings (the words grouped by their last two letters): the same answer as str.endswith with the
+    whole tuple, with the real title words and with lists holding one-letter and empty words."""
+    import random
+
+    from matching.licence import _endings
+    from matching.product import product_index
+    from registry.catalogue import load_catalogue
+    from settings import load_settings
+
+    real = product_index(load_catalogue(load_settings(environ={}).catalogue_path)).title_words
+    rnd = random.Random(3)
+    letters = "".join(sorted({ch for w in real for ch in w}))[:30] + "ab"
+    for words in (real, ("ก", "ขค", "abc"), ("", "พัดลม"), ()):
+        ends = _endings(words)
+        assert _endings(words) is ends
+        texts = ["".join(rnd.choice(letters) for _ in range(rnd.randint(0, 30))) for _ in range(400)]
+        texts += [rnd.choice(real) + rnd.choice(real) for _ in range(200)]
+        hits = 0
+        for s in texts:
+            for i in range(len(s) + 1):
+                assert ends.at(s, i) == s[:i].endswith(words), (words[:3], s, i)
+                hits += ends.at(s, i)
+        assert hits > 0 or not words

@@ -102,3 +102,68 @@ def test_thai_cut_is_pythainlps_own_cut():
         assert list(tokens(text)) == want
     assert runs > 1000
     assert len(sets) == len(trie)
+
+
+def _clean_reference(text: str) -> str:
+    """clean()'s full path as it was written before its shortcuts (each step on every text): the
+    shortcuts must give exactly this."""
+    import unicodedata
+
+    from matching.normalise import (
+        _DOUBLE_MARK,
+        _DOUBLE_SARA_E,
+        _INVISIBLE,
+        _SARA_AM_SPACED,
+        _SARA_AM_SPLIT,
+        _SARA_AM_TONE,
+        _SPACES,
+        _TABLE,
+        _TONE_BEFORE_VOWEL,
+    )
+
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    text = unicodedata.normalize("NFC", text)
+    if "\u0e4d" in text:
+        text = _SARA_AM_TONE.sub("\\1\u0e33", text)
+        text = _SARA_AM_SPACED.sub("\u0e33", text)
+        text = _SARA_AM_SPLIT.sub("\u0e33", text)
+    text = _TONE_BEFORE_VOWEL.sub(r"\2\1", text)
+    text = _DOUBLE_SARA_E.sub("\u0e41", text)
+    text = _DOUBLE_MARK.sub(r"\1", text)
+    return _SPACES.sub(" ", text.translate(_TABLE)).strip()
+
+
+# what the shortcuts skip steps for, and what makes a step change something: Thai letters, vowels,
+# tone marks (typed twice, before their vowel, around a split SARA AM), เเ, Thai digits, invisible
+# characters, Cyrillic and Greek look-alikes, dashes, full-width forms, combining accents, odd spaces
+_FUZZ = ("กขคนบพมรลสอ" "ะาำิีึืุูั็" "่้๊๋" "\u0e4d\u0e32\u0e33" "เเแ" "๐๑๒๕๙" "\u200b\u200d\ufeff\u00ad"
+         "аеорсхΑΟ" "–—−／" "ＡＴ１２" "\u0301\u0308" " \t\n\u00a0\u2003\u3000\x1c\x85\u2028" "abcTIS-/.0123456789")
+
+
+def test_clean_shortcuts_give_the_full_path():
+    """clean() skips translate and fix_thai's substitutions where they would change nothing and
+    collapses spaces with str.split: the same text as every step done in full, on real listing text
+    and on random mixes of every character a step acts on."""
+    import random
+
+    from matching.normalise import _clean
+
+    rnd = random.Random(5)
+    texts = _real_texts() + ["".join(rnd.choice(_FUZZ) for _ in range(rnd.randint(0, 40))) for _ in range(20_000)]
+    changed = 0
+    for text in texts:
+        want = _clean_reference(text)
+        assert _clean.__wrapped__(text) == want, repr(text)
+        assert clean(text) == want, repr(text)
+        changed += want != " ".join(text.split())
+    assert changed > 10_000  # the fuzz did reach the steps
+
+
+def test_str_split_splits_where_the_regex_s_does():
+    """clean() collapses white space with str.split() instead of re's \\s+: the same characters."""
+    import re
+    import sys
+
+    rx = re.compile(r"\s")
+    assert {c for c in range(sys.maxunicode + 1) if rx.match(chr(c))} == \
+        {c for c in range(sys.maxunicode + 1) if len(f"a{chr(c)}b".split()) == 2}

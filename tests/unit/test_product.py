@@ -90,3 +90,41 @@ def test_text_squeezes_spaces_and_keeps_word_edges():
     assert not Text("capacitor").contains("cap")
     assert Text("Vองเล่น").squeezed == "ของเล่น"
     assert Text("TV องเล่น").squeezed.startswith("tv")  # a Latin word is left alone
+
+
+def _text_reference(raw: str) -> tuple[str, str, list[int]]:
+    """Text's squeeze as first written (a character at a time): the faster one must give exactly it."""
+    from matching.normalise import fold
+    from matching.product import _THAI_SHAPES, _is_latin, _is_thai
+
+    f = fold(raw) if raw else ""
+    chars, pos, n = [], [], len(f)
+    for i, ch in enumerate(f):
+        if ch == " ":
+            continue
+        if ch in _THAI_SHAPES and (i + 1 < n and _is_thai(f[i + 1])) and (i == 0 or not _is_latin(f[i - 1])) \
+                and (i + 2 >= n or not _is_latin(f[i + 2])):
+            ch = _THAI_SHAPES[ch]
+        chars.append(ch)
+        pos.append(i)
+    return f, "".join(chars), pos
+
+
+def test_text_squeeze_is_the_character_by_character_one():
+    """Text squeezes with str.replace and reads the Latin letters that stand for Thai ones only where
+    there are any: the same squeezed text and positions as a character at a time, on real listing
+    text and on mixes of Thai, v/u/w, Latin and spaces."""
+    import random
+
+    from tests.unit.test_normalise import _real_texts
+
+    rnd = random.Random(9)
+    texts = _real_texts() + ["Vองเล่น", "uล็อคตัวต่อ", "w", "vu w", "abc vองเล่น", "ของเล่นv", ""]
+    texts += ["".join(rnd.choice("vuwVUW ab1ของเล่นบล็อค  ") for _ in range(rnd.randint(0, 25))) for _ in range(5000)]
+    shapes = 0
+    for raw in texts:
+        f, sq, pos = _text_reference(raw)
+        t = Text(raw)
+        assert (t.folded, t.squeezed, t.pos) == (f, sq, pos), repr(raw)
+        shapes += sq != f.replace(" ", "")
+    assert shapes > 100  # the fuzz did read Latin letters as Thai

@@ -304,3 +304,20 @@ def test_dump_record_batches(records, batch, want):
 def test_dump_record_batches_refuses(records, error):
     with pytest.raises(StoreError, match=error):
         list(dump_record_batches(records, 1000))
+
+
+def test_index_words_by_cached_runs_is_the_token_cut():
+    """index_words joins the cached words of each run (Q._run_words): the same text as splitting
+    every token of iter_tokens with sub_words, on real and generated listing text and hostile text."""
+    import random
+
+    from matching.normalise import fold_uncached, iter_tokens
+    from tests.unit.test_normalise import _FUZZ, _real_texts
+
+    rnd = random.Random(7)
+    texts = _real_texts() + ["".join(rnd.choice(_FUZZ + "ปลั๊กพ่วง_·'’&+") for _ in range(rnd.randint(0, 60))) for _ in range(3000)]
+    for text in texts + texts:  # the second time from the cache
+        folded = fold_uncached(text)
+        want = " ".join(w for t in iter_tokens(folded, folded=True) for w in Q.sub_words(t))
+        assert Q.index_words(text) == want, repr(text)
+    assert Q._run_words.cache_info().hits > 0
