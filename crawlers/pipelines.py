@@ -91,6 +91,11 @@ class StorePipeline(_Base):
         self._timer = None
 
     def open_spider(self, spider=None) -> None:
+        import gc
+
+        # objects of the start-up left out of the collector's full passes (crawlers/run.py _freeze_start_up)
+        self.crawler.stats.set_value("tiswatch/gc_frozen", gc.get_freeze_count())
+        self.crawler.stats.set_value("tiswatch/gc_young_threshold", gc.get_threshold()[0])
         batch = getattr(self.ctx, "batch", None)
         if batch is None:
             return

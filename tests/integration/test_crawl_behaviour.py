@@ -74,6 +74,10 @@ def test_recrawl_fetches_only_changed_cards_and_marks_vanished_listings_delisted
     assert r1.ok, log_tail(r1)
     # the worker was started with the crawl process, before Scrapy's start-up, and taken over
     assert r1.report["stats"].get("tiswatch/store_worker/prestarted") == (1 if worker else None)
+    # what the start-up made is out of the garbage collector's full passes, in both processes
+    assert r1.report["stats"]["tiswatch/gc_frozen"] > 10_000
+    assert r1.report["stats"]["tiswatch/gc_young_threshold"] == 7000  # no browser in this crawl (crawlers/run.py)
+    assert r1.report["stats"].get("tiswatch/store_worker/gc_frozen", 0) > (10_000 if worker else -1)
     st = SqliteStore(home.listings_db)
     assert {h["key"] for h in st.search(__import__("listings.store", fromlist=["SearchQuery"]).SearchQuery(limit=1000)).hits} == world_keys
     assert r1.report["stats"]["tiswatch/cards/new"] == len(world_keys)

@@ -184,3 +184,23 @@ def test_a_store_worker_value_that_is_not_one_is_refused(tmp_path):
     cfg.write_text('[crawl]\nstore_worker = "sometimes"\n')
     with pytest.raises(ConfigError, match="store_worker"):
         load_settings(config=cfg, home=tmp_path / "h", environ={})
+
+
+@pytest.mark.parametrize("marketplace, screenshots, plain", [
+    ("lazada", False, True), ("shop", False, True), ("lazada", True, False), ("shopee", False, False),
+])
+def test_plain_http_reads_the_download_handlers(tmp_path, marketplace, screenshots, plain):
+    """crawlers.run gives the garbage collector a larger young generation only to crawls without a
+    browser: what the Scrapy settings' download handlers say."""
+    from scrapy.settings import Settings
+
+    from crawlers.run import _plain_http
+    from crawlers.settings import scrapy_settings
+    from settings import load_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[crawl]\nscreenshots = {str(screenshots).lower()}\n")
+    s = Settings()
+    s.setmodule("crawlers.settings", priority="project")
+    s.update(scrapy_settings(load_settings(config=str(cfg), home=tmp_path, environ={}), marketplace), priority="cmdline")
+    assert _plain_http(s) is plain
