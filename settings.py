@@ -76,6 +76,7 @@ class CrawlSettings(_Section):
     revisit_limit: int = Field(500, ge=0)
     block_pause_minutes: float = Field(60, ge=0)
     browser_recycle_pages: int = Field(200, ge=0)
+    browser_retire_pages: int = Field(500, ge=0)  # a new Chromium after this many pages (crawlers/browser.py)
     store_batch: int = Field(200, ge=0)
     store_batch_seconds: float = Field(1.0, gt=0)
     # check, store and evidence in a second process (crawlers/storeworker.py); "auto": with 2+ CPUs

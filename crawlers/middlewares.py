@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
@@ -213,18 +214,65 @@ class ScrapeBacklogMiddleware:
         return None
 
 
+_NAME = re.compile(r"^tiswatch-b(\d+)-c(\d+)$")
+
+
+def browser_slot(n: int, recycle_every: int, retire_every: int) -> tuple[int, str]:
+    """(browser generation, context name) of the n-th browser page of a crawl (n from 0): a new
+    context every `recycle_every` pages and a new browser every `retire_every` pages (0: never).
+    A new browser always starts a new context. Pure."""
+    gen = n // retire_every if retire_every > 0 else 0
+    ctx = n // recycle_every if recycle_every > 0 else 0
+    return gen, f"tiswatch-b{gen}-c{ctx}"
+
+
+def generation_of(name: str | None) -> int | None:
+    """The browser generation a context name of browser_slot() belongs to; None for other names. Pure."""
+    m = _NAME.match(name or "")
+    return int(m.group(1)) if m else None
+
+
+class _Slot:
+    """Where one browser page of the crawl goes: its context and browser generation; `open` while the
+    page (or the request before its page exists) counts against them."""
+
+    __slots__ = ("gen", "name", "open", "url")
+
+    def __init__(self, name: str, gen: int, url: str = ""):
+        self.name, self.gen, self.open, self.url = name, gen, False, url
+
+
 class BrowserRecycleMiddleware:
     """Downloader middleware: browser pages are opened in a Playwright context that is replaced after
-    [crawl] browser_recycle_pages pages; a replaced context is closed as soon as its last page is.
-    A context keeps caches, service workers and the like for as long as it lives; replacing it keeps a
-    long crawl's memory flat. 0 keeps one context for the whole crawl."""
+    [crawl] browser_recycle_pages pages, and in a Chromium that is replaced after
+    [crawl] browser_retire_pages pages (crawlers/browser.py: browser_slot, PlaywrightHandler).
+
+    A context keeps caches, service workers and the like for as long as it lives: a replaced context is
+    closed as soon as its last page is. Closing contexts does not give back what the Chromium processes
+    themselves grow by over thousands of pages; a replaced browser (a "generation") is closed once every
+    page handed to it is done: no request of it still waiting for its page and no page of it still
+    open in Playwright. Pages keep their browser; new ones go to the new browser meanwhile. A page
+    nobody closes (a bug) would keep an old browser alive for the rest of the crawl: after
+    TISWATCH_BROWSER_RETIRE_GRACE seconds (default 10 x the download timeout, at least 5 minutes, far
+    beyond a page's life) the browser is closed anyway and counted (tiswatch/browsers_retired_busy).
+    0 for either setting: one context, or one browser, for the whole crawl."""
+
+    POLL = 0.25  # seconds between looks at a retired browser's pages
 
     def __init__(self, crawler):
         self.crawler = crawler
         self.every = crawler.settings.getint("TISWATCH_BROWSER_RECYCLE", 0)
+        self.retire_every = crawler.settings.getint("TISWATCH_BROWSER_RETIRE", 0)
+        self.grace = crawler.settings.getfloat(
+            "TISWATCH_BROWSER_RETIRE_GRACE", max(300.0, 10 * crawler.settings.getfloat("DOWNLOAD_TIMEOUT", 30)))
         self.pages = 0
-        self.open: dict[str, int] = {}
+        self.gen, self.name = browser_slot(0, self.every, self.retire_every)
+        self.open: dict[str, int] = {}  # context -> pages (or requests about to get one) counted in it
+        self.open_gen: dict[int, int] = {}  # browser generation -> the same
+        self.slots: set[_Slot] = set()  # those open now (what a retirement still waits for)
+        self.retiring: set[int] = set()
         self._tasks: set[asyncio.Future] = set()
+        crawler.signals.connect(self._spider_closed, signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -232,41 +280,102 @@ class BrowserRecycleMiddleware:
 
     @property
     def current(self) -> str:
-        return f"tiswatch-{self.pages // self.every}" if self.every else "tiswatch-0"
+        return self.name
 
     def process_request(self, request, spider=None):
-        if not request.meta.get("playwright") or not self.every or "playwright_page" in request.meta:
+        if not request.meta.get("playwright") or "playwright_page" in request.meta:
             return None
-        name = self.current
+        gen, name = browser_slot(self.pages, self.every, self.retire_every)
         self.pages += 1
+        if name != self.name:
+            self._advance(gen, name)
+        slot = _Slot(name, gen, request.url)
         request.meta["playwright_context"] = name
-        self.open[name] = self.open.get(name, 0) + 1
+        request.meta["_tiswatch_slot"] = slot
+        self._opened(slot)
         if "_tiswatch_init" not in request.meta:  # the spider's own page callback, kept once across retries
             request.meta["_tiswatch_init"] = request.meta.get("playwright_page_init_callback")
         request.meta["playwright_page_init_callback"] = self._init_page
         return None
 
     async def _init_page(self, page, request):
-        name = request.meta.get("playwright_context")
-        page.once("close", lambda *_: self._closed(name))
+        slot = request.meta.get("_tiswatch_slot")
+        if slot is not None:
+            if not slot.open:  # a page made again for the same request (its first one's target closed)
+                self._opened(slot)
+            page.once("close", lambda *_: self._done(slot))
         inner = request.meta.get("_tiswatch_init")
         if inner is not None:
             await inner(page, request)
 
     def process_exception(self, request, exception, spider=None):
-        if request.meta.get("playwright") and "playwright_page" not in request.meta:
-            self._closed(request.meta.get("playwright_context"))  # failed before a page was made
+        slot = request.meta.get("_tiswatch_slot")
+        if slot is not None and request.meta.get("playwright") and "playwright_page" not in request.meta:
+            self._done(slot)  # failed before a page was made (or its page is closed already)
         return None
 
-    def _closed(self, name: str | None) -> None:
-        if name not in self.open:
+    def _opened(self, slot: _Slot) -> None:
+        slot.open = True
+        self.slots.add(slot)
+        self.open[slot.name] = self.open.get(slot.name, 0) + 1
+        self.open_gen[slot.gen] = self.open_gen.get(slot.gen, 0) + 1
+
+    def _done(self, slot: _Slot) -> None:
+        if not slot.open:
             return
-        self.open[name] -= 1
-        if self.open[name] <= 0 and name != self.current:
-            del self.open[name]
-            task = asyncio.ensure_future(self._close_context(name))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        slot.open = False
+        self.slots.discard(slot)
+        self.open_gen[slot.gen] = self.open_gen.get(slot.gen, 0) - 1
+        n = self.open[slot.name] = self.open.get(slot.name, 0) - 1
+        if n <= 0 and slot.name != self.name:
+            del self.open[slot.name]
+            if slot.gen == self.gen:  # an old browser's contexts close with it
+                self._spawn(self._close_context(slot.name))
+
+    def _advance(self, gen: int, name: str) -> None:
+        """The next page starts context `name` (and browser generation `gen`): contexts of the current
+        browser already done with are closed, and older browsers retired once their pages are done."""
+        self.gen, self.name = gen, name
+        for n, c in list(self.open.items()):
+            if c <= 0 and n != name:
+                del self.open[n]
+                if generation_of(n) == gen:
+                    self._spawn(self._close_context(n))
+        for g in list(self.open_gen):
+            if g < gen and g not in self.retiring:
+                self.retiring.add(g)
+                self._spawn(self._retire(g))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _retire(self, gen: int) -> None:
+        from crawlers.browser import playwright_handlers
+
+        t0 = time.monotonic()
+        busy = False
+        try:
+            while True:
+                handlers = playwright_handlers(self.crawler)
+                if self.open_gen.get(gen, 0) <= 0 and not any(h.pages_in(gen) for h in handlers):
+                    break
+                if time.monotonic() - t0 > self.grace:
+                    busy = True
+                    log.warning("browser generation %d still has %d pages after %.0fs: closing it anyway (%s)", gen,
+                                max(self.open_gen.get(gen, 0), sum(h.pages_in(gen) for h in handlers)), self.grace,
+                                ", ".join(sorted(s.url for s in self.slots if s.gen == gen)[:5]))
+                    break
+                await asyncio.sleep(self.POLL)
+            for h in handlers:
+                await h.retire(gen, busy)
+        except Exception as e:  # a browser going away under us: nothing left to free
+            log.debug("retiring browser generation %d: %s", gen, e)
+        finally:
+            self.open_gen.pop(gen, None)
+            for n in [n for n in self.open if generation_of(n) == gen]:
+                del self.open[n]
 
     async def _close_context(self, name: str) -> None:
         try:
@@ -279,6 +388,11 @@ class BrowserRecycleMiddleware:
                     self.crawler.stats.inc_value("tiswatch/browser_contexts_recycled")
         except Exception as e:  # a browser that is going away: nothing left to free
             log.debug("closing browser context %s: %s", name, e)
+
+    def _spider_closed(self, spider=None, reason=None):
+        """Retirements still waiting stop here: the download handler closes every browser next."""
+        for t in list(self._tasks):
+            t.cancel()
 
 
 def _is_item(x: Any) -> bool:
@@ -510,6 +624,11 @@ class CrawlReport:
         pages = self._browser_pages_open()
         if pages is not None:
             stats.set_value("tiswatch/browser_pages_open_at_end", pages)
+            from crawlers.procmem import browser_processes
+
+            # the Chromium processes alive now, all closed next with the download handler: none may
+            # outlive the crawl (tests look for them after it)
+            stats.set_value("tiswatch/chromium_pids_at_close", sorted(browser_processes()))
         delisted: list[str] = []
         now = datetime.now(UTC)
         extra: dict[str, Any] = {"listings": len(ctx.seen), "run": ctx.frontier.run.id}

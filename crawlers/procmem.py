@@ -175,3 +175,45 @@ def release_free_heap() -> bool:
         return False
     _trim(0)
     return True
+
+
+# ---- the crawl's Chromium processes ---------------------------------------------------------------------
+CHROMIUM_ROLES = ("browser", "renderers", "gpu", "utility", "zygote", "helper")
+
+
+def browser_processes(pid: int | None = None) -> dict[int, str]:
+    """{pid: role} of the Chromium processes under `pid` (default: this process): the crawl's browsers
+    and their children (role_of). A browser is a Chromium process without --type whose parent is not
+    Chromium (Playwright's driver); such a process under another Chromium process (a short-lived fork
+    while the browser starts) is a "helper". Empty where there is no /proc."""
+    if not PROC.exists():
+        return {}
+    root = os.getpid() if pid is None else pid
+    kids = _children()
+    parent = {k: p for p, ks in kids.items() for k in ks}
+    out: dict[int, str] = {}
+    todo, seen = [root], set()
+    while todo:  # parents before their children
+        p = todo.pop(0)
+        if p in seen:
+            continue
+        seen.add(p)
+        todo.extend(kids.get(p, []))
+        if p == root:
+            continue
+        r = role_of(_argv(p))
+        if r in CHROMIUM_ROLES:
+            out[p] = "helper" if r == "browser" and parent.get(p) in out else r
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process under it (empty when it is gone)."""
+    if not PROC.exists() or not (PROC / str(pid)).exists():
+        return []
+    return _tree(pid)
+
+
+def alive_chromium(pids: list[int]) -> list[int]:
+    """Those of `pids` that are still Chromium processes (a pid reused by another program is not)."""
+    return [p for p in pids if role_of(_argv(p)) in CHROMIUM_ROLES]

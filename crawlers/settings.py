@@ -114,6 +114,7 @@ def scrapy_settings(ts: Any, marketplace: str) -> dict[str, Any]:
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": c.browser_pages,
         "TISWATCH_HOME": str(ts.home),
         "TISWATCH_BROWSER_RECYCLE": c.browser_recycle_pages,
+        "TISWATCH_BROWSER_RETIRE": c.browser_retire_pages,
     }
     if marketplace != "shopee" and not c.screenshots:
         plain = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"

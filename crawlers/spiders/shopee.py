@@ -279,8 +279,12 @@ class ShopeeSpider(TiswatchSpider):
         merged.update(_raw=raw or response.body, _raw_kind="json" if raw else "html", _html=response.text,
                       _sources=[response.url], _ref=ref, _card=card_hash)
         if self.wants_evidence(merged) and pw is not None:
-            merged["_screenshot"] = await pw.screenshot(full_page=True, type="png")
-            self.crawler.stats.inc_value("tiswatch/screenshots")
+            try:
+                merged["_screenshot"] = await pw.screenshot(full_page=True, type="png")
+                self.crawler.stats.inc_value("tiswatch/screenshots")
+            except Exception as e:  # the browser crashed under the page: the listing is kept, with the rest of its evidence
+                self.crawler.stats.inc_value("tiswatch/screenshot_errors")
+                log.warning("no screenshot of %s: %s", response.url, e)
         out.append(merged)
 
     @staticmethod

@@ -39,7 +39,7 @@
    pictures do not count as pages).
 
     .venv/bin/python -m tests.bench.bench_crawl [--listings N] [--browser-pages N] [--rounds R] [--no-http]
-                                                [--latency-ms MS] [--browser-images]
+                                                [--latency-ms MS] [--browser-images] [--browser-retire N]
     make bench                                   # every benchmark in tests/bench
 
 Prints figures and ratios; asserts nothing about time (the machine may be shared). Wall-clock rates
@@ -213,7 +213,7 @@ def bench_http(tmp: Path, n_listings: int, rounds: int, latency_ms: int = 0,
     return rows
 
 
-def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str, str]]:
+def bench_browser(tmp: Path, pages: int, images: bool = False, retire: int | None = None) -> list[tuple[str, str]]:
     from crawlers.runner import crawl_command
     from sandbox.server import SandboxServer
     from sandbox.world import build_world
@@ -223,8 +223,10 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
     with SandboxServer(world) as srv:
         cats = [f"{srv.url}/shopee/x-cat.{c[0]}" for c in srv.sandbox.categories("shopee")]
         # the crawl stops after `pages` pages ([crawl] max_pages: pages, not pictures), just past the last reading
-        home, cfg = _home(tmp, "browser", world, {**HTTP_CRAWL, "screenshots": True, "concurrency": 8,
-                                                  "max_pages": pages + 8},
+        crawl = {**HTTP_CRAWL, "screenshots": True, "concurrency": 8, "max_pages": pages + 8}
+        if retire is not None:  # else config/default.toml's [crawl] browser_retire_pages
+            crawl["browser_retire_pages"] = retire
+        home, cfg = _home(tmp, "browser", world, crawl,
                           "" if images else "[images]\nenabled = false\n")
         cmd = crawl_command(home, "shopee", base_url=srv.url + "/shopee", categories=cats, config=cfg,
                             max_search_pages=1000) + ["--log-file", str(home.log_dir / "crawl.log")]
@@ -233,7 +235,7 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
     assert rep["reason"] in ("finished", "closespider_pagecount"), rep["reason"]
     st = rep["stats"]
     pw = st.get("playwright/page_count", 0)  # pages opened in Chromium (search and product pages)
-    rows = [("Browser: Shopee pages in one Chromium", f"{pw} pages ({rep['listings']} listings, "
+    rows = [("Browser: Shopee pages, one Chromium at a time", f"{pw} pages ({rep['listings']} listings, "
              f"{st.get('tiswatch/screenshots', 0)} screenshots, {st['response_received_count']} responses "
              f"with robots.txt{' and pictures' if images else ''}), {rep['reason']}; pictures "
              f"{'read (the image stage on)' if images else 'not read ([images] enabled = false)'}"),
@@ -283,6 +285,12 @@ def bench_browser(tmp: Path, pages: int, images: bool = False) -> list[tuple[str
                  f"{st.get('tiswatch/malloc_trims', 0)} times, {st.get('tiswatch/malloc_trim_ms', 0):.0f} ms in all"))
     rows.append(("Browser: contexts replaced ([crawl] browser_recycle_pages)",
                  str(st.get("tiswatch/browser_contexts_recycled", 0))))
+    launched = st.get("playwright/browser_count", 0)
+    rows.append(("Browser: Chromium replaced ([crawl] browser_retire_pages)",
+                 f"{st.get('tiswatch/browsers_retired', 0)} retired, {launched} launched "
+                 f"({st.get('tiswatch/browser_launch_ms', 0) / max(1, launched):.0f} ms a launch), "
+                 f"{st.get('tiswatch/browser_crashes', 0)} crashed, {st.get('tiswatch/browsers_retired_busy', 0)} closed "
+                 f"with pages still open, {st.get('tiswatch/browser_processes_left', 0)} processes left after closing one"))
     return rows
 
 
@@ -293,14 +301,14 @@ LATENCY_LISTINGS = 3000
 
 def run(n_listings: int = HTTP_LISTINGS, browser_pages: int = 2000, rounds: int = 2,
         latencies: tuple[int, ...] = (0, 150), where: str | None = None,
-        browser_images: bool = False) -> list[tuple[str, str]]:
+        browser_images: bool = False, browser_retire: int | None = None) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="crawlers-bench-", dir=where) as d:
         tmp = Path(d)
         rows = []
         for ms in latencies:  # localhost answers at once (CPU-bound); a real marketplace takes 100-500 ms
             rows += bench_http(tmp, min(n_listings, LATENCY_LISTINGS) if ms else n_listings, rounds, ms)
         if browser_pages:
-            rows += bench_browser(tmp, browser_pages, browser_images)
+            rows += bench_browser(tmp, browser_pages, browser_images, browser_retire)
     w = max(len(r[0]) for r in rows)
     print()
     for name, value in rows:
@@ -327,6 +335,8 @@ if __name__ == "__main__":
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP part (the browser part alone)")
     ap.add_argument("--browser-images", action="store_true", help="browser part: read the listings' pictures too "
                     "(the image stage: two or three downloads and OCR a listing, about a CPU-second each)")
+    ap.add_argument("--browser-retire", type=int, help="browser part: a new Chromium every N pages (default: "
+                    "[crawl] browser_retire_pages of config/default.toml; 0: one Chromium for the whole crawl)")
     a = ap.parse_args()
     run(a.listings, a.browser_pages, a.rounds, () if a.no_http else tuple(a.latency_ms or (0, 150)), a.dir,
-        a.browser_images)
+        a.browser_images, a.browser_retire)

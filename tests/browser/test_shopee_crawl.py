@@ -134,3 +134,62 @@ def test_shopee_captcha_pauses_the_crawl(server, world, tmp_path):
     assert r.report["stats"].get("tiswatch/browser_pages_open_at_end", 0) == 0
     status = json.loads((home.crawl_dir / "status.json").read_text())["shopee"]
     assert status["state"] == "blocked" and status["paused_until"]
+
+
+def test_chromium_is_replaced_every_n_pages_and_after_a_crash_without_losing_a_page(server, world, tmp_path):
+    """[crawl] browser_retire_pages: a new Chromium every 8 pages while the crawl goes on; each old one is
+    closed once its pages are done, with all its processes. One browser is killed mid-crawl (a crash):
+    its pages are made again in a new one. Every listing is stored once, no page is left open, and no
+    Chromium process outlives the crawl."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from crawlers.procmem import alive_chromium, browser_processes, descendants
+
+    home, cfg = setup_home(tmp_path, world, browser_recycle_pages=3, browser_retire_pages=8)
+    killed: list[int] = []
+    done = threading.Event()
+
+    def kill_the_second_browser():  # the crawl child's Chromium browser processes, as they come and go
+        seen: dict[int, float] = {}
+        while not done.is_set() and not killed:
+            now = browser_processes(os.getpid())
+            for pid, role in now.items():
+                if role == "browser":
+                    seen.setdefault(pid, time.monotonic())
+            # the second browser of the crawl once it is up (its children started) and its first pages loading
+            up = [p for p in sorted(seen, key=seen.get) if p in now and len(descendants(p)) > 3]
+            older = [p for p in seen if p not in now or seen[p] < seen.get(up[0] if up else 0, 0)]
+            if up and older and time.monotonic() - seen[up[0]] > 0.7:
+                os.kill(up[0], signal.SIGKILL)
+                killed.append(up[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_second_browser, daemon=True)
+    killer.start()
+    try:
+        r = crawl(server, home, cfg)
+    finally:
+        done.set()
+        killer.join()
+    assert r.ok, r.log_path.read_text()[-3000:]
+    s = r.report["stats"]
+    ws = world.for_marketplace("shopee")
+    st = SqliteStore(home.listings_db)
+    assert [w.item_id for w in ws if (st.get(f"shopee:{w.item_id}") or {}).get("verdict") != w.expected["verdict"]] == []
+    # stored once each: one listing and one observation seen once per item
+    assert st.counts()["listings"] == len(ws) == r.report["listings"]
+    assert [w.item_id for w in ws if [o["times"] for o in st.history(f"shopee:{w.item_id}")["observations"]] != [1]] == []
+    pages = s["playwright/page_count"]
+    assert pages >= len(ws) and killed
+    assert s.get("tiswatch/browser_crashes") == 1, (killed, r.log_path.read_text()[-4000:])
+    # every browser launched was retired, crashed, or was the last one (closed with the crawl)
+    assert s["tiswatch/browsers_retired"] >= pages // 8 - 2
+    assert s["playwright/browser_count"] == s["tiswatch/browsers_retired"] + s["tiswatch/browser_crashes"] + 1
+    assert "tiswatch/browsers_retired_busy" not in s  # none closed with a page in it
+    assert "tiswatch/browser_processes_left" not in s  # each retired browser's processes ended with it
+    assert s["tiswatch/browser_pages_open_at_end"] == 0
+    assert s["tiswatch/chromium_pids_at_close"] and alive_chromium(s["tiswatch/chromium_pids_at_close"]) == []
+    assert alive_chromium(killed) == [] and browser_processes(os.getpid()) == {}
