@@ -142,29 +142,25 @@ def test_chromium_is_replaced_every_n_pages_and_after_a_crash_without_losing_a_p
     its pages are made again in a new one. Every listing is stored once, no page is left open, and no
     Chromium process outlives the crawl."""
     import os
+    import re
     import signal
     import threading
     import time
 
-    from crawlers.procmem import alive_chromium, browser_processes, descendants
+    from crawlers.procmem import alive_chromium, browser_processes
 
     home, cfg = setup_home(tmp_path, world, browser_recycle_pages=3, browser_retire_pages=8)
     killed: list[int] = []
     done = threading.Event()
 
-    def kill_the_second_browser():  # the crawl child's Chromium browser processes, as they come and go
-        seen: dict[int, float] = {}
+    def kill_the_second_browser():  # generation 1's Chromium, once launched (the crawl logs its pid)
+        log = home.log_dir / "crawl-shopee.log"
         while not done.is_set() and not killed:
-            now = browser_processes(os.getpid())
-            for pid, role in now.items():
-                if role == "browser":
-                    seen.setdefault(pid, time.monotonic())
-            # the second browser of the crawl once it is up (its children started) and its first pages loading
-            up = [p for p in sorted(seen, key=seen.get) if p in now and len(descendants(p)) > 3]
-            older = [p for p in seen if p not in now or seen[p] < seen.get(up[0] if up else 0, 0)]
-            if up and older and time.monotonic() - seen[up[0]] > 0.7:
-                os.kill(up[0], signal.SIGKILL)
-                killed.append(up[0])
+            m = re.search(r"browser generation 1 launched \(Chromium pid (\d+)\)", log.read_text() if log.exists() else "")
+            if m:
+                time.sleep(0.5)  # its first pages loading
+                os.kill(int(m.group(1)), signal.SIGKILL)
+                killed.append(int(m.group(1)))
             time.sleep(0.05)
 
     killer = threading.Thread(target=kill_the_second_browser, daemon=True)

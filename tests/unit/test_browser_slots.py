@@ -6,6 +6,7 @@ tests/browser/test_shopee_crawl.py; here the middleware's bookkeeping runs again
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -70,6 +71,13 @@ class FakeHandler:
         self.retired.append((gen, busy))
 
 
+def run(coro):
+    """asyncio.run in a thread of its own: a test run before this one in the same process may have left
+    an event loop running in this thread (Scrapy's asyncio reactor)."""
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
+
+
 def make(recycle=2, retire=3, grace=30.0):
     handler = FakeHandler()
     stats: dict = {}
@@ -120,7 +128,7 @@ def test_an_old_browser_is_closed_once_its_last_page_is():
         await settle()
         assert h.retired == [(0, False)]                         # the current browser is never retired
 
-    asyncio.run(go())
+    run(go())
 
 
 def test_a_request_that_fails_before_its_page_and_a_page_made_again_count_once():
@@ -146,7 +154,7 @@ def test_a_request_that_fails_before_its_page_and_a_page_made_again_count_once()
         await settle()
         assert h.retired == [(0, False)]
 
-    asyncio.run(go())
+    run(go())
 
 
 def test_a_page_nobody_closes_does_not_keep_an_old_browser_forever():
@@ -161,7 +169,7 @@ def test_a_page_nobody_closes_does_not_keep_an_old_browser_forever():
         assert h.retired == [(0, True)]                          # closed anyway, counted as busy
         p.close()
 
-    asyncio.run(go())
+    run(go())
 
 
 def test_a_request_with_its_own_page_or_without_the_browser_is_left_alone():
@@ -194,5 +202,5 @@ def test_a_new_page_that_never_comes_fails_as_a_closed_target():
         with pytest.raises(TargetClosedError):
             await h._new_page_within(never)()
 
-    asyncio.run(go())
+    run(go())
     assert stats == {"tiswatch/browser_new_page_timeouts": 1}
