@@ -28,11 +28,14 @@
    pipeline's CONCURRENT_ITEMS = 8 instead of Scrapy's 100 (Scrapy starts that many asyncio tasks for
    every response's output, a large share of a bare spider's CPU): what the pipeline's own work costs
    against a spider tuned the same way.
-2. Browser: the Shopee spider (every page in one Chromium through scrapy-playwright, screenshots of
-   flagged listings included): pages/s, and the resident memory of the crawl (Python, Playwright's
+2. Browser: the Shopee spider (every page in Chromium through scrapy-playwright, one Chromium at a
+   time, replaced every [crawl] browser_retire_pages pages, --browser-retire N to change it; screenshots
+   of flagged listings included): pages/s, and the resident memory of the crawl (Python, Playwright's
    driver, Chromium) after 200, 500, 1,000 and 2,000 pages, in all and by kind of process (the crawl
    process, its store worker, the driver, Chromium's browser, renderer, GPU and utility processes:
-   where it grows). Goal: growth from 1,000 to 2,000 under 50 MB.
+   where it grows). Goal: growth from 1,000 to 2,000 under 50 MB. The readings at 1,000 and 2,000
+   pages fall as a new Chromium starts (with the default 500): compare the medians of the last 200
+   pages' readings, which are of a browser 300 to 500 pages old both times.
    The crawl stops just past the last reading ([crawl] max_pages): the world has more. Pages are the
    pages opened in Chromium; the listings' pictures are not read (as in part 1; --browser-images reads
    them: the image stage's downloads and OCR, about a CPU-second a listing, then set the pace; the
