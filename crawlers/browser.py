@@ -137,6 +137,10 @@ class PlaywrightHandler(ScrapyPlaywrightDownloadHandler):
             log.warning("browser generation %d disconnected (crashed or killed); the next page gets a new one", gen)
 
     # ---- retiring a generation ---------------------------------------------------------------------------
+    def browsers_open(self) -> int:
+        """Browsers neither retired (or being retired) nor crashed: closed with the crawl."""
+        return sum(1 for g in self.browsers if g not in self.closing)
+
     def pages_in(self, gen: int) -> int:
         """Playwright pages open in generation `gen`'s browser (0 when it is gone)."""
         b = self.browsers.get(gen)
@@ -154,6 +158,9 @@ class PlaywrightHandler(ScrapyPlaywrightDownloadHandler):
         if b is None or gen in self.closing:
             return
         self.closing.add(gen)
+        self.stats.inc_value("tiswatch/browsers_retired")  # counted before the close, which the crawl's end may cut short
+        if busy:
+            self.stats.inc_value("tiswatch/browsers_retired_busy")
         from crawlers.procmem import alive_chromium, descendants
 
         pid = self.browser_pids.pop(gen, None)
@@ -166,9 +173,6 @@ class PlaywrightHandler(ScrapyPlaywrightDownloadHandler):
             self.browsers.pop(gen, None)
             if getattr(self, "browser", None) is b:
                 del self.browser
-        self.stats.inc_value("tiswatch/browsers_retired")
-        if busy:
-            self.stats.inc_value("tiswatch/browsers_retired_busy")
         # the old browser's processes end with it; one still alive a few seconds later is an orphan
         for _ in range(20):
             alive = alive_chromium(procs)

@@ -629,6 +629,10 @@ class CrawlReport:
             # the Chromium processes alive now, all closed next with the download handler: none may
             # outlive the crawl (tests look for them after it)
             stats.set_value("tiswatch/chromium_pids_at_close", sorted(browser_processes()))
+            from crawlers.browser import playwright_handlers
+
+            stats.set_value("tiswatch/browsers_open_at_close",
+                            sum(h.browsers_open() for h in playwright_handlers(self.crawler) if hasattr(h, "browsers_open")))
         delisted: list[str] = []
         now = datetime.now(UTC)
         extra: dict[str, Any] = {"listings": len(ctx.seen), "run": ctx.frontier.run.id}
