@@ -170,7 +170,8 @@ class PlaywrightHandler(ScrapyPlaywrightDownloadHandler):
         except Exception as e:  # already gone
             log.debug("closing browser generation %d: %s", gen, e)
         finally:
-            self.browsers.pop(gen, None)
+            if self.browsers.get(gen) is b:  # not a browser launched for this generation during the close
+                del self.browsers[gen]
             if getattr(self, "browser", None) is b:
                 del self.browser
         # the old browser's processes end with it; one still alive a few seconds later is an orphan

@@ -204,3 +204,27 @@ def test_a_new_page_that_never_comes_fails_as_a_closed_target():
 
     run(go())
     assert stats == {"tiswatch/browser_new_page_timeouts": 1}
+
+
+def test_a_browser_launched_while_an_old_one_closes_stays_tracked():
+    """A page made again after a crash can launch a browser for a generation whose old browser is still
+    closing: retiring the old one must not drop the new one (it would then outlive the crawl)."""
+    from crawlers.browser import PlaywrightHandler
+
+    h = PlaywrightHandler.__new__(PlaywrightHandler)  # no driver: only the bookkeeping is under test
+    stats: dict = {}
+    h.stats = SimpleNamespace(inc_value=lambda k, v=1: stats.__setitem__(k, stats.get(k, 0) + v))
+    h.closing, h.browser_pids = set(), {}
+    new = SimpleNamespace(name="new")
+
+    class Old:
+        async def close(self):
+            h.browsers[0] = new  # what _maybe_launch_browser does for a context of generation 0 meanwhile
+
+    old = Old()
+    h.browsers = {0: old}
+    h.browser = old
+    run(h.retire(0))
+    assert h.browsers == {0: new}
+    assert not hasattr(h, "browser") and h.closing == set()
+    assert stats == {"tiswatch/browsers_retired": 1}
