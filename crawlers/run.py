@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from ops.logs import configure_crawl_logging
 
     configure_crawl_logging(ts, a.marketplace, a.job)  # after crawl(): Scrapy re-installs its handler there
+    _root_level_of_handlers()
     _freeze_start_up(browser=not _plain_http(s))
     process.start()
     try:
@@ -147,6 +148,21 @@ def main(argv: list[str] | None = None) -> int:
     if report.get("reason") == "finished":
         return EXIT_OK
     return EXIT_BLOCKED if report.get("reason") == "blocked" else EXIT_FAILED
+
+
+def _root_level_of_handlers() -> None:
+    """The root logger at the lowest level any handler writes (Scrapy's: [log] level), instead of
+    NOTSET: Scrapy logs every response ("Crawled (200)") and every item ("Scraped from") at DEBUG, and
+    with the root at NOTSET each made a LogRecord (and looked up its caller's frame) that every
+    handler then dropped. Nothing that was written changes. Left alone when a handler takes all (a
+    NullHandler, which libraries add to their loggers, writes nothing and does not count)."""
+    import logging
+
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger))]
+    levels = [h.level for lg in loggers for h in lg.handlers if not isinstance(h, logging.NullHandler)]
+    root = logging.getLogger()
+    if levels and min(levels) > logging.NOTSET and root.level == logging.NOTSET:
+        root.setLevel(min(levels))
 
 
 def _plain_http(s: Any) -> bool:

@@ -204,3 +204,39 @@ def test_plain_http_reads_the_download_handlers(tmp_path, marketplace, screensho
     s.setmodule("crawlers.settings", priority="project")
     s.update(scrapy_settings(load_settings(config=str(cfg), home=tmp_path, environ={}), marketplace), priority="cmdline")
     assert _plain_http(s) is plain
+
+
+def test_root_logger_takes_the_lowest_handler_level():
+    """crawlers.run raises the root logger from NOTSET to the lowest level a handler writes, so DEBUG
+    records no handler writes are never made; what the handlers write is the same. A handler that
+    takes every level (NOTSET) leaves the root alone."""
+    import logging
+
+    from crawlers.run import _root_level_of_handlers
+
+    root = logging.getLogger()
+    saved = root.level, root.handlers[:]
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    try:
+        root.handlers[:] = [Keep(logging.INFO), Keep(logging.WARNING)]
+        root.setLevel(logging.NOTSET)
+        _root_level_of_handlers()
+        assert root.level == logging.INFO
+        log = logging.getLogger("tiswatch.test.levels")
+        assert not log.isEnabledFor(logging.DEBUG)
+        log.debug("dropped")
+        log.info("kept")
+        log.warning("kept twice")
+        assert seen == ["kept", "kept twice", "kept twice"]
+        root.handlers[:] = [Keep(logging.NOTSET), Keep(logging.INFO)]
+        root.setLevel(logging.NOTSET)
+        _root_level_of_handlers()
+        assert root.level == logging.NOTSET
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
