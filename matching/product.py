@@ -59,7 +59,7 @@ class Text:
             return
         pos = [i for i, ch in enumerate(f) if ch != " "]
         squeezed = f.replace(" ", "")
-        if "v" in squeezed or "u" in squeezed or "w" in squeezed:  # _THAI_SHAPES
+        if any(c in squeezed for c in _THAI_SHAPES):
             chars = list(squeezed)
             n = len(f)
             for k, i in enumerate(pos):
