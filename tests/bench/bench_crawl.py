@@ -140,7 +140,7 @@ def _home(tmp: Path, name: str, world, crawl: dict, extra: str = ""):
     return s, str(cfg)
 
 
-Run = tuple[float, int, float, float, float, float, float]
+Run = tuple[float, int, float, float, float, float, float, float]
 # The bare spider as Scrapy ships it, and with the pipeline's CONCURRENT_ITEMS (crawlers/settings.py): with
 # the asyncio reactor Scrapy starts CONCURRENT_ITEMS tasks for every callback's output, and its default of
 # 100 costs the bare spider a large share of its CPU per page (the goal is measured against the first).
@@ -161,7 +161,8 @@ def bench_http(tmp: Path, n_listings: int, rounds: int, latency_ms: int = 0,
         srv.sandbox.modes.slow_ms = latency_ms
         cats = [f"{srv.url}/lazada/{c[2]}/" for c in srv.sandbox.categories("lazada")]
         # (pages/s, pages, seconds on Scrapy's clock, CPU seconds and wall seconds of the whole child,
-        # CPU seconds on Scrapy's clock: spider open to close, the store worker's included; the store worker's alone)
+        # CPU seconds on Scrapy's clock: spider open to close, the store worker's included; the store worker's alone;
+        # the kernel's part of the store worker's)
         bare: dict[str, list[Run]] = {name: [] for name, _ in BARE_VARIANTS}
         full: dict[str, list[Run]] = {name: [] for name, _ in variants}
         for i in range(rounds):  # interleaved: each round runs every side once, so they share the load
@@ -170,7 +171,7 @@ def bench_http(tmp: Path, n_listings: int, rounds: int, latency_ms: int = 0,
                 wall, cpu = _child([sys.executable, "-m", "tests.bench.bench_crawl", "--bare", str(out), srv.url + "/lazada",
                                     str(items or 0), *cats])
                 b = json.loads(out.read_text())
-                bare[bname].append((b["responses"] / b["elapsed"], b["responses"], b["elapsed"], cpu, wall, b["cpu"], 0.0))
+                bare[bname].append((b["responses"] / b["elapsed"], b["responses"], b["elapsed"], cpu, wall, b["cpu"], 0.0, 0.0))
             for j, (name, extra) in enumerate(variants):
                 home, cfg = _home(tmp, f"full{latency_ms}-{i}-{j}", world, {**HTTP_CRAWL, **extra},
                                   "[images]\nenabled = false\n")
@@ -183,13 +184,15 @@ def bench_http(tmp: Path, n_listings: int, rounds: int, latency_ms: int = 0,
                 assert st.get("tiswatch/listings") == rep["listings"], "every listing stored"
                 full[name].append((st["response_received_count"] / st["elapsed_time_seconds"],
                                    st["response_received_count"], st["elapsed_time_seconds"], cpu, wall,
-                                   st["tiswatch/cpu_s"], (st.get("tiswatch/store_worker/cpu_ms") or 0) / 1000))
+                                   st["tiswatch/cpu_s"], (st.get("tiswatch/store_worker/cpu_ms") or 0) / 1000,
+                                   (st.get("tiswatch/store_worker/sys_ms") or 0) / 1000))
     where = f"server latency {latency_ms} ms" if latency_ms else "no server latency"
     rows.append((f"HTTP, {where}: Lazada listings, concurrency 16", f"{len(world.for_marketplace('lazada'))}, "
                  f"{rounds} rounds"))
 
     def line(r: Run) -> str:
-        split = f" = {1000 * (r[5] - r[6]) / r[1]:.2f} crawl + {1000 * r[6] / r[1]:.2f} store worker" if r[6] else ""
+        split = (f" = {1000 * (r[5] - r[6]) / r[1]:.2f} crawl + {1000 * r[6] / r[1]:.2f} store worker"
+                 f" ({1000 * r[7] / r[1]:.2f} of it system)") if r[6] else ""
         return (f"{r[0]:8.1f} pages/s, {1000 * r[5] / r[1]:.2f}{split} CPU-ms per page  ({r[1]} pages in {r[2]:.1f}s, "
                 f"{r[5]:.1f} CPU-s; whole process with start-up: {r[4]:.1f}s wall, {r[3]:.1f} CPU-s)")
 
