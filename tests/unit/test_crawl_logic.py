@@ -216,6 +216,11 @@ def test_root_logger_takes_the_lowest_handler_level():
 
     root = logging.getLogger()
     saved = root.level, root.handlers[:]
+    # other tests of this process may have left handlers on named loggers: out of the way meanwhile
+    others = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger) and lg.handlers]
+    saved_others = [(lg, lg.handlers[:]) for lg in others]
+    for lg in others:
+        lg.handlers[:] = []
     seen: list[str] = []
 
     class Keep(logging.Handler):
@@ -240,3 +245,5 @@ def test_root_logger_takes_the_lowest_handler_level():
     finally:
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
+        for lg, hs in saved_others:
+            lg.handlers[:] = hs
