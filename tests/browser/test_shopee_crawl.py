@@ -164,6 +164,9 @@ def test_chromium_is_replaced_every_n_pages_and_after_a_crash_without_losing_a_p
             time.sleep(0.05)
 
     killer = threading.Thread(target=kill_the_second_browser, daemon=True)
+    # Chromium under this test process before the crawl: another test's crawl still closing its browser
+    # (seen once in a full suite at load 17) is not this crawl's leftover
+    before = set(browser_processes(os.getpid()))
     killer.start()
     try:
         r = crawl(server, home, cfg)
@@ -189,4 +192,4 @@ def test_chromium_is_replaced_every_n_pages_and_after_a_crash_without_losing_a_p
     assert "tiswatch/browser_processes_left" not in s  # each retired browser's processes ended with it
     assert s["tiswatch/browser_pages_open_at_end"] == 0
     assert s["tiswatch/chromium_pids_at_close"] and alive_chromium(s["tiswatch/chromium_pids_at_close"]) == []
-    assert alive_chromium(killed) == [] and browser_processes(os.getpid()) == {}
+    assert alive_chromium(killed) == [] and set(browser_processes(os.getpid())) - before == set()
