@@ -93,7 +93,7 @@ class StorePipeline(_Base):
     def open_spider(self, spider=None) -> None:
         import gc
 
-        # objects of the start-up left out of the collector's full passes (crawlers/run.py _freeze_start_up)
+        # objects of the start-up left out of the collector's full passes (crawlers.procmem.freeze_start_up)
         self.crawler.stats.set_value("tiswatch/gc_frozen", gc.get_freeze_count())
         self.crawler.stats.set_value("tiswatch/gc_young_threshold", gc.get_threshold()[0])
         batch = getattr(self.ctx, "batch", None)

@@ -173,23 +173,19 @@ def _plain_http(s: Any) -> bool:
 
 def _freeze_start_up(browser: bool = True) -> None:
     """The garbage collector's share of the crawl process (a tenth of its CPU in a fast HTTP crawl),
-    made smaller without changing what it collects:
+    made smaller without changing what it collects (crawlers.procmem.freeze_start_up):
     - what start-up made (Scrapy, Twisted and their imports, the settings, the crawler: some 110,000
-      objects that live as long as the process) is left out of its full passes from now on
-      (gc.freeze): each full pass walked all of it again, about half the collector's time. Garbage
-      made so far is collected first;
+      objects) is frozen out of its full passes: each full pass walked all of it again, about half the
+      collector's time;
     - without a browser, a young collection every 7,000 new objects instead of 700: Scrapy makes and
       drops thousands of objects per page, and a collection ran every few of them, the other half of
       the collector's time (a crawl of 3,079 pages: some 1,050 young collections, 0.5 CPU-s; now 30,
       0.1 CPU-s). Garbage in reference cycles waits for at most 7,000 allocations (a few pages'
       worth); crawls with a browser keep Python's default, since their pages hold screenshots and
       whole rendered pages."""
-    import gc
+    from crawlers.procmem import freeze_start_up
 
-    gc.collect()
-    gc.freeze()
-    if not browser:
-        gc.set_threshold(7000, *gc.get_threshold()[1:])
+    freeze_start_up(None if browser else 7000)
 
 
 def _read_urls(path: str) -> list[str]:

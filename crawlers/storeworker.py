@@ -164,7 +164,9 @@ def worker_main(conn: Any, home: str, config: str | None, marketplace: str, log_
         crawler = _Crawler(ctx)
         stages = [CheckPipeline(crawler), StorePipeline(crawler), EvidencePipeline(crawler)]
         _warm_up(ctx)
-        crawler.stats.set_value("tiswatch/store_worker/gc_frozen", _freeze_start_up())
+        from crawlers.procmem import freeze_start_up
+
+        crawler.stats.set_value("tiswatch/store_worker/gc_frozen", freeze_start_up())
     except Exception as e:
         log.exception("the store worker cannot start")
         _send_or_exit(conn, ("failed", repr(e)))
@@ -264,18 +266,6 @@ def _warm_up(ctx: Any) -> None:
         from matching import check
 
         check(Listing(marketplace=ctx.marketplace, item_id="warm-up", title="ปลั๊กพ่วง 3 ช่อง power strip"), ctx.registry)
-
-
-def _freeze_start_up() -> int:
-    """What start-up loaded (modules, the registry, the Thai dictionary, the matcher's indexes: some
-    150,000 objects, kept to the end) is left out of the garbage collector's full passes from now on
-    (gc.freeze), which otherwise walk all of it again and again while the worker makes short-lived
-    objects for every listing. Garbage made so far is collected first. Returns how many were frozen."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
 
 
 # ---- the crawl process's side ----------------------------------------------------------------------------
