@@ -4,8 +4,10 @@ A listing's pictures come from sellers and CDNs we do not control. Before any pi
 check what the bytes are (by their magic number, not by the Content-Type header or the URL), how large
 the picture claims to be (a small PNG can declare 60,000 x 60,000 pixels and inflate to gigabytes: a
 decompression bomb), and we decode only the first frame of an animation. Pillow's own guard
-(`Image.MAX_IMAGE_PIXELS`) is set to the same limit as a second line of defence, and its warning is
-turned into an error.
+(`Image.MAX_IMAGE_PIXELS`, 89 Mpx by default) stays as a second line of defence, its warning turned
+into an error. It is process-wide, so it is only ever raised (to a caller's higher limit), never
+lowered: a caller's lower limit once became every later caller's (a test of a small limit made another
+test's 960x960 picture a "decompression bomb"), and the caller's own limit is checked here anyway.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = 20
         head = data[:32].lstrip().lower()
         what = "HTML" if head.startswith((b"<!doctype", b"<html")) else "SVG" if b"<svg" in data[:512].lower() else "unknown"
         raise ImageRefused(f"not a JPEG, PNG, WebP or GIF image ({what} content)")
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels  # never lowered: see the module's docstring
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:

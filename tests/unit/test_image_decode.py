@@ -70,6 +70,15 @@ def test_limit_is_the_callers():
         decode(data, max_pixels=119_999)
 
 
+def test_a_callers_low_limit_is_not_left_to_the_rest_of_the_process():
+    before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageRefused):
+        decode(_png(400, 300), max_pixels=100_000)
+    assert before == Image.MAX_IMAGE_PIXELS
+    assert decode(_png(960, 960)).width == 960  # the default limit, after a low one
+    assert Image.open(io.BytesIO(_png(960, 960))).size == (960, 960)  # and Pillow used directly
+
+
 def test_truncated_jpeg_refused():
     buf = io.BytesIO()
     Image.new("RGB", (300, 300), (1, 2, 3)).save(buf, "JPEG")
