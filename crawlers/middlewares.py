@@ -493,8 +493,8 @@ class CrawlReport:
                          run_started=run.started.isoformat(timespec="seconds"))
 
     RSS_AT = (1, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
-    MEMORY_EVERY = 25  # responses between the samples behind tiswatch/rss_mb_median/<n>
-    MEMORY_WINDOW = 8  # samples (the last 200 responses) in each median
+    MEMORY_EVERY = 10  # responses between the samples behind tiswatch/rss_mb_median/<n>
+    MEMORY_WINDOW = 20  # samples (the last 200 responses) in each median
     TRIM_EVERY = 50  # pages between two returns of malloc's free memory to the system (procmem.release_free_heap)
 
     def response_received(self, response, request, spider):
@@ -510,7 +510,9 @@ class CrawlReport:
         One reading of a process tree with Chromium in it rises and falls by hundreds of MB with the
         renderers alive at that instant (a page open is a renderer, and RSS counts the pages they
         share once per renderer), so the tree is also read every MEMORY_EVERY responses and
-        tiswatch/rss_mb_median/<n> (and pss_) is the median of the readings over the last 200."""
+        tiswatch/rss_mb_median/<n> (and pss_) is the median of the readings over the last 200;
+        tiswatch/rss_mb_median_one_browser/<n> (and pss_) is that of those with one Chromium alive
+        (procmem.window_medians says why), tiswatch/memory_readings/<n> how many there were."""
         if _made_by_pipeline(request):
             return
         self._responses += 1
@@ -535,17 +537,20 @@ class CrawlReport:
                                  round(sum(r["pss"] for r in roles.values()), 1), roles))
             del self._memory[:-self.MEMORY_WINDOW]
         if n in self.RSS_AT and n > 1 and self._memory:
-            import statistics
+            from crawlers.procmem import window_medians
 
-            last = [m for m in self._memory if m[0] > n - self.MEMORY_EVERY * self.MEMORY_WINDOW]
-            if last:
-                self.crawler.stats.set_value(f"tiswatch/rss_mb_median/{n}", statistics.median(m[1] for m in last))
-                self.crawler.stats.set_value(f"tiswatch/pss_mb_median/{n}", statistics.median(m[2] for m in last))
+            w = window_medians(self._memory, n - self.MEMORY_EVERY * self.MEMORY_WINDOW)
+            if w:
+                st = self.crawler.stats
+                st.set_value(f"tiswatch/rss_mb_median/{n}", w["rss"])
+                st.set_value(f"tiswatch/pss_mb_median/{n}", w["pss"])
                 # the same medians per kind of process (crawlers/procmem.py role_of): where the memory is
-                names = sorted({r for m in last for r in m[3]})
-                self.crawler.stats.set_value(f"tiswatch/roles_mb_median/{n}", {
-                    r: {k: statistics.median(m[3].get(r, {}).get(k, 0) for m in last) for k in ("rss", "pss", "anon", "n")}
-                    for r in names})
+                st.set_value(f"tiswatch/roles_mb_median/{n}", w["roles"])
+                one = w["one_browser"]
+                st.set_value(f"tiswatch/memory_readings/{n}", f"{w['readings']} ({one.get('readings', 0)} with one Chromium)")
+                if one:
+                    st.set_value(f"tiswatch/rss_mb_median_one_browser/{n}", one["rss"])
+                    st.set_value(f"tiswatch/pss_mb_median_one_browser/{n}", one["pss"])
         if self._responses in self.RSS_AT:
             from crawlers.procmem import tree_memory
 

@@ -149,6 +149,33 @@ def tree_by_role(pid: int | None = None) -> dict[str, dict[str, float]]:
     return out
 
 
+def window_medians(readings: list[tuple[int, float, float, dict]], after: int) -> dict[str, Any]:
+    """Medians of the memory readings taken after `after` pages: `readings` are (pages, tree RSS, tree
+    PSS, tree_by_role()) as a crawl takes them. Returns {} when none is that late, else "rss", "pss",
+    "roles" ({role: {"rss", "pss", "anon", "n": median}}), "readings", and the same "rss"/"pss" over
+    the readings with one Chromium alive ("one_browser": {"rss", "pss", "readings"}, empty when there
+    were none). Why the second figure: when Chromium is replaced ([crawl] browser_retire_pages), the
+    old browser finishes the pages it has open beside the new one, for a second without pictures but
+    for the 15 s or so a backlog of responses waiting for OCR takes with them; how many of a window's
+    readings fall in that overlap then decides the window's median, where the one-browser median
+    compares browsers of the same age. Pure."""
+    import statistics
+
+    last = [m for m in readings if m[0] > after]
+    if not last:
+        return {}
+    names = sorted({r for m in last for r in m[3]})
+    out: dict[str, Any] = {
+        "rss": statistics.median(m[1] for m in last), "pss": statistics.median(m[2] for m in last),
+        "readings": len(last),
+        "roles": {r: {k: statistics.median(m[3].get(r, {}).get(k, 0) for m in last) for k in ("rss", "pss", "anon", "n")}
+                  for r in names}}
+    one = [m for m in last if m[3].get("browser", {}).get("n", 0) == 1]
+    out["one_browser"] = ({"rss": statistics.median(m[1] for m in one), "pss": statistics.median(m[2] for m in one),
+                           "readings": len(one)} if one else {})
+    return out
+
+
 # ---- giving freed memory back ---------------------------------------------------------------------------
 _trim: Any = None
 

@@ -35,7 +35,10 @@
    process, its store worker, the driver, Chromium's browser, renderer, GPU and utility processes:
    where it grows). Goal: growth from 1,000 to 2,000 under 50 MB. The readings at 1,000 and 2,000
    pages fall as a new Chromium starts (with the default 500): compare the medians of the last 200
-   pages' readings, which are of a browser 300 to 500 pages old both times.
+   pages' readings (taken every 10 pages), which are of a browser 300 to 500 pages old both times; with
+   pictures read, an old Chromium lives on beside the new one while a backlog of responses waiting for
+   OCR is scraped (their pages still open), and how many readings fall in that overlap moves the median:
+   the medians of the readings with one Chromium alive are printed too.
    The crawl stops just past the last reading ([crawl] max_pages): the world has more. Pages are the
    pages opened in Chromium; the listings' pictures are not read (as in part 1; --browser-images reads
    them: the image stage's downloads and OCR, about a CPU-second a listing, then set the pace; the
@@ -263,8 +266,13 @@ def bench_browser(tmp: Path, pages: int, images: bool = False, retire: int | Non
                  "Chromium's shared pages once per process, so it moves with the renderers alive at that instant)", ""))
     med = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/rss_mb_median/")}
     pmed = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/pss_mb_median/")}
+    one = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/rss_mb_median_one_browser/")}
+    pone = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/pss_mb_median_one_browser/")}
+    nread = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/memory_readings/")}
     for k in sorted(med):
-        rows.append((f"Browser: median of the last 200 pages' readings at {k}", f"PSS {pmed.get(k, 0):5.0f} MB   RSS {med[k]:5.0f} MB"))
+        rows.append((f"Browser: median of the last 200 pages' readings at {k}",
+                     f"PSS {pmed.get(k, 0):5.0f} MB   RSS {med[k]:5.0f} MB   of those with one Chromium alive: "
+                     f"PSS {pone.get(k, 0):5.0f} MB   RSS {one.get(k, 0):5.0f} MB   (readings: {nread.get(k, '?')})"))
     if 1000 in rss and 2000 in rss:
         rows.append(("Browser: growth from 1,000 to 2,000 pages", f"RSS {rss[2000] - rss[1000]:+.0f} MB   (goal < 50 MB), "
                      f"PSS {pss.get(2000, 0) - pss.get(1000, 0):+.0f} MB, "
@@ -272,6 +280,10 @@ def bench_browser(tmp: Path, pages: int, images: bool = False, retire: int | Non
     if 1000 in med and 2000 in med:
         rows.append(("Browser: growth from 1,000 to 2,000 pages, medians", f"RSS {med[2000] - med[1000]:+.0f} MB   (goal < 50 MB), "
                      f"PSS {pmed.get(2000, 0) - pmed.get(1000, 0):+.0f} MB"))
+    if 1000 in one and 2000 in one:
+        rows.append(("Browser: growth from 1,000 to 2,000 pages, medians of the readings with one Chromium alive",
+                     f"RSS {one[2000] - one[1000]:+.0f} MB, PSS {pone.get(2000, 0) - pone.get(1000, 0):+.0f} MB   "
+                     "(browsers of the same age: procmem.window_medians)"))
     roles = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/roles_mb_median/")}
     if roles:
         rows.append(("Browser: medians by process (crawlers/procmem.py role_of), PSS / RSS / anonymous RSS MB (processes)", ""))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.procmem import role_of, tree_by_role, tree_memory_mb
+from crawlers.procmem import role_of, tree_by_role, tree_memory_mb, window_medians
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc")
 
@@ -92,3 +92,39 @@ def test_release_free_heap_gives_freed_memory_back():
     assert ok == "True"
     assert int(before) > 150           # the freed blocks were still resident
     assert int(after) < int(before) - 100
+
+
+def _reading(pages: int, rss: float, browsers: int, renderers: float = 100.0) -> tuple[int, float, float, dict]:
+    roles = {"renderers": {"rss": renderers, "pss": renderers / 2, "anon": 10.0, "n": 3}}
+    if browsers:
+        roles["browser"] = {"rss": 200.0 * browsers, "pss": 50.0 * browsers, "anon": 5.0, "n": browsers}
+    return (pages, rss, rss / 2, roles)
+
+
+@pytest.mark.parametrize("readings, after, rss, one_rss, one_n, n", [
+    # no reading late enough: nothing
+    ([_reading(100, 1000, 1)], 100, None, None, 0, 0),
+    # every reading with one Chromium: both medians the same
+    ([_reading(p, r, 1) for p, r in ((810, 1000), (820, 1010), (830, 990))], 800, 1000, 1000, 3, 3),
+    # a change of browser at the end of the window: two Chromium in 2 of 5 readings raise the median
+    # of all, not the one-browser median
+    ([_reading(p, r, b) for p, r, b in ((810, 1000, 1), (820, 1010, 1), (830, 990, 1), (840, 1600, 2),
+                                         (850, 1700, 2))], 800, 1010, 1000, 3, 5),
+    # readings of an earlier window are left out
+    ([_reading(100, 5000, 1), _reading(900, 1000, 1)], 800, 1000, 1000, 1, 1),
+    # only overlap readings (and one with no browser at all): no one-browser figure
+    ([_reading(810, 1600, 2), _reading(820, 900, 0)], 800, 1250, None, 0, 2),
+])
+def test_window_medians(readings, after, rss, one_rss, one_n, n):
+    w = window_medians(readings, after)
+    if rss is None:
+        assert w == {}
+        return
+    assert w["rss"] == rss and w["pss"] == rss / 2 and w["readings"] == n
+    assert w["one_browser"].get("rss") == one_rss and w["one_browser"].get("readings", 0) == one_n
+    assert w["roles"]["renderers"]["rss"] == 100.0 and w["roles"]["renderers"]["n"] == 3
+
+
+def test_window_medians_roles_missing_from_a_reading_count_as_zero():
+    w = window_medians([_reading(10, 500, 1), _reading(20, 600, 0), _reading(30, 700, 1)], 0)
+    assert w["roles"]["browser"] == {"rss": 200.0, "pss": 50.0, "anon": 5.0, "n": 1}  # median of 200, 0, 200
