@@ -20,7 +20,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from matching.normalise import _RUNS, _thai_words, clean, fold, fold_uncached, iter_tokens
+from matching.normalise import clean, fold, fold_uncached, iter_runs, iter_tokens, run_tokens
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 12
@@ -65,10 +65,10 @@ def index_words(text: str | None) -> str:
         return ""
     folded = fold_uncached(text)
     if len(folded) <= 20_000:  # folded once (iter_tokens would fold the folded text again)
-        # iter_tokens(folded, folded=True)'s tokens split by sub_words, a run of letters at a time
+        # iter_tokens(folded, folded=True)'s tokens split by sub_words, a run at a time (cached by run)
         parts = []
-        for m in _RUNS.finditer(folded):
-            p = _run_words(m.group(1), True) if m.group(1) else _run_words(m.group(2), False)
+        for run, thai in iter_runs(folded):
+            p = _run_words(run, thai)
             if p:
                 parts.append(p)
         return " ".join(parts)
@@ -80,7 +80,7 @@ def _run_words(run: str, thai: bool) -> str:
     """The index words of one run of iter_tokens (a run of Thai letters, cut into words, or one Latin
     word), cached by run: listing text repeats its runs (product words, shop boilerplate, sellers),
     and cutting and splitting them again was most of a listing's indexing."""
-    return " ".join(w for t in (_thai_words(run) if thai else (run,)) for w in sub_words(t))
+    return " ".join(w for t in run_tokens(run, thai) for w in sub_words(t))
 
 
 GRAM_SPACE = "\u2423"  # ␣ stands for a space inside a trigram, so trigrams can be separated by spaces

@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 THAI_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
 # zero-width and invisible characters sellers (and copy-paste) leave in titles
@@ -171,16 +175,29 @@ def fold_uncached(text: str) -> str:
     return _clean.__wrapped__(text).casefold()
 
 
+def iter_runs(folded: str) -> Iterator[tuple[str, bool]]:
+    """The runs tokens() cuts a folded text into, in order: (a run of Thai letters, True), cut into
+    words by run_tokens(), or (one Latin word, number or code, False), a token as it is. For callers
+    that cache their own work by run (listings/query.py index_words)."""
+    for m in _RUNS.finditer(folded):
+        yield (m.group(1), True) if m.group(1) else (m.group(2), False)
+
+
+def run_tokens(run: str, thai: bool) -> tuple[str, ...]:
+    """The tokens of one run of iter_runs()."""
+    return _thai_words(run) if thai else (run,)
+
+
 def iter_tokens(text: str, cache: bool = True, folded: bool = False) -> list[str]:
     """tokens(); with cache=False nothing keeps the whole text (a listing's title and description,
     read once for the search index, would only push useful entries out), while its Thai runs are
     still cut from the cache. folded=True: `text` is fold()'s output already (not folded again)."""
     out: list[str] = []
-    for m in _RUNS.finditer(text if folded else fold(text) if cache else fold_uncached(text)):
-        if m.group(1):
-            out.extend(_thai_words(m.group(1)))
+    for run, thai in iter_runs(text if folded else fold(text) if cache else fold_uncached(text)):
+        if thai:
+            out.extend(_thai_words(run))
         else:
-            out.append(m.group(2))
+            out.append(run)
     return out
 
 

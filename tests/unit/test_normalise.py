@@ -1,6 +1,16 @@
 import pytest
 
-from matching.normalise import brand_key, clean, fix_thai, fold, model_key, tokens
+from matching.normalise import (
+    brand_key,
+    clean,
+    fix_thai,
+    fold,
+    iter_runs,
+    iter_tokens,
+    model_key,
+    run_tokens,
+    tokens,
+)
 
 
 @pytest.mark.parametrize("raw, want", [
@@ -168,3 +178,16 @@ def test_str_split_splits_where_the_regex_s_does():
     rx = re.compile(r"\s")
     assert {c for c in range(sys.maxunicode + 1) if rx.match(chr(c))} == \
         {c for c in range(sys.maxunicode + 1) if len(f"a{chr(c)}b".split()) == 2}
+
+
+@pytest.mark.parametrize("text, runs", [
+    ("", []),
+    ("พาวเวอร์แบงค์ 10000mah", [("พาวเวอร์แบงค์", True), ("10000mah", False)]),
+    ("pb-2001 มอก.2217-2548!", [("pb-2001", False), ("มอก", True), ("2217-2548", False)]),
+    ("... ---", []),
+])
+def test_iter_runs(text, runs):
+    folded = fold(text)
+    assert list(iter_runs(folded)) == runs
+    # the runs' tokens, in order, are the text's tokens
+    assert [t for r, thai in iter_runs(folded) for t in run_tokens(r, thai)] == iter_tokens(text) == list(tokens(text))
