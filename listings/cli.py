@@ -450,6 +450,22 @@ def prune_observations_cmd(
     console.print(f"{'would prune' if dry_run else 'pruned'} {n:,} observations last seen more than {n_days} days ago")
 
 
+@store_app.command("rebuild-words")
+def rebuild_words() -> None:
+    """Cut every listing's search text into words again, with this tiswatch's cut (after an upgrade
+    that changed it: listings/query.py WORDS_VERSION; without it, a word search can miss listings
+    stored before). The SQLite store does this by itself when it first opens after such an upgrade;
+    run it on an Elasticsearch/OpenSearch store. Safe while crawls run (a listing rewritten meanwhile
+    keeps its new words)."""
+    st = _open()
+    try:
+        with console.status("cutting words …") as status:
+            r = st.rebuild_words(lambda k: status.update(f"cutting words … {k:,} listings"))
+    finally:
+        st.close()
+    console.print(f"{r['listings']:,} listings read, {r['changed']:,} with new words")
+
+
 @store_app.command("rollover")
 def rollover(force: Annotated[bool, typer.Option("--force", help="roll over now, whatever the conditions")] = False) -> None:
     """Roll the observation write index over when its age, size or document count passes the

@@ -25,7 +25,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -284,11 +284,15 @@ class ElasticStore:
     def _search(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._req("POST", f"/{self.a(kind)}/_search", body)
 
-    def _scan(self, kind: str, query: dict[str, Any], sort: list[Any], source: Any = True, page: int = 2000) -> Iterator[dict[str, Any]]:
-        """Every matching document, in `sort` order (which must end with a unique field)."""
+    def _scan(self, kind: str, query: dict[str, Any], sort: list[Any], source: Any = True, page: int = 2000,
+              versions: bool = False) -> Iterator[dict[str, Any]]:
+        """Every matching document, in `sort` order (which must end with a unique field); versions=True:
+        with each one's _seq_no and _primary_term (for writes guarded by them)."""
         after = None
         while True:
             body: dict[str, Any] = {"query": query, "sort": sort, "size": page, "_source": source, "track_total_hits": False}
+            if versions:
+                body["seq_no_primary_term"] = True
             if after is not None:
                 body["search_after"] = after
             hits = self._search(kind, body)["hits"]["hits"]
@@ -779,6 +783,31 @@ class ElasticStore:
         self._refresh_now("evidence")
         return [{f: h["_source"].get(f) for f in ("kind", "path", "sha256", "size", "created_at", "pruned_at")}
                 for h in self._scan("evidence", {"term": {"key": key}}, [{"seq": "asc"}])]
+
+    def rebuild_words(self, progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Cut every listing's search text into words again (listings/query.py index_words, after a
+        change of WORDS_VERSION) and rewrite the documents whose words changed: {"listings": read,
+        "changed": rewritten}. Each write is guarded by the document's version: one rewritten
+        meanwhile (by a crawl, which cut its words the new way) is left as it is."""
+        self._refresh_now("listings")
+        n = changed = 0
+        actions: list[dict[str, Any] | None] = []
+        for h in self._scan("listings", {"match_all": {}}, [{"key": "asc"}], versions=True, page=1000):
+            src = h["_source"]
+            words = Q.search_fields(src)[0]
+            n += 1
+            if words != src.get("words"):
+                changed += 1
+                actions += [{"index": {"_index": h["_index"], "_id": h["_id"], "if_seq_no": h["_seq_no"],
+                                       "if_primary_term": h["_primary_term"]}}, _with_grams({**src, "words": words})]
+            if len(actions) >= 1000:
+                self._bulk(actions, refresh=False)
+                actions = []
+            if progress is not None and n % 10_000 == 0:
+                progress(n)
+        self._bulk(actions, refresh=False)
+        self._refresh_now("listings")
+        return {"listings": n, "changed": changed}
 
     def set_review_status(self, key: str, status: str) -> None:
         if status not in REVIEW_STATUSES:

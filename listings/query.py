@@ -22,6 +22,12 @@ from typing import Any
 
 from matching.normalise import clean, fold, fold_uncached, iter_runs, iter_tokens, run_tokens
 
+# The version of index_words' cut. Raise it whenever a change to it (or to matching.normalise's runs
+# and Thai words) changes the words of a stored text: a store then cuts its listings again
+# (SqliteStore does it when it opens; a cluster store with `tiswatch store rebuild-words`), since a
+# query cut the new way may not find words stored the old way. 2: Latin and digit runs no longer swallow
+# the Thai letters after them ('3ช่อง' was cut '3ช' + '่อง', so 'ช่อง' was not found as a word).
+WORDS_VERSION = "2"
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 12
 MIN_SUBSTRING = 3  # the trigram index finds substrings of three characters or more

@@ -15,10 +15,11 @@ Tables (schema v2; listings/sqlite_migrate.py moves a v1 database forward in pla
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from listings.store import (
     dump_record_batches,
     gc_paused,
 )
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -308,6 +311,7 @@ class SqliteStore:
         self.db.executescript(SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._ensure_facet_counts()
+        self._ensure_words()
         self._written = 0
         self._batch = False  # begin_batch(): writes share one transaction until commit_batch()
         # in a batch, the full-text rows of the listings written: {listing id: (words, folded text)};
@@ -361,6 +365,64 @@ class SqliteStore:
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+
+    def _ensure_words(self) -> None:
+        """Cut every listing's text into words again when the database's word index was cut by
+        another version of listings/query.py index_words (WORDS_VERSION; a database written by an
+        older tiswatch): once, about 10 s per 100,000 listings, in chunks that other writers (crawls
+        opening the same store) can come between. Interrupted, it starts again at the next open."""
+        def current() -> bool:
+            r = self.db.execute("SELECT value FROM meta WHERE key='words_version'").fetchone()
+            return bool(r) and r[0] == Q.WORDS_VERSION
+
+        if current():
+            return
+        with self._lock:
+            r = self.rebuild_words()
+            if r["changed"]:
+                log.info("%s: search words cut again (word index v%s): %d of %d listings changed", self.path,
+                         Q.WORDS_VERSION, r["changed"], r["listings"])
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('words_version', ?)", (Q.WORDS_VERSION,))
+            self.db.commit()
+
+    def rebuild_words(self, progress: Callable[[int], None] | None = None, chunk: int = 2000) -> dict[str, int]:
+        """Cut every listing's search text into words again (listings/query.py index_words) and
+        rewrite the rows whose words changed: {"listings": read, "changed": rewritten}. In
+        transactions of `chunk` listings each (a listing written meanwhile by another process was cut
+        the new way by it), or inside the caller's transaction when there is one."""
+        n = changed = 0
+        last = -1
+        with self._lock:
+            own = not self.db.in_transaction
+            while True:
+                if own:
+                    self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self.db.execute(
+                        "SELECT l.id, l.title, l.brand, l.seller, l.description, w.words FROM listings l "
+                        "LEFT JOIN search_words w ON w.rowid = l.id WHERE l.id > ? ORDER BY l.id LIMIT ?", (last, chunk)).fetchall()
+                    new = []
+                    for lid, title, brand, seller, description, old in rows:
+                        words = Q.index_words(Q.listing_text({"title": title, "brand": brand, "seller": seller,
+                                                              "description": description}))
+                        if words != old:
+                            new.append((lid, words))
+                    cur = self.db.cursor()
+                    cur.executemany("DELETE FROM search_words WHERE rowid=?", [(lid,) for lid, _ in new])
+                    cur.executemany("INSERT INTO search_words(rowid, words) VALUES (?,?)", new)
+                    if own:
+                        self.db.execute("COMMIT")
+                except BaseException:
+                    if own:
+                        self.db.execute("ROLLBACK")
+                    raise
+                n += len(rows)
+                changed += len(new)
+                if progress is not None and rows:
+                    progress(n)
+                if len(rows) < chunk:
+                    return {"listings": n, "changed": changed}
+                last = rows[-1][0]
 
     def rebuild_facet_counts(self) -> int:
         """Recount the facet count tables from the listings (inside the caller's transaction)."""

@@ -14,7 +14,7 @@ Times are ISO 8601 strings in UTC ("2026-11-01T03:00:00+00:00") in everything a 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -215,6 +215,10 @@ class ListingStore(Protocol):
     def info(self) -> dict[str, Any]: ...
     def flush(self) -> None: ...
     def prune_observations(self, before: datetime, keep: Iterable[str] = (), dry_run: bool = False) -> int: ...
+    # rebuild_words: cut every listing's search text into words again (after a change of
+    #   listings/query.py WORDS_VERSION), rewriting those whose words changed; progress(n) with the
+    #   listings read so far, as it goes. {"listings": read, "changed": rewritten}.
+    def rebuild_words(self, progress: Callable[[int], None] | None = None) -> dict[str, int]: ...
     # ---- re-checks and revisits (ops/: the scheduler, issue 9) ------------------------------------
     # affected_keys: stored listings (active or delisted) whose verdict may depend on these standards
     #   (base numbers: '2432', '685 เล่ม 1') or licences: the listing's standard or one that applies

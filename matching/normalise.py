@@ -116,7 +116,7 @@ def brand_key(brand: str | None) -> str:
     return _BRAND_STRIP.sub("", fold(brand))
 
 
-_RUNS = re.compile(r"([\u0e00-\u0e7f]+)|([^\W_]+(?:[-.][^\W_]+)*)")
+_RUNS = re.compile(r"([\u0e00-\u0e7f]+)|([^\W_\u0e00-\u0e7f]+(?:[-.][^\W_\u0e00-\u0e7f]+)*)")
 
 
 class _WordSet:

@@ -325,3 +325,16 @@ def test_the_retention_job_prunes_observations(tmp_path):
     st = open_store(s)
     assert [o["data"]["price"] for o in st.history("lazada:7")["observations"]] == [120.0]
     st.close()
+
+
+def test_store_rebuild_words(tw):
+    import sqlite3
+
+    db = sqlite3.connect(tw.home / "listings.sqlite")
+    (n,) = db.execute("SELECT count(*) FROM listings").fetchone()
+    db.execute("UPDATE search_words SET words = 'x' WHERE rowid = (SELECT min(rowid) FROM search_words)")  # one row spoilt
+    db.commit()
+    db.close()
+    out = " ".join(tw("store", "rebuild-words").stdout.split())
+    assert f"{n:,} listings read, 1 with new words" in out
+    assert "0 with new words" in " ".join(tw("store", "rebuild-words").stdout.split())

@@ -312,3 +312,34 @@ def test_search_index_in_a_batch_reads_its_own_writes_and_commits_with_it(tmp_pa
     finally:
         store.close()
         other.close()
+
+
+def test_a_database_whose_words_were_cut_by_an_older_tiswatch_is_cut_again_when_opened(tmp_path, monkeypatch, caplog):
+    import logging
+    import re
+
+    import matching.normalise as N
+    from listings.query import WORDS_VERSION
+
+    path = tmp_path / "listings.sqlite"
+    monkeypatch.setattr(N, "_RUNS", re.compile(r"([\u0e00-\u0e7f]+)|([^\W_]+(?:[-.][^\W_]+)*)"))  # the cut before v2
+    st = SqliteStore(path)
+    x = Listing(marketplace="shopee", item_id="1", title="รางปลั๊ก Haco", description="ปลั๊กพ่วง4ช่อง")
+    st.ingest(x, None, T0)
+    st.close()
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE key='words_version'")  # as a database written before the version was kept
+    db.commit()
+    db.close()
+    monkeypatch.undo()
+
+    with caplog.at_level(logging.INFO, logger="listings.sqlite_store"):
+        st = SqliteStore(path)
+    assert "1 of 1 listings changed" in caplog.text
+    assert [h["key"] for h in st.search(SearchQuery(text="ช่อง")).hits] == [x.key]
+    assert tuple(st.db.execute("SELECT value FROM meta WHERE key='words_version'").fetchone()) == (WORDS_VERSION,)
+    st.close()
+
+    # at the current version, opening cuts nothing again
+    monkeypatch.setattr(SqliteStore, "rebuild_words", lambda self, progress=None: pytest.fail("cut again"))
+    SqliteStore(path).close()

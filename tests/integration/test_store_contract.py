@@ -221,6 +221,32 @@ def test_thai_search(corpus, q, want):
     assert {h["key"] for h in corpus.search(SearchQuery(text=q)).hits} == want
 
 
+def test_words_cut_by_an_older_tiswatch_are_cut_again(store, monkeypatch):
+    """A listing stored with the word cut before listings/query.py WORDS_VERSION 2 (Latin and digit
+    runs took the Thai letters after them: '3ช่อง' was '3ช' + '่อง') is found by word once
+    rebuild_words has cut it again; a second rebuild changes nothing."""
+    import re
+
+    import matching.normalise as N
+
+    a = L(item_id="w1", title="ปลั๊กพ่วง Haco", description="รางปลั๊ก3ช่อง สายยาว5เมตร")
+    b = L(item_id="w2", title="พาวเวอร์แบงค์", description="ชาร์จเร็ว 2 พอร์ต")
+    monkeypatch.setattr(N, "_RUNS", re.compile(r"([\u0e00-\u0e7f]+)|([^\W_]+(?:[-.][^\W_]+)*)"))
+    store.ingest(a, V(a), T0)
+    store.ingest(b, V(b), T0)
+    assert store.get(a.key) is not None  # stored (through the bulk path too) with the old cut
+    monkeypatch.undo()
+
+    def found(q):
+        return {h["key"] for h in store.search(SearchQuery(text=q)).hits}
+
+    assert found("ช่อง") == set() and found("เมตร") == set()  # words of the description only
+    assert store.rebuild_words() == {"listings": 2, "changed": 1}
+    assert found("ช่อง") == {a.key} and found("เมตร") == {a.key} and found("3ช่อง") == {a.key}
+    assert found("ปลั๊กพ่วง") == {a.key} and found("พอร์ต") == {b.key}  # the others' words kept
+    assert store.rebuild_words() == {"listings": 2, "changed": 0}
+
+
 def test_search_explains_why_it_matched(corpus):
     r = corpus.search(SearchQuery(text="ปลั๊ก พ่วง"))
     (hit,) = r.hits

@@ -184,6 +184,10 @@ def test_str_split_splits_where_the_regex_s_does():
     ("", []),
     ("พาวเวอร์แบงค์ 10000mah", [("พาวเวอร์แบงค์", True), ("10000mah", False)]),
     ("pb-2001 มอก.2217-2548!", [("pb-2001", False), ("มอก", True), ("2217-2548", False)]),
+    # Latin and digit runs stop at Thai letters (before words v2, '3ช่อง' was cut '3ช' + '่อง')
+    ("ปลั๊กไฟ,3ช่อง", [("ปลั๊กไฟ", True), ("3", False), ("ช่อง", True)]),
+    ("10000mAhพาวเวอร์แบงค์", [("10000mah", False), ("พาวเวอร์แบงค์", True)]),
+    ("หม้อหุงข้าว1.8ลิตร", [("หม้อหุงข้าว", True), ("1.8", False), ("ลิตร", True)]),
     ("... ---", []),
 ])
 def test_iter_runs(text, runs):
