@@ -36,8 +36,9 @@ def _field_kb(path: Path, name: str) -> int:
     return 0
 
 
-def _tree(root: int) -> list[int]:
-    kids = _children()
+def _tree(root: int, kids: dict[int, list[int]] | None = None) -> list[int]:
+    """`root` and its descendants, each after its parent (`kids`: _children(), read here if not given)."""
+    kids = _children() if kids is None else kids
     out, todo, seen = [], [root], set()
     while todo:
         p = todo.pop()
@@ -236,15 +237,7 @@ def browser_processes(pid: int | None = None) -> dict[int, str]:
     kids = _children()
     parent = {k: p for p, ks in kids.items() for k in ks}
     out: dict[int, str] = {}
-    todo, seen = [root], set()
-    while todo:  # parents before their children
-        p = todo.pop(0)
-        if p in seen:
-            continue
-        seen.add(p)
-        todo.extend(kids.get(p, []))
-        if p == root:
-            continue
+    for p in _tree(root, kids)[1:]:  # parents before their children
         r = role_of(_argv(p))
         if r in CHROMIUM_ROLES:
             out[p] = "helper" if r == "browser" and parent.get(p) in out else r
