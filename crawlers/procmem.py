@@ -244,6 +244,22 @@ def browser_processes(pid: int | None = None) -> dict[int, str]:
     return out
 
 
+def driver_environ(pid: int | None = None) -> dict[str, str] | None:
+    """The environment of the Playwright driver under `pid` (default: this process), None when there
+    is none (or no /proc)."""
+    if not PROC.exists():
+        return None
+    root = os.getpid() if pid is None else pid
+    for p in _tree(root)[1:]:
+        if role_of(_argv(p)) == "driver":
+            try:
+                raw = (PROC / str(p) / "environ").read_bytes()
+            except OSError:
+                continue
+            return dict(kv.decode("utf-8", "replace").split("=", 1) for kv in raw.split(b"\0") if b"=" in kv)
+    return None
+
+
 def descendants(pid: int) -> list[int]:
     """`pid` and every process under it (empty when it is gone)."""
     if not PROC.exists() or not (PROC / str(pid)).exists():

@@ -63,6 +63,9 @@ def test_shopee_in_chromium_with_evidence_then_round_two(server, world, tmp_path
     s = r.report["stats"]
     assert s["tiswatch/browser_pages_open_at_end"] == 0
     assert s["playwright/page_count"] >= len(ws)
+    # Playwright's node driver ran with a small young generation (crawlers/browser.py DRIVER_NODE_OPTIONS),
+    # read back from the driver process's own environment
+    assert "--max-semi-space-size=4" in s["tiswatch/driver_node_options"].split()
     assert s["tiswatch/browser_contexts_recycled"] >= s["playwright/page_count"] // 8 - 2
     assert s["playwright/context_count"] == s["tiswatch/browser_contexts_recycled"] + 1 or \
         s["playwright/context_count"] == s["tiswatch/browser_contexts_recycled"] + 2

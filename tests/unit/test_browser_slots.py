@@ -228,3 +228,16 @@ def test_a_browser_launched_while_an_old_one_closes_stays_tracked():
     assert h.browsers == {0: new}
     assert not hasattr(h, "browser") and h.closing == set()
     assert stats == {"tiswatch/browsers_retired": 1}
+
+
+@pytest.mark.parametrize("current, want", [
+    (None, "--max-semi-space-size=4"),
+    ("", "--max-semi-space-size=4"),
+    ("--max-old-space-size=512", "--max-old-space-size=512 --max-semi-space-size=4"),  # the operator's kept
+    ("--max-semi-space-size=16", "--max-semi-space-size=16"),  # the operator's own size wins
+    ("  --trace-gc   --max-semi-space-size=8 ", "--trace-gc --max-semi-space-size=8"),
+])
+def test_driver_node_options(current, want):
+    from crawlers.browser import driver_node_options
+
+    assert driver_node_options(current) == want
