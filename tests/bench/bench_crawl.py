@@ -68,6 +68,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -226,6 +227,11 @@ def bench_http(tmp: Path, n_listings: int, rounds: int, latency_ms: int = 0,
     return rows
 
 
+def _by_pages(st: dict[str, Any], prefix: str) -> dict[int, Any]:
+    """{pages: value} of the crawl stats named prefix + pages (tiswatch/rss_mb/1000 and the like)."""
+    return {int(k[len(prefix):]): v for k, v in st.items() if k.startswith(prefix)}
+
+
 def bench_browser(tmp: Path, pages: int, images: bool = False, retire: int | None = None) -> list[tuple[str, str]]:
     from crawlers.runner import crawl_command
     from sandbox.server import SandboxServer
@@ -258,21 +264,21 @@ def bench_browser(tmp: Path, pages: int, images: bool = False, retire: int | Non
             ("Browser: pages held back while responses waited for the pipeline",
              f"{st.get('tiswatch/backlog_waits', 0)} ({st.get('tiswatch/backlog_wait_s', 0):.0f}s in all; "
              "crawlers.middlewares.ScrapeBacklogMiddleware)")]
-    rss = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/rss_mb/")}
-    pss = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/pss_mb/")}
-    py = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/python_rss_mb/")}
-    procs = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/processes/")}
+    rss = _by_pages(st, "tiswatch/rss_mb/")
+    pss = _by_pages(st, "tiswatch/pss_mb/")
+    py = _by_pages(st, "tiswatch/python_rss_mb/")
+    procs = _by_pages(st, "tiswatch/processes/")
     for k in sorted(rss):
         rows.append((f"Browser: memory after {k} pages", f"PSS {pss.get(k, 0):5.0f} MB   RSS {rss[k]:5.0f} MB   "
                      f"(the crawl's Python process alone: RSS {py.get(k, 0):4.0f} MB; {procs.get(k, '?')} processes)"))
     rows.append(("  (the whole process tree: Python (the crawl process, its store worker on 2+ CPUs), Playwright's "
                  "driver, every Chromium process; RSS counts "
                  "Chromium's shared pages once per process, so it moves with the renderers alive at that instant)", ""))
-    med = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/rss_mb_median/")}
-    pmed = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/pss_mb_median/")}
-    one = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/rss_mb_median_one_browser/")}
-    pone = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/pss_mb_median_one_browser/")}
-    nread = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/memory_readings/")}
+    med = _by_pages(st, "tiswatch/rss_mb_median/")
+    pmed = _by_pages(st, "tiswatch/pss_mb_median/")
+    one = _by_pages(st, "tiswatch/rss_mb_median_one_browser/")
+    pone = _by_pages(st, "tiswatch/pss_mb_median_one_browser/")
+    nread = _by_pages(st, "tiswatch/memory_readings/")
     for k in sorted(med):
         rows.append((f"Browser: median of the last 200 pages' readings at {k}",
                      f"PSS {pmed.get(k, 0):5.0f} MB   RSS {med[k]:5.0f} MB   of those with one Chromium alive: "
@@ -290,7 +296,7 @@ def bench_browser(tmp: Path, pages: int, images: bool = False, retire: int | Non
         rows.append(("Browser: growth from 1,000 to 2,000 pages, medians of the readings with one Chromium alive",
                      f"RSS {one[2000] - one[1000]:+.0f} MB, PSS {pone.get(2000, 0) - pone.get(1000, 0):+.0f} MB   "
                      "(browsers of the same age: procmem.window_medians)"))
-    roles = {int(k.rsplit("/", 1)[1]): v for k, v in st.items() if k.startswith("tiswatch/roles_mb_median/")}
+    roles = _by_pages(st, "tiswatch/roles_mb_median/")
     if roles:
         rows.append(("Browser: medians by process (crawlers/procmem.py role_of), PSS / RSS / anonymous RSS MB (processes)", ""))
         names = sorted({r for v in roles.values() for r in v}, key=lambda r: -max(v.get(r, {}).get("pss", 0) for v in roles.values()))
