@@ -194,10 +194,7 @@ def iter_tokens(text: str, cache: bool = True, folded: bool = False) -> list[str
     still cut from the cache. folded=True: `text` is fold()'s output already (not folded again)."""
     out: list[str] = []
     for run, thai in iter_runs(text if folded else fold(text) if cache else fold_uncached(text)):
-        if thai:
-            out.extend(_thai_words(run))
-        else:
-            out.append(run)
+        out.extend(run_tokens(run, thai))
     return out
 
 
