@@ -412,7 +412,7 @@ class ElasticStore:
                 docs[key] = new
                 results.append(pl.result)
             for key, rec in words_of.items():
-                docs[key]["words"] = Q.search_fields(rec)[0]
+                docs[key]["words"] = Q.search_words(rec)
             # phase 1: observation runs, changes, verdicts
             for oid, d in pending.items():
                 actions += [{"index": {"_index": self.a("observations"), "_id": oid}}, d]
@@ -794,7 +794,7 @@ class ElasticStore:
         actions: list[dict[str, Any] | None] = []
         for h in self._scan("listings", {"match_all": {}}, [{"key": "asc"}], versions=True, page=1000):
             src = h["_source"]
-            words = Q.search_fields(src)[0]
+            words = Q.search_words(src)
             n += 1
             if words != src.get("words"):
                 changed += 1
@@ -1172,7 +1172,7 @@ class ElasticStore:
             doc["tis_base"] = P.tis_base(rec.get("tis_no"))
             doc["seller_norm"] = P.seller_norm(rec.get("seller"))
             doc["seller_key"] = f"{rec['marketplace']}\x1f{rec['seller_id']}" if rec.get("seller_id") else None
-            doc["words"] = Q.search_fields(rec)[0]
+            doc["words"] = Q.search_words(rec)
             latest = None
             for o in hist.get("observations", []):
                 seq = self._seq()

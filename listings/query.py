@@ -105,9 +105,14 @@ def listing_text(record: dict[str, Any], fields: tuple[str, ...] = SEARCH_FIELDS
     return " \n ".join(str(record[f]) for f in fields if record.get(f))
 
 
+def search_words(record: dict[str, Any]) -> str:
+    """The words of every search field of a listing, as its word index holds them."""
+    return index_words(listing_text(record))
+
+
 def search_fields(record: dict[str, Any]) -> tuple[str, str]:
     """(words of every search field, folded text of the substring fields) indexed for a listing."""
-    return index_words(listing_text(record)), fold_uncached(listing_text(record, SUBSTRING_FIELDS))
+    return search_words(record), fold_uncached(listing_text(record, SUBSTRING_FIELDS))
 
 
 def substring_text(record: dict[str, Any]) -> str:

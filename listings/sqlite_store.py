@@ -403,8 +403,7 @@ class SqliteStore:
                         "LEFT JOIN search_words w ON w.rowid = l.id WHERE l.id > ? ORDER BY l.id LIMIT ?", (last, chunk)).fetchall()
                     new = []
                     for lid, title, brand, seller, description, old in rows:
-                        words = Q.index_words(Q.listing_text({"title": title, "brand": brand, "seller": seller,
-                                                              "description": description}))
+                        words = Q.search_words({"title": title, "brand": brand, "seller": seller, "description": description})
                         if words != old:
                             new.append((lid, words))
                     cur = self.db.cursor()
