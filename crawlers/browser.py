@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -50,6 +51,7 @@ def driver_node_options(current: str | None) -> str:
     flags = {o.split("=", 1)[0] for o in have}
     return " ".join(have + [o for o in DRIVER_NODE_OPTIONS if o.split("=", 1)[0] not in flags])
 
+
 class PlaywrightHandler(ScrapyPlaywrightDownloadHandler):
     NEW_PAGE_TIMEOUT = 30.0  # seconds (_new_page_within)
 
@@ -65,8 +67,6 @@ class PlaywrightHandler(ScrapyPlaywrightDownloadHandler):
         """scrapy-playwright's start (the driver, then the browser on demand), with the driver's
         NODE_OPTIONS (driver_node_options); the driver's own, read back from /proc, are in the stat
         tiswatch/driver_node_options."""
-        import os
-
         before = os.environ.get("NODE_OPTIONS")
         os.environ["NODE_OPTIONS"] = driver_node_options(before)
         try:
