@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from store_helpers import T0
+from store_helpers import RUNS_BEFORE_WORDS_V2, T0
 
 from listings.model import Listing
 from listings.sqlite_migrate import migrate
@@ -316,13 +316,12 @@ def test_search_index_in_a_batch_reads_its_own_writes_and_commits_with_it(tmp_pa
 
 def test_a_database_whose_words_were_cut_by_an_older_tiswatch_is_cut_again_when_opened(tmp_path, monkeypatch, caplog):
     import logging
-    import re
 
     import matching.normalise as N
     from listings.query import WORDS_VERSION
 
     path = tmp_path / "listings.sqlite"
-    monkeypatch.setattr(N, "_RUNS", re.compile(r"([\u0e00-\u0e7f]+)|([^\W_]+(?:[-.][^\W_]+)*)"))  # the cut before v2
+    monkeypatch.setattr(N, "_RUNS", RUNS_BEFORE_WORDS_V2)
     st = SqliteStore(path)
     x = Listing(marketplace="shopee", item_id="1", title="รางปลั๊ก Haco", description="ปลั๊กพ่วง4ช่อง")
     st.ingest(x, None, T0)

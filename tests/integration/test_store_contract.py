@@ -5,7 +5,7 @@ store for the same history (test_backends_agree)."""
 from __future__ import annotations
 
 import pytest
-from store_helpers import PATHS, T0, Batched, D, H, make_store, osmem  # noqa: F401
+from store_helpers import PATHS, RUNS_BEFORE_WORDS_V2, T0, Batched, D, H, make_store, osmem  # noqa: F401
 
 from listings.model import Listing
 from listings.store import Delisting, SearchQuery
@@ -225,13 +225,11 @@ def test_words_cut_by_an_older_tiswatch_are_cut_again(store, monkeypatch):
     """A listing stored with the word cut before listings/query.py WORDS_VERSION 2 (Latin and digit
     runs took the Thai letters after them: '3ช่อง' was '3ช' + '่อง') is found by word once
     rebuild_words has cut it again; a second rebuild changes nothing."""
-    import re
-
     import matching.normalise as N
 
     a = L(item_id="w1", title="ปลั๊กพ่วง Haco", description="รางปลั๊ก3ช่อง สายยาว5เมตร")
     b = L(item_id="w2", title="พาวเวอร์แบงค์", description="ชาร์จเร็ว 2 พอร์ต")
-    monkeypatch.setattr(N, "_RUNS", re.compile(r"([\u0e00-\u0e7f]+)|([^\W_]+(?:[-.][^\W_]+)*)"))
+    monkeypatch.setattr(N, "_RUNS", RUNS_BEFORE_WORDS_V2)
     store.ingest(a, V(a), T0)
     store.ingest(b, V(b), T0)
     assert store.get(a.key) is not None  # stored (through the bulk path too) with the old cut
